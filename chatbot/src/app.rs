@@ -1,0 +1,105 @@
+//! Startup and shutdown: builds the shared state from the configuration, serves the router, drains on signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ModelBackend};
+use crate::metrics::Metrics;
+use crate::model::knowledge::KnowledgeBase;
+use crate::model::openai::{OpenAi, OpenAiConfig};
+use crate::model::{Backend, Model};
+use crate::store::{Store, StoreConfig, redact};
+use crate::{routes, system};
+
+/// What every handler shares. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub model: Arc<Model>,
+    pub metrics: Metrics,
+}
+
+/// Loads the knowledge base named in the configuration, or the shipped one.
+fn knowledge_base(config: &Config) -> anyhow::Result<KnowledgeBase> {
+    match &config.knowledge_file {
+        None => Ok(KnowledgeBase::builtin()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            KnowledgeBase::from_yaml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        }
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes in-flight requests and closes the database.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new();
+    let kb = Arc::new(knowledge_base(&config)?);
+    let backend = match config.model_backend {
+        ModelBackend::Builtin => Backend::Builtin,
+        ModelBackend::Openai => Backend::OpenAi(OpenAi::new(
+            OpenAiConfig {
+                base_url: config.openai_base_url.clone(),
+                model: config.openai_model.clone(),
+                api_key: config.openai_api_key.clone(),
+                timeout: config.openai_timeout,
+                max_retries: config.openai_max_retries,
+            },
+            &kb,
+        )?),
+    };
+    let model = Arc::new(Model::new(kb, backend, config.answer_cache_size, metrics.clone()));
+    let store_config = StoreConfig {
+        url: config.database_url.clone(),
+        max_connections: config.db_max_connections,
+        acquire_timeout: config.db_acquire_timeout,
+    };
+    let (store, writer) = Store::connect(&store_config, metrics.clone())
+        .await
+        .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    let sampler = tokio::spawn(system::sample_forever(metrics.clone(), config.sample_interval));
+
+    let state = AppState { store, model, metrics };
+    let router = routes::router(state, config.http_metrics);
+    tracing::info!(
+        address = %listener.local_addr()?,
+        database = %redact(&config.database_url),
+        model = ?config.model_backend,
+        http_metrics = config.http_metrics,
+        "listening"
+    );
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    sampler.abort();
+    writer.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested, finishing in-flight requests");
+}

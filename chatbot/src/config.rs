@@ -1,0 +1,98 @@
+//! Command-line flags and their environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModelBackend {
+    /// The embedded intent classifier over the knowledge base: no network, deterministic.
+    Builtin,
+    /// Any OpenAI-compatible chat-completions endpoint, falling back to `builtin` when it fails.
+    Openai,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// Customer-support (SAV) chatbot with Prometheus metrics.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chatbot", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CHATBOT_LISTEN", default_value = "0.0.0.0:8000")]
+    pub listen: SocketAddr,
+
+    /// sqlite://PATH (created with its schema when missing) or postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://chatbot.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// Largest number of database connections.
+    #[arg(long, env = "CHATBOT_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub db_max_connections: u32,
+
+    /// How long a request waits for a database connection before it is answered 503.
+    #[arg(long, env = "CHATBOT_DB_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Which model answers.
+    #[arg(long, env = "CHATBOT_MODEL_BACKEND", value_enum, default_value_t = ModelBackend::Builtin)]
+    pub model_backend: ModelBackend,
+
+    /// Base URL of the OpenAI-compatible API, up to the version (`…/v1`).
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    pub openai_base_url: String,
+
+    /// Model name sent to the OpenAI-compatible API.
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+
+    /// API key, read from the environment only so that it never shows in a process listing.
+    #[arg(skip = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()))]
+    pub openai_api_key: Option<String>,
+
+    /// Deadline of one call to the OpenAI-compatible API.
+    #[arg(long, env = "OPENAI_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub openai_timeout: Duration,
+
+    /// Retries of a timed-out or failed (429, 5xx, connection) call before falling back to builtin.
+    #[arg(long, env = "OPENAI_MAX_RETRIES", default_value_t = 2)]
+    pub openai_max_retries: u32,
+
+    /// A knowledge base YAML file replacing the shipped one.
+    #[arg(long, env = "CHATBOT_KNOWLEDGE_FILE")]
+    pub knowledge_file: Option<PathBuf>,
+
+    /// Answers kept in the answer cache (0 turns it off).
+    #[arg(long, env = "CHATBOT_ANSWER_CACHE_SIZE", default_value_t = 4096)]
+    pub answer_cache_size: usize,
+
+    /// Record the HTTP metrics (switch off only to measure their overhead).
+    #[arg(long, env = "CHATBOT_HTTP_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub http_metrics: bool,
+
+    /// How often memory_usage_bytes and cpu_usage_percent are sampled.
+    #[arg(long, env = "CHATBOT_SAMPLE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub sample_interval: Duration,
+
+    /// Log format.
+    #[arg(long, env = "CHATBOT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The defaults, as if the binary had been started with no flags and no environment.
+    pub fn defaults() -> Config {
+        Config::parse_from(["chatbot"])
+    }
+}

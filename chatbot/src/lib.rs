@@ -1,0 +1,12 @@
+//! Customer-support (SAV) chatbot: answers in French and English, escalates to a human with a ticket, stores every
+//! exchange, and exposes the Prometheus metrics that the operator's dashboards and alerts query.
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod routes;
+pub mod store;
+pub mod system;

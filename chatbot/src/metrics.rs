@@ -1,0 +1,300 @@
+//! The chatbot's Prometheus metrics: a public contract that the operator's dashboards and alerts query.
+//!
+//! Names and labels must not change without changing `dashboards/` and the rendered rules. Every label value is
+//! bounded: route templates (never raw paths), numeric status codes, the fixed [`UserType`](crate::chat::UserType)
+//! set, model backend names and a closed list of database operations.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// HTTP latency buckets: 5 ms to 10 s, with the 0.5/1/2/5 s boundaries that the latency alerts compare against.
+pub const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0];
+/// Model and database calls are faster than whole requests: start at 0.5 ms.
+const FAST_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// Label value for requests that matched no route, so that scanners cannot create series.
+pub const UNMATCHED_ENDPOINT: &str = "unmatched";
+
+/// Every metric the chatbot exposes, registered in one [`Registry`].
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests_total: IntCounterVec,
+    pub http_request_duration_seconds: HistogramVec,
+    pub http_requests_active: IntGauge,
+    pub memory_usage_bytes: IntGauge,
+    pub cpu_usage_percent: prometheus::Gauge,
+    pub chat_requests_total: IntCounterVec,
+    pub chat_response_time_seconds: HistogramVec,
+    pub ai_model_calls_total: IntCounterVec,
+    pub ai_model_call_duration_seconds: HistogramVec,
+    pub ai_model_fallbacks_total: IntCounterVec,
+    pub escalations_total: IntCounterVec,
+    pub database_connections_active: IntGauge,
+    pub database_connections_idle: IntGauge,
+    pub db_query_duration_seconds: HistogramVec,
+    pub cache_hits_total: IntCounter,
+    pub cache_misses_total: IntCounter,
+    build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric, with the standard `process_*` collector.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let m = Metrics {
+            http_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by method, route template and status code.",
+                ),
+                &["method", "endpoint", "status"],
+            )
+            .unwrap(),
+            http_request_duration_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request duration in seconds by method and route template.",
+                )
+                .buckets(HTTP_BUCKETS.to_vec()),
+                &["method", "endpoint"],
+            )
+            .unwrap(),
+            http_requests_active: IntGauge::new("http_requests_active", "HTTP requests being served now.").unwrap(),
+            memory_usage_bytes: IntGauge::new("memory_usage_bytes", "Resident set size of the process in bytes.")
+                .unwrap(),
+            cpu_usage_percent: prometheus::Gauge::new(
+                "cpu_usage_percent",
+                "Process CPU usage over the last sampling interval, in percent of one core.",
+            )
+            .unwrap(),
+            chat_requests_total: IntCounterVec::new(
+                Opts::new(
+                    "chat_requests_total",
+                    "Chat requests by user type and outcome (success, error).",
+                ),
+                &["user_type", "status"],
+            )
+            .unwrap(),
+            chat_response_time_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "chat_response_time_seconds",
+                    "Time to answer a chat message, storage included, in seconds.",
+                )
+                .buckets(HTTP_BUCKETS.to_vec()),
+                &["user_type"],
+            )
+            .unwrap(),
+            ai_model_calls_total: IntCounterVec::new(
+                Opts::new(
+                    "ai_model_calls_total",
+                    "Calls to the AI model backend by outcome (success, error, timeout).",
+                ),
+                &["model", "status"],
+            )
+            .unwrap(),
+            ai_model_call_duration_seconds: HistogramVec::new(
+                HistogramOpts::new("ai_model_call_duration_seconds", "AI model call duration in seconds.")
+                    .buckets(FAST_BUCKETS.to_vec()),
+                &["model"],
+            )
+            .unwrap(),
+            ai_model_fallbacks_total: IntCounterVec::new(
+                Opts::new(
+                    "ai_model_fallbacks_total",
+                    "Answers given by the builtin model because the configured model failed.",
+                ),
+                &["model"],
+            )
+            .unwrap(),
+            escalations_total: IntCounterVec::new(
+                Opts::new(
+                    "chat_escalations_total",
+                    "Conversations escalated to a human, by reason.",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            database_connections_active: IntGauge::new(
+                "database_connections_active",
+                "Database connections in use (checked out of the pool).",
+            )
+            .unwrap(),
+            database_connections_idle: IntGauge::new(
+                "database_connections_idle",
+                "Open database connections waiting in the pool.",
+            )
+            .unwrap(),
+            db_query_duration_seconds: HistogramVec::new(
+                HistogramOpts::new("db_query_duration_seconds", "Database operation duration in seconds.")
+                    .buckets(FAST_BUCKETS.to_vec()),
+                &["operation"],
+            )
+            .unwrap(),
+            cache_hits_total: IntCounter::new("cache_hits_total", "Answers served from the answer cache.").unwrap(),
+            cache_misses_total: IntCounter::new("cache_misses_total", "Answers not found in the answer cache.")
+                .unwrap(),
+            build_info: IntGaugeVec::new(
+                Opts::new("chatbot_build_info", "Always 1; the labels carry the build's version."),
+                &["version"],
+            )
+            .unwrap(),
+            registry,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.http_requests_total.clone()),
+            Box::new(m.http_request_duration_seconds.clone()),
+            Box::new(m.http_requests_active.clone()),
+            Box::new(m.memory_usage_bytes.clone()),
+            Box::new(m.cpu_usage_percent.clone()),
+            Box::new(m.chat_requests_total.clone()),
+            Box::new(m.chat_response_time_seconds.clone()),
+            Box::new(m.ai_model_calls_total.clone()),
+            Box::new(m.ai_model_call_duration_seconds.clone()),
+            Box::new(m.ai_model_fallbacks_total.clone()),
+            Box::new(m.escalations_total.clone()),
+            Box::new(m.database_connections_active.clone()),
+            Box::new(m.database_connections_idle.clone()),
+            Box::new(m.db_query_duration_seconds.clone()),
+            Box::new(m.cache_hits_total.clone()),
+            Box::new(m.cache_misses_total.clone()),
+            Box::new(m.build_info.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        #[cfg(target_os = "linux")]
+        m.registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("process collector registers once");
+        m
+    }
+
+    /// Renders every metric in the Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding into a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+
+    /// Times one database operation; `operation` must come from the closed list in `store`.
+    pub fn db_timer(&self, operation: &'static str) -> Histogram {
+        self.db_query_duration_seconds.with_label_values(&[operation])
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// axum middleware recording the HTTP series for every request, including rejected and unmatched ones.
+pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    // The matched route template keeps the label bounded; raw paths would let any client create series.
+    let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    metrics.http_requests_active.inc();
+    let response = next.run(request).await;
+    metrics.http_requests_active.dec();
+    let endpoint = endpoint.as_deref().unwrap_or(UNMATCHED_ENDPOINT);
+    let method = method_label(&method);
+    let status = response.status();
+    metrics
+        .http_requests_total
+        .with_label_values(&[method, endpoint, status.as_str()])
+        .inc();
+    metrics
+        .http_request_duration_seconds
+        .with_label_values(&[method, endpoint])
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Maps a method to a static label; extension methods collapse to `OTHER` so they cannot create series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_metric_is_exposed() {
+        let m = Metrics::new();
+        // Vec metrics appear only once a child exists: touch one of each.
+        m.http_requests_total
+            .with_label_values(&["GET", "/health", "200"])
+            .inc();
+        m.http_request_duration_seconds
+            .with_label_values(&["GET", "/health"])
+            .observe(0.001);
+        m.chat_requests_total.with_label_values(&["customer", "success"]).inc();
+        m.chat_response_time_seconds
+            .with_label_values(&["customer"])
+            .observe(0.001);
+        m.ai_model_calls_total.with_label_values(&["builtin", "success"]).inc();
+        m.ai_model_call_duration_seconds
+            .with_label_values(&["builtin"])
+            .observe(0.001);
+        m.db_timer("ping").observe(0.001);
+        let text = m.render();
+        for name in [
+            "http_requests_total",
+            "http_request_duration_seconds_bucket",
+            "http_requests_active",
+            "memory_usage_bytes",
+            "cpu_usage_percent",
+            "chat_requests_total",
+            "chat_response_time_seconds_bucket",
+            "ai_model_calls_total",
+            "ai_model_call_duration_seconds_bucket",
+            "database_connections_active",
+            "db_query_duration_seconds_bucket",
+            "cache_hits_total",
+            "cache_misses_total",
+            "chatbot_build_info",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(
+                text.lines().any(|l| l.starts_with(name)),
+                "{name} missing from:\n{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_buckets_span_5ms_to_10s_with_alert_boundaries() {
+        assert_eq!(HTTP_BUCKETS.first(), Some(&0.005));
+        assert_eq!(HTTP_BUCKETS.last(), Some(&10.0));
+        for b in [0.5, 1.0, 2.0, 5.0] {
+            assert!(HTTP_BUCKETS.contains(&b), "missing bucket {b}");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `POST /chat`: validate, answer, open a ticket when escalating, store the exchange, reply.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use super::history::storage_error;
+use crate::app::AppState;
+use crate::chat::{ChatRequest, ChatResponse, Language};
+use crate::error::ApiError;
+use crate::store::{NewExchange, NewMessage, NewSession, NewTicket, now_millis};
+
+pub async fn post_chat(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ChatResponse>, ApiError> {
+    let start = Instant::now();
+    let request = parse(&headers, body)?;
+    let user_type = request.user_type.as_str();
+    let result = answer(&state, request).await;
+    let status = if result.is_ok() { "success" } else { "error" };
+    state
+        .metrics
+        .chat_requests_total
+        .with_label_values(&[user_type, status])
+        .inc();
+    state
+        .metrics
+        .chat_response_time_seconds
+        .with_label_values(&[user_type])
+        .observe(start.elapsed().as_secs_f64());
+    result.map(Json)
+}
+
+/// Checks the content type and the body, naming the field at fault.
+fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<ChatRequest, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json",
+            None,
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                format!("request body is larger than {} bytes", super::MAX_BODY_BYTES),
+                None,
+            )
+        } else {
+            ApiError::new(status, rejection.body_text(), None)
+        }
+    })?;
+    ChatRequest::from_json(&body)
+}
+
+/// Everything after validation. An error here is counted as a failed chat.
+async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, ApiError> {
+    let existing = match &request.session_id {
+        Some(id) => Some(
+            state
+                .store
+                .session(id)
+                .await
+                .map_err(storage_error)?
+                .ok_or_else(|| ApiError::not_found("session_id", format!("no session {id:?}")))?,
+        ),
+        None => None,
+    };
+    let answered = state.model.answer(&request.message).await;
+    let a = &answered.answer;
+    let language: Language = a.language;
+
+    let ticket = a.escalate.then(|| {
+        let reason = if state.model.knowledge().intent(&a.intent).is_some_and(|i| i.escalate) {
+            "customer_request"
+        } else {
+            "low_confidence"
+        };
+        NewTicket {
+            id: new_ticket_id(),
+            reason,
+            intent: a.intent.clone(),
+            message: request.message.clone(),
+        }
+    });
+    let reply = match &ticket {
+        None => a.reply.clone(),
+        Some(t) => {
+            let handover = state.model.knowledge().escalation_reply(language, &t.id);
+            if a.reply.is_empty() {
+                handover
+            } else {
+                format!("{} {handover}", a.reply)
+            }
+        }
+    };
+
+    let session_id = match &existing {
+        Some(s) => s.session_id.clone(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let exchange = NewExchange {
+        new_session: existing.is_none().then(|| NewSession {
+            id: session_id.clone(),
+            user_type: request.user_type.as_str(),
+            language: language.as_str(),
+        }),
+        session_id: session_id.clone(),
+        user_type: request.user_type.as_str(),
+        language: language.as_str(),
+        created_at: now_millis(),
+        question: NewMessage {
+            role: "user",
+            content: request.message,
+            intent: None,
+            confidence: None,
+            model: None,
+            ticket_id: None,
+        },
+        answer: NewMessage {
+            role: "assistant",
+            content: reply.clone(),
+            intent: Some(a.intent.clone()),
+            confidence: Some(a.confidence),
+            model: Some(answered.model),
+            ticket_id: ticket.as_ref().map(|t| t.id.clone()),
+        },
+        ticket: ticket.clone(),
+    };
+    state.store.save(exchange).await.map_err(storage_error)?;
+
+    if let Some(t) = &ticket {
+        state.metrics.escalations_total.with_label_values(&[t.reason]).inc();
+        tracing::info!(ticket_id = %t.id, %session_id, reason = t.reason, intent = %a.intent, "escalated to a human");
+    }
+    Ok(ChatResponse {
+        session_id,
+        reply,
+        intent: a.intent.clone(),
+        confidence: a.confidence,
+        escalated: ticket.is_some(),
+        ticket_id: ticket.map(|t| t.id),
+        model: answered.model.to_owned(),
+        language,
+    })
+}
+
+/// `SAV-` and 20 hex digits: 80 random bits, short enough to read out on the phone in groups.
+fn new_ticket_id() -> String {
+    let hex = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+    format!("SAV-{}", &hex[..20])
+}

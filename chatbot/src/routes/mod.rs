@@ -1,0 +1,55 @@
+//! The HTTP API: one module per resource, the router that ties them to their route templates.
+
+mod chat;
+mod history;
+mod probes;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::metrics::track_http;
+
+/// Largest accepted request body. A chat body is a 4 KiB message plus a few fields; JSON escaping can grow it.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// Builds the router. `http_metrics` false leaves the metrics layer out (to measure its overhead).
+pub fn router(state: AppState, http_metrics: bool) -> Router {
+    let router = Router::new()
+        .route("/chat", post(chat::post_chat))
+        .route("/conversations/{session_id}", get(history::get_conversation))
+        .route("/tickets/{ticket_id}", get(history::get_ticket))
+        .route("/health", get(probes::health))
+        .route("/ready", get(probes::ready))
+        .route("/metrics", get(probes::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    let router = if http_metrics {
+        // `layer` (not `route_layer`) so unmatched paths and 405s are counted too, as `unmatched` or their template.
+        router.layer(middleware::from_fn_with_state(state.metrics.clone(), track_http))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+        None,
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+        None,
+    )
+}

@@ -1,0 +1,231 @@
+//! Conversation storage through sqlx: SQLite (a file, the default) or PostgreSQL (several replicas, one database).
+//!
+//! Reads go straight to the pool. Writes go through [`writer`], which commits the exchanges of concurrent requests
+//! in one transaction (group commit) and answers each request only once its exchange is durable.
+
+mod records;
+mod writer;
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+pub use records::{Conversation, MessageRecord, NewExchange, NewMessage, NewSession, NewTicket, SessionRecord, Ticket};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Duration,
+}
+
+/// A storage failure as the API sees it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached now; the request may be retried and the service recovers by itself.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the statement: a bug, not an outage.
+    #[error("database error: {0}")]
+    Query(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) => {
+                // PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57 (shutdown, admin) are outages.
+                let outage = db
+                    .code()
+                    .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57"));
+                if outage {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Query(e.to_string())
+                }
+            }
+            _ => StoreError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+/// One of the two supported databases. Both speak the same SQL here; [`on_pool!`] runs one body on either.
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code on whichever pool is configured; queries use `$N` placeholders, which both accept.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The store handle shared by request handlers. Cloning is cheap.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    writes: mpsc::Sender<writer::Job>,
+    metrics: Metrics,
+}
+
+/// Owns the writer task; [`StoreWriter::shutdown`] drains it and closes the pool.
+pub struct StoreWriter {
+    task: tokio::task::JoinHandle<()>,
+    pool: Pool,
+}
+
+impl Store {
+    /// Connects, applies the migrations and starts the writer.
+    pub async fn connect(config: &StoreConfig, metrics: Metrics) -> anyhow::Result<(Store, StoreWriter)> {
+        let pool = if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(&config.url)?.application_name("chatbot");
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                .connect_lazy_with(options);
+            Pool::Postgres(pool)
+        } else if config.url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(&config.url)?
+                .create_if_missing(true)
+                // WAL lets readers run beside the writer; NORMAL is durable across process crashes in WAL mode.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.max_connections)
+                .acquire_timeout(config.acquire_timeout)
+                // A local file does not drop connections: skip the ping before every query.
+                .test_before_acquire(false)
+                .connect_with(options)
+                .await?;
+            Pool::Sqlite(pool)
+        } else {
+            anyhow::bail!(
+                "unsupported database URL {:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+                redact(&config.url)
+            );
+        };
+        {
+            let _timer = metrics.db_timer("migrate").start_timer();
+            match &pool {
+                Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
+                Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+            }
+        }
+        let (writes, task) = writer::spawn(pool.clone(), metrics.clone());
+        Ok((
+            Store {
+                pool: pool.clone(),
+                writes,
+                metrics,
+            },
+            StoreWriter { task, pool },
+        ))
+    }
+
+    /// Stores one exchange (and its ticket) durably; returns once it is committed.
+    pub async fn save(&self, exchange: NewExchange) -> Result<(), StoreError> {
+        let (done, result) = oneshot::channel();
+        self.writes
+            .send(writer::Job { exchange, done })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
+        result
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
+    }
+
+    /// Checks that the database answers, for `/ready`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _timer = self.metrics.db_timer("ping").start_timer();
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(drop))?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let _timer = self.metrics.db_timer("load_session").start_timer();
+        records::load_session(&self.pool, id).await
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        let _timer = self.metrics.db_timer("load_conversation").start_timer();
+        records::load_conversation(&self.pool, id).await
+    }
+
+    pub async fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
+        let _timer = self.metrics.db_timer("load_ticket").start_timer();
+        records::load_ticket(&self.pool, id).await
+    }
+
+    /// Refreshes the connection gauges; called when `/metrics` is scraped.
+    pub fn update_pool_gauges(&self) {
+        let (size, idle) = on_pool!(&self.pool, p => (p.size() as i64, p.num_idle() as i64));
+        self.metrics.database_connections_active.set((size - idle).max(0));
+        self.metrics.database_connections_idle.set(idle);
+    }
+}
+
+impl StoreWriter {
+    /// Stops the writer once the server has finished its requests, then closes the pool.
+    pub async fn shutdown(self) {
+        // Every handler awaited its write before answering, so once the server is drained nothing is queued.
+        self.task.abort();
+        let _ = self.task.await;
+        on_pool!(&self.pool, p => p.close().await);
+    }
+}
+
+/// Milliseconds since the Unix epoch, the storage's time unit.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Hides a password in a database URL before it is logged or shown.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_passwords_only() {
+        assert_eq!(
+            redact("postgres://bot:s3cret@db:5432/chat"),
+            "postgres://bot:***@db:5432/chat"
+        );
+        assert_eq!(redact("sqlite://chatbot.db"), "sqlite://chatbot.db");
+    }
+}

@@ -1,0 +1,232 @@
+//! What is stored (sessions, messages, tickets), how it reads back, and the batched insert used by the writer.
+
+use serde::Serialize;
+use sqlx::QueryBuilder;
+
+use super::{Pool, StoreError, on_pool};
+
+/// A session to create with the exchange, or `None` when the exchange continues an existing one.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: String,
+    pub user_type: &'static str,
+    pub language: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: &'static str,
+    pub content: String,
+    pub intent: Option<String>,
+    pub confidence: Option<f64>,
+    pub model: Option<&'static str>,
+    pub ticket_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub id: String,
+    pub reason: &'static str,
+    pub intent: String,
+    pub message: String,
+}
+
+/// One question and its answer, written together or not at all.
+#[derive(Debug, Clone)]
+pub struct NewExchange {
+    pub session_id: String,
+    pub new_session: Option<NewSession>,
+    pub user_type: &'static str,
+    pub language: &'static str,
+    pub created_at: i64,
+    pub question: NewMessage,
+    pub answer: NewMessage,
+    pub ticket: Option<NewTicket>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub user_type: String,
+    pub language: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MessageRecord {
+    pub role: String,
+    pub content: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_id: Option<String>,
+    pub created_at: String,
+}
+
+/// `GET /conversations/{session_id}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Conversation {
+    #[serde(flatten)]
+    pub session: SessionRecord,
+    pub messages: Vec<MessageRecord>,
+}
+
+/// `GET /tickets/{id}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Ticket {
+    pub ticket_id: String,
+    pub session_id: String,
+    pub status: String,
+    pub reason: String,
+    pub intent: String,
+    pub user_type: String,
+    pub language: String,
+    pub message: String,
+    pub created_at: String,
+}
+
+fn rfc3339(millis: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+pub(super) async fn load_session(pool: &Pool, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+    let row: Option<(String, String, String, i64)> = on_pool!(pool, p => {
+        sqlx::query_as("SELECT id, user_type, language, created_at FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await
+    })?;
+    Ok(row.map(|(session_id, user_type, language, created_at)| SessionRecord {
+        session_id,
+        user_type,
+        language,
+        created_at: rfc3339(created_at),
+    }))
+}
+
+type MessageRow = (
+    String,
+    String,
+    Option<String>,
+    Option<f64>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
+pub(super) async fn load_conversation(pool: &Pool, id: &str) -> Result<Option<Conversation>, StoreError> {
+    let Some(session) = load_session(pool, id).await? else {
+        return Ok(None);
+    };
+    let rows: Vec<MessageRow> = on_pool!(pool, p => {
+        sqlx::query_as(
+            "SELECT role, content, intent, confidence, model, ticket_id, created_at \
+             FROM messages WHERE session_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(p)
+        .await
+    })?;
+    let messages = rows
+        .into_iter()
+        .map(
+            |(role, content, intent, confidence, model, ticket_id, created_at)| MessageRecord {
+                role,
+                content,
+                intent,
+                confidence,
+                model,
+                ticket_id,
+                created_at: rfc3339(created_at),
+            },
+        )
+        .collect();
+    Ok(Some(Conversation { session, messages }))
+}
+
+type TicketRow = (String, String, String, String, String, String, String, String, i64);
+
+pub(super) async fn load_ticket(pool: &Pool, id: &str) -> Result<Option<Ticket>, StoreError> {
+    let row: Option<TicketRow> = on_pool!(pool, p => {
+        sqlx::query_as(
+            "SELECT id, session_id, status, reason, intent, user_type, language, message, created_at \
+             FROM tickets WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await
+    })?;
+    Ok(row.map(
+        |(ticket_id, session_id, status, reason, intent, user_type, language, message, created_at)| Ticket {
+            ticket_id,
+            session_id,
+            status,
+            reason,
+            intent,
+            user_type,
+            language,
+            message,
+            created_at: rfc3339(created_at),
+        },
+    ))
+}
+
+/// Inserts a batch of exchanges in one transaction: one multi-row INSERT per table, whatever the batch size.
+pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Result<(), StoreError> {
+    on_pool!(pool, p => {
+        let mut tx = p.begin().await?;
+        let sessions: Vec<(&NewExchange, &NewSession)> =
+            batch.iter().filter_map(|e| e.new_session.as_ref().map(|s| (*e, s))).collect();
+        if !sessions.is_empty() {
+            let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");
+            q.push_values(sessions, |mut row, (e, s)| {
+                row.push_bind(s.id.as_str())
+                    .push_bind(s.user_type)
+                    .push_bind(s.language)
+                    .push_bind(e.created_at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut q = QueryBuilder::new(
+            "INSERT INTO messages (session_id, role, content, intent, confidence, model, ticket_id, created_at) ",
+        );
+        let messages = batch.iter().flat_map(|e| [(*e, &e.question), (*e, &e.answer)]);
+        q.push_values(messages, |mut row, (e, m)| {
+            row.push_bind(e.session_id.as_str())
+                .push_bind(m.role)
+                .push_bind(m.content.as_str())
+                .push_bind(m.intent.as_deref())
+                .push_bind(m.confidence)
+                .push_bind(m.model)
+                .push_bind(m.ticket_id.as_deref())
+                .push_bind(e.created_at);
+        });
+        q.build().execute(&mut *tx).await?;
+        let tickets: Vec<(&NewExchange, &NewTicket)> =
+            batch.iter().filter_map(|e| e.ticket.as_ref().map(|t| (*e, t))).collect();
+        if !tickets.is_empty() {
+            let mut q = QueryBuilder::new(
+                "INSERT INTO tickets (id, session_id, status, reason, intent, user_type, language, message, created_at) ",
+            );
+            q.push_values(tickets, |mut row, (e, t)| {
+                row.push_bind(t.id.as_str())
+                    .push_bind(e.session_id.as_str())
+                    .push_bind("open")
+                    .push_bind(t.reason)
+                    .push_bind(t.intent.as_str())
+                    .push_bind(e.user_type)
+                    .push_bind(e.language)
+                    .push_bind(t.message.as_str())
+                    .push_bind(e.created_at);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
