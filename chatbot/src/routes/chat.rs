@@ -23,17 +23,19 @@ pub async fn post_chat(
     let request = parse(&headers, body)?;
     let user_type = request.user_type.as_str();
     let result = answer(&state, request).await;
-    let status = if result.is_ok() { "success" } else { "error" };
-    state
-        .metrics
-        .chat_requests_total
-        .with_label_values(&[user_type, status])
-        .inc();
-    state
-        .metrics
-        .chat_response_time_seconds
-        .with_label_values(&[user_type])
-        .observe(start.elapsed().as_secs_f64());
+    // A client mistake found late (an unknown session) is a 4xx in the HTTP series, not a failed chat.
+    let status = match &result {
+        Ok(_) => Some("success"),
+        Err(e) if e.status.is_server_error() => Some("error"),
+        Err(_) => None,
+    };
+    if let Some(status) = status {
+        let m = &state.metrics;
+        m.chat_requests_total.with_label_values(&[user_type, status]).inc();
+        m.chat_response_time_seconds
+            .with_label_values(&[user_type])
+            .observe(start.elapsed().as_secs_f64());
+    }
     result.map(Json)
 }
 

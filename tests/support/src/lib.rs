@@ -1,1 +1,13 @@
-pub fn placeholder() {}
+//! Test harness shared by the workspace's integration tests: real servers started on 127.0.0.1 for one test and
+//! stopped with it, and a parser for the Prometheus text format so tests compare series, not substrings.
+
+pub mod exposition;
+pub mod postgres;
+
+pub use exposition::Exposition;
+pub use postgres::TestPostgres;
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

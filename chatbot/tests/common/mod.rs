@@ -1,0 +1,106 @@
+//! Starts the real chatbot server on an ephemeral 127.0.0.1 port and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use testsupport::Exposition;
+use tokio::sync::oneshot;
+
+use chatbot::config::Config;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The defaults, on a given database, with settings that keep tests fast and isolated.
+pub fn config(database_url: &str) -> Config {
+    let mut c = Config::defaults();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.database_url = database_url.to_owned();
+    c.db_acquire_timeout = Duration::from_millis(500);
+    c.sample_interval = Duration::from_millis(200);
+    c.openai_api_key = None;
+    c.knowledge_file = None;
+    c
+}
+
+/// A SQLite URL in a fresh temporary directory (kept alive by the returned guard).
+pub fn sqlite_url() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("chatbot.db").display());
+    (dir, url)
+}
+
+impl TestServer {
+    pub async fn start(config: Config) -> TestServer {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(chatbot::app::serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        let server = TestServer {
+            base,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            task,
+        };
+        // serve() opens the database before accepting: wait until it answers.
+        for _ in 0..100 {
+            if server.client.get(server.url("/health")).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the chatbot did not start");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn chat(&self, body: Value) -> (StatusCode, Value) {
+        let r = self.client.post(self.url("/chat")).json(&body).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap())
+    }
+
+    /// Sends a raw body with a content type, for malformed input.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let r = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn metrics(&self) -> Exposition {
+        let r = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+        Exposition::parse(&r.text().await.unwrap())
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns what `serve` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.take().unwrap().send(()).ok();
+        self.task.await.unwrap()
+    }
+}

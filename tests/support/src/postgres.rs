@@ -1,0 +1,159 @@
+//! A throwaway PostgreSQL server: `initdb` into a temporary directory, `pg_ctl start` on 127.0.0.1 and a free port,
+//! stopped and deleted on drop. Uses Debian's `postgresql` package (installed by `scripts/install-deps.sh`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+use crate::free_port;
+
+/// A running PostgreSQL cluster owned by a test.
+pub struct TestPostgres {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    /// initdb refuses to run as root: when we are root, every command runs as the `postgres` system user.
+    run_as: Option<&'static str>,
+}
+
+impl TestPostgres {
+    /// Creates and starts a cluster. Fails with an explanation when PostgreSQL is not installed.
+    pub fn start() -> anyhow::Result<TestPostgres> {
+        let bin = find_bin_dir().context(
+            "PostgreSQL server binaries not found (initdb, pg_ctl): install Debian's `postgresql` package, \
+             e.g. with scripts/install-deps.sh",
+        )?;
+        let run_as = is_root().then_some("postgres");
+        let dir = tempfile::Builder::new().prefix("chatbot-pg-").tempdir()?;
+        if let Some(user) = run_as {
+            run(Command::new("chown").args(["-R", user]).arg(dir.path()))?;
+        }
+        let pg = TestPostgres {
+            bin,
+            dir,
+            port: free_port()?,
+            run_as,
+        };
+        pg.command("initdb")
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(pg.data_dir())
+            .output()
+            .context("running initdb")
+            .and_then(check)?;
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        match self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        }
+    }
+
+    /// Starts (or restarts) the server and waits until it accepts connections.
+    pub fn start_server(&self) -> anyhow::Result<()> {
+        let options = format!(
+            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-t", "30", "-o", &options, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .arg("start")
+            .output()
+            .context("running pg_ctl start")
+            .and_then(check)
+            .with_context(|| format!("server log:\n{}", self.log()))?;
+        Ok(())
+    }
+
+    /// Stops the server (fast shutdown: open connections are cut, as in an outage).
+    pub fn stop_server(&self) -> anyhow::Result<()> {
+        self.command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-m", "fast", "stop"])
+            .output()
+            .context("running pg_ctl stop")
+            .and_then(check)?;
+        Ok(())
+    }
+
+    /// A URL for the `postgres` database as the `postgres` superuser.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn find_bin_dir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
+    // Newest major version first.
+    candidates.sort_by_key(|p| std::cmp::Reverse(p.to_string_lossy().into_owned()));
+    candidates.into_iter().find(|d| d.join("initdb").exists()).or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).find(|d| d.join("initdb").exists()))
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn run(c: &mut Command) -> anyhow::Result<()> {
+    check(c.output()?)
+}
+
+fn check(o: std::process::Output) -> anyhow::Result<()> {
+    if o.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "{}\n{}{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
