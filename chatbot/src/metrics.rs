@@ -4,6 +4,7 @@
 //! bounded: route templates (never raw paths), numeric status codes, the fixed [`UserType`](crate::chat::UserType)
 //! set, model backend names and a closed list of database operations.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -24,9 +25,20 @@ const FAST_BUCKETS: &[f64] = &[
 /// Label value for requests that matched no route, so that scanners cannot create series.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
-/// Every metric the chatbot exposes, registered in one [`Registry`].
+/// Every metric the chatbot exposes, registered in one [`Registry`]. Cloning is one reference-count increment:
+/// handlers and the HTTP layer clone it on every request.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// The metric handles behind [`Metrics`].
+pub struct MetricSet {
     registry: Registry,
     pub http_requests_total: IntCounterVec,
     pub http_request_duration_seconds: HistogramVec,
@@ -51,7 +63,7 @@ impl Metrics {
     /// Creates and registers every metric, with the standard `process_*` collector.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let m = Metrics {
+        let m = MetricSet {
             http_requests_total: IntCounterVec::new(
                 Opts::new(
                     "http_requests_total",
@@ -177,7 +189,7 @@ impl Metrics {
         m.registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
             .expect("process collector registers once");
-        m
+        Metrics(Arc::new(m))
     }
 
     /// Renders every metric in the Prometheus text exposition format.
@@ -203,25 +215,47 @@ impl Default for Metrics {
 
 /// axum middleware recording the HTTP series for every request, including rejected and unmatched ones.
 pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
     // The matched route template keeps the label bounded; raw paths would let any client create series.
-    let endpoint = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    metrics.http_requests_active.inc();
+    let endpoint = request.extensions().get::<MatchedPath>().cloned();
+    let mut guard = InFlight {
+        metrics,
+        method: method_label(request.method()),
+        endpoint,
+        start: Instant::now(),
+        status: None,
+    };
+    guard.metrics.http_requests_active.inc();
     let response = next.run(request).await;
-    metrics.http_requests_active.dec();
-    let endpoint = endpoint.as_deref().unwrap_or(UNMATCHED_ENDPOINT);
-    let method = method_label(&method);
-    let status = response.status();
-    metrics
-        .http_requests_total
-        .with_label_values(&[method, endpoint, status.as_str()])
-        .inc();
-    metrics
-        .http_request_duration_seconds
-        .with_label_values(&[method, endpoint])
-        .observe(start.elapsed().as_secs_f64());
+    guard.status = Some(response.status());
     response
+}
+
+/// Status label of a request whose client went away before the answer: nginx's "client closed request".
+pub const CLIENT_CLOSED_STATUS: &str = "499";
+
+/// Records a request when it ends, answered or not: a client that disconnects drops the handler's future, and the
+/// active gauge must still come down.
+struct InFlight {
+    metrics: Metrics,
+    method: &'static str,
+    endpoint: Option<MatchedPath>,
+    start: Instant,
+    status: Option<axum::http::StatusCode>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let m = &self.metrics;
+        m.http_requests_active.dec();
+        let endpoint = self.endpoint.as_ref().map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str);
+        let status = self.status.as_ref().map_or(CLIENT_CLOSED_STATUS, |s| s.as_str());
+        m.http_requests_total
+            .with_label_values(&[self.method, endpoint, status])
+            .inc();
+        m.http_request_duration_seconds
+            .with_label_values(&[self.method, endpoint])
+            .observe(self.start.elapsed().as_secs_f64());
+    }
 }
 
 /// Maps a method to a static label; extension methods collapse to `OTHER` so they cannot create series.

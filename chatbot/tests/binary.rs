@@ -1,0 +1,123 @@
+//! The `chatbot` binary itself: JSON logs, SIGTERM finishing in-flight requests, clear errors on bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use axum::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_chatbot");
+
+/// A model endpoint that takes `delay` to answer, so a request is in flight when SIGTERM arrives.
+async fn slow_model(delay: Duration) -> String {
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move {
+            tokio::time::sleep(delay).await;
+            let content = json!({"intent": "refund", "confidence": 0.9, "language": "en", "reply": "Soon."});
+            Json(json!({"choices": [{"message": {"role": "assistant", "content": content.to_string()}}]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = slow_model(Duration::from_millis(1500)).await;
+    let mut child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--model-backend",
+            "openai",
+            "--openai-base-url",
+            &base,
+        ])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let v: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("log line is not JSON: {line}"));
+            if lines_tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let listening = lines_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a first log line");
+    assert_eq!(listening["fields"]["message"], "listening", "{listening}");
+    assert_eq!(listening["level"], "INFO");
+    let address = listening["fields"]["address"].as_str().unwrap().to_owned();
+
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("http://{address}/chat"))
+            .json(&json!({"message": "refund?"}))
+            .send()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200, "the in-flight request was cut off");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["model"], "openai");
+
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    let messages: Vec<String> = lines_rx
+        .try_iter()
+        .filter_map(|v| v["fields"]["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("shutdown requested")),
+        "{messages:?}"
+    );
+    assert_eq!(messages.last().map(String::as_str), Some("stopped"), "{messages:?}");
+}
+
+#[test]
+fn bad_configuration_exits_non_zero_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN).args(["--model-backend", "gpt"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'gpt'"));
+
+    let kb = dir.path().join("kb.yaml");
+    std::fs::write(&kb, "version: 2\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .arg("--knowledge-file")
+        .arg(&kb)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kb.yaml") && stderr.contains("knowledge base"),
+        "{stderr}"
+    );
+}
