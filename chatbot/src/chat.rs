@@ -92,7 +92,7 @@ impl ChatRequest {
     /// Parses and validates a JSON body, naming the field at fault in the error.
     pub fn from_json(body: &[u8]) -> Result<ChatRequest, ApiError> {
         let de = &mut serde_json::Deserializer::from_slice(body);
-        let raw: RawChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+        let raw: RawChatRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
@@ -110,9 +110,21 @@ impl ChatRequest {
             }
         })?;
 
+        // `{"message":"hi"} trailing` is not one JSON document.
+        de.end().map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("malformed JSON: {e}"),
+                None,
+            )
+        })?;
         let message = raw
             .message
             .ok_or_else(|| ApiError::invalid("message", "message is required"))?;
+        // PostgreSQL text cannot hold NUL: refuse it here for both databases rather than fail in storage.
+        if message.contains('\0') {
+            return Err(ApiError::invalid("message", "message must not contain NUL characters"));
+        }
         if message.trim().is_empty() {
             return Err(ApiError::invalid("message", "message must not be empty"));
         }
@@ -136,10 +148,10 @@ impl ChatRequest {
         };
         let session_id = match raw.session_id {
             None => None,
-            Some(s) if s.is_empty() || s.len() > MAX_SESSION_ID_BYTES => {
+            Some(s) if s.is_empty() || s.len() > MAX_SESSION_ID_BYTES || s.contains('\0') => {
                 return Err(ApiError::invalid(
                     "session_id",
-                    format!("session_id must be 1 to {MAX_SESSION_ID_BYTES} bytes"),
+                    format!("session_id must be 1 to {MAX_SESSION_ID_BYTES} bytes, without NUL"),
                 ));
             }
             Some(s) => Some(s),
@@ -207,6 +219,10 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("usertype"));
         let e = err(r#"{"message":"hi","session_id":""}"#);
         assert_eq!(e.field.as_deref(), Some("session_id"));
+        let e = err(r#"{"message":"hi"} {}"#);
+        assert_eq!((e.status, e.field), (StatusCode::BAD_REQUEST, None));
+        let e = err(r#"{"message":"a\u0000b"}"#);
+        assert_eq!(e.field.as_deref(), Some("message"));
         let e = err(r#"["hi"]"#);
         assert_eq!(e.status, StatusCode::UNPROCESSABLE_ENTITY);
     }

@@ -54,6 +54,8 @@ pub async fn sample_forever(metrics: Metrics, interval: Duration) {
     };
     metrics.memory_usage_bytes.set(previous.rss_bytes);
     let mut ticker = tokio::time::interval(interval);
+    // After a stall, Burst would fire ticks back to back and divide a CPU tick by a microsecond window.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;

@@ -217,6 +217,10 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_is_counted() {
         (status, body["field"].as_str()),
         (StatusCode::NOT_FOUND, Some("session_id"))
     );
+    let (status, body) = server.get("/conversations/%FF").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("session_id")), "{body}");
+    let (status, body) = server.get("/conversations/a%00b").await;
+    assert_eq!((status, body["field"].as_str()), (StatusCode::NOT_FOUND, Some("session_id")), "{body}");
     let (status, body) = server.get("/tickets/SAV-0000").await;
     assert_eq!(
         (status, body["field"].as_str()),
@@ -244,7 +248,7 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_is_counted() {
             &[("method", "GET"), ("endpoint", endpoint), ("status", "404")],
         )
     };
-    assert_eq!(get("/conversations/{session_id}"), 1.0);
+    assert_eq!(get("/conversations/{session_id}"), 2.0);
     assert_eq!(get("/tickets/{ticket_id}"), 1.0);
     // The raw path of an unknown route never becomes a label value.
     assert_eq!(get("unmatched"), 1.0);
@@ -312,9 +316,17 @@ async fn metrics_match_a_known_sequence_of_requests() {
             &[("method", "POST"), ("endpoint", "/chat"), ("le", le)],
         )
     };
-    for le in ["0.005", "0.5", "1", "2", "5", "10", "+Inf"] {
-        assert!(bucket(le).is_some(), "bucket {le} missing");
-    }
+    let les: Vec<String> = m
+        .series("http_request_duration_seconds_bucket")
+        .iter()
+        .filter(|(k, _)| k.contains("endpoint=\"/chat\"") && k.contains("method=\"POST\""))
+        .map(|(k, _)| k.split("le=\"").nth(1).unwrap().split('"').next().unwrap().to_owned())
+        .collect();
+    let mut expected: Vec<String> = chatbot::metrics::HTTP_BUCKETS.iter().map(|b| b.to_string()).collect();
+    expected.push("+Inf".into());
+    let mut les_sorted = les.clone();
+    les_sorted.sort_by(|a, b| le_value(a).total_cmp(&le_value(b)));
+    assert_eq!(les_sorted, expected);
     assert_eq!(bucket("+Inf"), Some(6.0));
     // The scrape itself is the one request in flight.
     assert_eq!(m.get("http_requests_active", &[]), Some(1.0));
@@ -402,4 +414,12 @@ async fn probes_answer() {
     let r = server.client.delete(server.url("/health")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     server.stop().await.unwrap();
+}
+
+fn le_value(le: &str) -> f64 {
+    if le == "+Inf" {
+        f64::INFINITY
+    } else {
+        le.parse().unwrap()
+    }
 }

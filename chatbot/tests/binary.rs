@@ -41,7 +41,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         ])
         .arg("--database-url")
         .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
-        .env_remove("DATABASE_URL")
+        .env_clear()
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -100,13 +100,20 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
 #[test]
 fn bad_configuration_exits_non_zero_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN).args(["--model-backend", "gpt"]).output().unwrap();
+    let out = Command::new(BIN)
+        .env_clear()
+        .args(["--model-backend", "gpt"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'gpt'"));
 
     let kb = dir.path().join("kb.yaml");
-    std::fs::write(&kb, "version: 2\n").unwrap();
+    // The shipped base with only its version changed: the version check itself must refuse it.
+    let shipped = include_str!("../knowledge/kb.yaml");
+    std::fs::write(&kb, shipped.replacen("version: 1", "version: 2", 1)).unwrap();
     let out = Command::new(BIN)
+        .env_clear()
         .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
         .arg("--knowledge-file")
         .arg(&kb)

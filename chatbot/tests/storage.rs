@@ -117,7 +117,7 @@ async fn sqlite_stores_every_accepted_message() {
 #[tokio::test]
 async fn sqlite_file_is_created_with_its_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested-new.db");
+    let path = dir.path().join("new.db");
     assert!(!path.exists());
     let url = format!("sqlite://{}", path.display());
     let server = TestServer::start(config(&url)).await;
@@ -181,6 +181,16 @@ async fn postgres_outage_gives_503_and_recovers_by_itself() {
     let (status, body) = server.chat(json!({"message": "Where is my order?"})).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("database"), "{body}");
+    let session = before["session_id"].as_str().unwrap();
+    let (status, _) = server
+        .chat(json!({"message": "Where is my order?", "session_id": session}))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        server.get(&format!("/conversations/{session}")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(server.get("/tickets/SAV-X").await.0, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = server.get("/health").await;
     assert_eq!(status, StatusCode::OK, "liveness must not depend on the database");
 
@@ -214,7 +224,6 @@ async fn postgres_outage_gives_503_and_recovers_by_itself() {
     );
     server.stop().await.unwrap();
     // What was accepted before the outage is still there.
-    let session = before["session_id"].as_str().unwrap();
     let server = TestServer::start(config(&pg.url())).await;
     assert_eq!(server.get(&format!("/conversations/{session}")).await.0, StatusCode::OK);
     server.stop().await.unwrap();

@@ -22,7 +22,6 @@ struct RawBase {
     languages: HashMap<String, RawLanguage>,
     default_language: String,
     escalation_reply: PerLanguage,
-    fallback_intent: String,
     intents: Vec<RawIntent>,
 }
 
@@ -136,7 +135,6 @@ pub struct KnowledgeBase {
     stopwords_fr: HashSet<String>,
     stopwords_en: HashSet<String>,
     escalation_reply: PerLanguage,
-    pub fallback_intent: String,
 }
 
 impl KnowledgeBase {
@@ -196,7 +194,6 @@ impl KnowledgeBase {
             stopwords_fr: stopwords("fr")?,
             stopwords_en: stopwords("en")?,
             escalation_reply: raw.escalation_reply,
-            fallback_intent: raw.fallback_intent,
         })
     }
 

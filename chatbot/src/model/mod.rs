@@ -16,6 +16,9 @@ use builtin::Builtin;
 use knowledge::{KnowledgeBase, tokenize};
 use openai::OpenAi;
 
+/// Longest normalised message kept in the answer cache: bounds the keys at about capacity × 256 bytes.
+const MAX_CACHED_KEY_BYTES: usize = 256;
+
 /// Label value of the builtin backend in the model metrics.
 pub const BUILTIN_LABEL: &str = "builtin";
 
@@ -72,7 +75,9 @@ impl Model {
     /// Answers a message. Never fails: a failing remote model falls back to the builtin one, and that is counted.
     pub async fn answer(&self, message: &str) -> Arc<Answered> {
         let key = tokenize(message).join(" ");
-        if let Some(cache) = &self.cache {
+        // Frequent questions are short; a long message is almost surely unique and would only fill the cache.
+        let cache = self.cache.as_ref().filter(|_| key.len() <= MAX_CACHED_KEY_BYTES);
+        if let Some(cache) = cache {
             if let Some(hit) = cache.get(&key) {
                 self.metrics.cache_hits_total.inc();
                 return hit;
@@ -97,7 +102,7 @@ impl Model {
                 }
             },
         };
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = cache {
             cache.insert(key, answered.clone());
         }
         answered

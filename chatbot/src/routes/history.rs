@@ -1,6 +1,7 @@
 //! Reading back what was stored: a session's conversation and a ticket.
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
 use crate::app::AppState;
@@ -9,8 +10,9 @@ use crate::store::{Conversation, StoreError, Ticket};
 
 pub async fn get_conversation(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
+    session_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Conversation>, ApiError> {
+    let session_id = path_id(session_id, "session_id")?;
     match state.store.conversation(&session_id).await.map_err(storage_error)? {
         Some(c) => Ok(Json(c)),
         None => Err(ApiError::not_found("session_id", format!("no session {session_id:?}"))),
@@ -19,11 +21,21 @@ pub async fn get_conversation(
 
 pub async fn get_ticket(
     State(state): State<AppState>,
-    Path(ticket_id): Path<String>,
+    ticket_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Ticket>, ApiError> {
+    let ticket_id = path_id(ticket_id, "ticket_id")?;
     match state.store.ticket(&ticket_id).await.map_err(storage_error)? {
         Some(t) => Ok(Json(t)),
         None => Err(ApiError::not_found("ticket_id", format!("no ticket {ticket_id:?}"))),
+    }
+}
+
+/// A path segment that is not valid UTF-8, or holds a NUL, names nothing we could have stored.
+fn path_id(id: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
+    match id {
+        Ok(Path(id)) if !id.contains('\0') => Ok(id),
+        Ok(Path(id)) => Err(ApiError::not_found(field, format!("no {field} {id:?}"))),
+        Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text(), Some(field))),
     }
 }
 

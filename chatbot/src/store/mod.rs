@@ -43,20 +43,36 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        match &e {
+        let outage = match &e {
             sqlx::Error::Database(db) => {
-                // PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57 (shutdown, admin) are outages.
-                let outage = db
-                    .code()
-                    .is_some_and(|c| c.starts_with("08") || c.starts_with("53") || c.starts_with("57"));
-                if outage {
-                    StoreError::Unavailable(e.to_string())
-                } else {
-                    StoreError::Query(e.to_string())
-                }
+                let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+                db.code().is_some_and(|c| is_outage_code(&c, sqlite))
             }
-            _ => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            _ => false,
+        };
+        if outage {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Query(e.to_string())
         }
+    }
+}
+
+/// Database error codes that mean "the database cannot serve now" rather than "this statement is wrong":
+/// PostgreSQL SQLSTATE classes 08 (connection), 53 (resources), 57 (shutdown); SQLite primary result codes BUSY (5),
+/// LOCKED (6), READONLY (8), IOERR (10), FULL (13), CANTOPEN (14), which sqlx reports as (extended) numbers.
+fn is_outage_code(code: &str, sqlite: bool) -> bool {
+    if sqlite {
+        code.parse::<i32>()
+            .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+    } else {
+        code.starts_with("08") || code.starts_with("53") || code.starts_with("57")
     }
 }
 
@@ -157,7 +173,8 @@ impl Store {
     /// Checks that the database answers, for `/ready`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _timer = self.metrics.db_timer("ping").start_timer();
-        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(drop))?;
+        // Read a table, not a constant: SQLite answers `SELECT 1` even when its file is gone or unreadable.
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1 FROM sessions LIMIT 1").execute(p).await.map(drop))?;
         Ok(())
     }
 
@@ -219,6 +236,22 @@ pub fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outage_codes() {
+        for code in ["08006", "57P01", "53300"] {
+            assert!(is_outage_code(code, false), "{code}");
+        }
+        for code in ["23505", "22021"] {
+            assert!(!is_outage_code(code, false), "{code}");
+        }
+        for code in ["5", "10", "266", "14", "8"] {
+            assert!(is_outage_code(code, true), "{code}");
+        }
+        for code in ["19", "1", "2067"] {
+            assert!(!is_outage_code(code, true), "{code}");
+        }
+    }
 
     #[test]
     fn redact_hides_passwords_only() {

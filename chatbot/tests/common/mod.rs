@@ -24,8 +24,14 @@ pub fn config(database_url: &str) -> Config {
     c.database_url = database_url.to_owned();
     c.db_acquire_timeout = Duration::from_millis(500);
     c.sample_interval = Duration::from_millis(200);
+    // Whatever the environment says (Config::defaults reads it like the binary does), tests run on these.
+    c.model_backend = chatbot::config::ModelBackend::Builtin;
     c.openai_api_key = None;
+    c.openai_max_retries = 2;
     c.knowledge_file = None;
+    c.answer_cache_size = 4096;
+    c.http_metrics = true;
+    c.db_max_connections = 8;
     c
 }
 

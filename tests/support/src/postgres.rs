@@ -40,6 +40,7 @@ impl TestPostgres {
                 "--auth=trust",
                 "--username=postgres",
                 "--encoding=UTF8",
+                "--locale=C",
                 "--no-sync",
                 "-D",
             ])
