@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and benchmarks need, only those missing.
-#   scripts/install-deps.sh          test dependencies (PostgreSQL server)
+# Installs what the tests and benchmarks need, only what is missing.
+#   scripts/install-deps.sh          test dependencies: PostgreSQL server, promtool (Debian's prometheus),
+#                                    kubernetes-validate (PyPI: Kubernetes' own schemas, offline)
 #   scripts/install-deps.sh --bench  also the load generator (wrk)
 set -euo pipefail
 
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 if [[ "${1:-}" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v curl >/dev/null 2>&1 || need+=(curl)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
+fi
+
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  echo "install-deps: installing kubernetes-validate (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check kubernetes-validate
+  # pyenv installs console scripts behind shims that need a rehash.
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 fi
 
 if [[ ${#need[@]} -eq 0 ]]; then

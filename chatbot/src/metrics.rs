@@ -53,6 +53,7 @@ pub struct MetricSet {
     pub escalations_total: IntCounterVec,
     pub database_connections_active: IntGauge,
     pub database_connections_idle: IntGauge,
+    pub database_connections_max: IntGauge,
     pub db_query_duration_seconds: HistogramVec,
     pub cache_hits_total: IntCounter,
     pub cache_misses_total: IntCounter,
@@ -146,6 +147,11 @@ impl Metrics {
                 "Open database connections waiting in the pool.",
             )
             .unwrap(),
+            database_connections_max: IntGauge::new(
+                "database_connections_max",
+                "Most database connections the pool opens (saturation = active / max).",
+            )
+            .unwrap(),
             db_query_duration_seconds: HistogramVec::new(
                 HistogramOpts::new("db_query_duration_seconds", "Database operation duration in seconds.")
                     .buckets(FAST_BUCKETS.to_vec()),
@@ -177,6 +183,7 @@ impl Metrics {
             Box::new(m.escalations_total.clone()),
             Box::new(m.database_connections_active.clone()),
             Box::new(m.database_connections_idle.clone()),
+            Box::new(m.database_connections_max.clone()),
             Box::new(m.db_query_duration_seconds.clone()),
             Box::new(m.cache_hits_total.clone()),
             Box::new(m.cache_misses_total.clone()),

@@ -218,9 +218,17 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_is_counted() {
         (StatusCode::NOT_FOUND, Some("session_id"))
     );
     let (status, body) = server.get("/conversations/%FF").await;
-    assert_eq!((status, body["field"].as_str()), (StatusCode::BAD_REQUEST, Some("session_id")), "{body}");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("session_id")),
+        "{body}"
+    );
     let (status, body) = server.get("/conversations/a%00b").await;
-    assert_eq!((status, body["field"].as_str()), (StatusCode::NOT_FOUND, Some("session_id")), "{body}");
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::NOT_FOUND, Some("session_id")),
+        "{body}"
+    );
     let (status, body) = server.get("/tickets/SAV-0000").await;
     assert_eq!(
         (status, body["field"].as_str()),
@@ -378,6 +386,7 @@ async fn metrics_match_a_known_sequence_of_requests() {
     }
     assert_eq!(active, Some(0.0));
 
+    assert_eq!(m.get("database_connections_max", &[]), Some(8.0));
     assert_eq!(
         m.get("chatbot_build_info", &[("version", env!("CARGO_PKG_VERSION"))]),
         Some(1.0)

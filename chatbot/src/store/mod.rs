@@ -147,6 +147,7 @@ impl Store {
                 Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
             }
         }
+        metrics.database_connections_max.set(i64::from(config.max_connections));
         let (writes, task) = writer::spawn(pool.clone(), metrics.clone());
         Ok((
             Store {

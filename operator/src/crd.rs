@@ -1,0 +1,480 @@
+//! The `ChatbotMonitoring` custom resource: its spec with defaults and validation rules, and its status.
+//!
+//! The CRD in `crds/` is generated from these types (`chatbot-operator crd`). Defaults and validation live in the
+//! schema itself so that `kubectl apply` refuses a bad resource with a clear message before the operator sees it.
+
+// clippy reads the repeated `type_ = …` of the `printcolumn(…)` entries as one attribute given twice.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "monitoring.chatbot-sav.io";
+pub const VERSION: &str = "v1alpha1";
+
+/// Go/Prometheus durations that CEL's `duration()` also parses: `30s`, `1m30s`, `2m`, `500ms`, `1h`.
+const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+
+/// A monitored customer-support chatbot: its Deployment and Service, the ServiceMonitor that gets it scraped, the
+/// PrometheusRule with its alerts, and its Grafana dashboards.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "monitoring.chatbot-sav.io",
+    version = "v1alpha1",
+    kind = "ChatbotMonitoring",
+    namespaced,
+    status = "ChatbotMonitoringStatus",
+    shortname = "cbm",
+    category = "chatbot-sav",
+    derive = "PartialEq",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Replicas", type_ = "string", json_path = ".status.replicas"),
+    printcolumn(name = "Alerts", type_ = "integer", json_path = ".status.alertRules"),
+    printcolumn(name = "Dashboards", type_ = "integer", json_path = ".status.dashboards"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatbotMonitoringSpec {
+    /// The chatbot workload.
+    #[serde(default)]
+    pub chatbot: ChatbotSpec,
+    /// How Prometheus scrapes the chatbot (through a prometheus-operator ServiceMonitor).
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+    /// The alerting rules (a prometheus-operator PrometheusRule).
+    #[serde(default)]
+    pub alerts: AlertsSpec,
+    /// The Grafana dashboards (ConfigMaps for the Grafana dashboard sidecar).
+    #[serde(default)]
+    pub dashboards: DashboardsSpec,
+}
+
+/// The chatbot Deployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.database.type != 'sqlite' || self.replicas <= 1").message(
+    "SQLite lives inside each pod: set database.type to postgres to run more than one replica"
+))]
+pub struct ChatbotSpec {
+    /// Container image; the operator's default chatbot image when empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Image pull policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Number of chatbot pods.
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 50))]
+    pub replicas: i32,
+    /// Container port the chatbot listens on (API and /metrics). Above 1023: the pod runs as non-root.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub port: i32,
+    /// CPU and memory requests and limits; sensible defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Which model answers.
+    #[serde(default)]
+    pub model: ModelSpec,
+    /// Where conversations are stored.
+    #[serde(default)]
+    pub database: DatabaseSpec,
+    /// Extra environment variables for the chatbot container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Extra labels for the chatbot pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations for the chatbot pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+}
+
+fn default_replicas() -> i32 {
+    1
+}
+fn default_port() -> i32 {
+    8000
+}
+
+impl Default for ChatbotSpec {
+    fn default() -> Self {
+        ChatbotSpec {
+            image: None,
+            image_pull_policy: None,
+            replicas: default_replicas(),
+            port: default_port(),
+            resources: None,
+            model: ModelSpec::default(),
+            database: DatabaseSpec::default(),
+            env: Vec::new(),
+            pod_labels: BTreeMap::new(),
+            pod_annotations: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// The model backend.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.backend != 'openai' || has(self.openai)").message(
+    "model.openai (endpoint, model, apiKeySecretRef) is required when model.backend is openai"
+))]
+pub struct ModelSpec {
+    /// `builtin` (embedded, no network) or `openai` (an OpenAI-compatible endpoint, falling back to builtin).
+    #[serde(default)]
+    pub backend: ModelBackend,
+    /// Settings of the OpenAI-compatible endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<OpenAiSpec>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelBackend {
+    #[default]
+    Builtin,
+    Openai,
+}
+
+/// An OpenAI-compatible chat-completions endpoint.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenAiSpec {
+    /// Base URL up to the API version, e.g. `https://api.openai.com/v1`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
+        "endpoint must be an http(s) URL"
+    ))]
+    pub endpoint: String,
+    /// Model name sent to the endpoint.
+    #[schemars(length(min = 1))]
+    pub model: String,
+    /// The Secret key holding the API key.
+    pub api_key_secret_ref: SecretKeyRef,
+    /// Deadline of one call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub timeout: Option<String>,
+}
+
+/// A key of a Secret in the resource's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// Conversation storage.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type != 'postgres' || has(self.postgres)").message(
+    "database.postgres.urlSecretRef is required when database.type is postgres"
+))]
+pub struct DatabaseSpec {
+    /// `sqlite` (a file in the pod, for one replica) or `postgres` (shared by every replica).
+    #[serde(default, rename = "type")]
+    pub type_: DatabaseType,
+    /// PostgreSQL connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseType {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostgresSpec {
+    /// The Secret key holding the `postgres://…` URL.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Scraping.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.scrapeTimeout) <= duration(self.interval)").message(
+    "monitoring.scrapeTimeout must not be longer than monitoring.interval"
+))]
+pub struct MonitoringSpec {
+    /// Render the ServiceMonitor.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Scrape interval.
+    #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub interval: String,
+    /// Scrape timeout, at most the interval.
+    #[serde(default = "default_scrape_timeout")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub scrape_timeout: String,
+    /// Labels added to the ServiceMonitor and the PrometheusRule so that a Prometheus selects them, e.g.
+    /// `release: kube-prometheus-stack` for kube-prometheus-stack's defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_interval() -> String {
+    "10s".into()
+}
+fn default_scrape_timeout() -> String {
+    "5s".into()
+}
+
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        MonitoringSpec {
+            enabled: true,
+            interval: default_interval(),
+            scrape_timeout: default_scrape_timeout(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// Alerting rules. Thresholds default to the monitoring guide's.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertsSpec {
+    /// Render the PrometheusRule.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Base URL of the runbooks; each alert links `<base>/<AlertName>.md`.
+    #[serde(default = "default_runbook_base_url")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
+        "alerts.runbookBaseUrl must be an http(s) URL"
+    ))]
+    pub runbook_base_url: String,
+    /// HighErrorRate: 5xx responses per second.
+    #[serde(default = "default_error_rate")]
+    pub error_rate: AlertThreshold,
+    /// HighResponseTime: p95 of the HTTP request duration, in seconds.
+    #[serde(default = "default_latency")]
+    pub latency: AlertThreshold,
+    /// HighMemoryUsage: resident memory in bytes.
+    #[serde(default = "default_memory")]
+    pub memory: AlertThreshold,
+    /// HighChatResponseTime: p95 of the time to answer a chat message, in seconds.
+    #[serde(default = "default_chat_latency")]
+    pub chat_latency: AlertThreshold,
+    /// AIModelErrorsHigh: share (0 to 1) of model calls that fail or time out.
+    #[serde(default = "default_model_errors")]
+    pub model_errors: AlertThreshold,
+    /// DatabaseConnectionsSaturated: share (0 to 1) of the pool's connections in use.
+    #[serde(default = "default_db_saturation")]
+    pub database_saturation: AlertThreshold,
+    /// HighEscalationRate: share (0 to 1) of answered chats handed to a human.
+    #[serde(default = "default_escalations")]
+    pub escalations: AlertThreshold,
+    /// An availability objective, for multi-window multi-burn-rate alerts on the error budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSpec>,
+}
+
+fn default_runbook_base_url() -> String {
+    "https://github.com/chatbot-sav/chatbot-monitoring/blob/main/docs/runbooks".into()
+}
+fn default_error_rate() -> AlertThreshold {
+    AlertThreshold::new(0.1, "2m", Severity::Critical)
+}
+fn default_latency() -> AlertThreshold {
+    AlertThreshold::new(2.0, "2m", Severity::Warning)
+}
+fn default_memory() -> AlertThreshold {
+    AlertThreshold::new(500.0 * 1024.0 * 1024.0, "5m", Severity::Warning)
+}
+fn default_chat_latency() -> AlertThreshold {
+    AlertThreshold::new(3.0, "5m", Severity::Warning)
+}
+fn default_model_errors() -> AlertThreshold {
+    AlertThreshold::new(0.1, "10m", Severity::Warning)
+}
+fn default_db_saturation() -> AlertThreshold {
+    AlertThreshold::new(0.9, "10m", Severity::Warning)
+}
+fn default_escalations() -> AlertThreshold {
+    AlertThreshold::new(0.5, "30m", Severity::Info)
+}
+
+impl Default for AlertsSpec {
+    fn default() -> Self {
+        AlertsSpec {
+            enabled: true,
+            runbook_base_url: default_runbook_base_url(),
+            error_rate: default_error_rate(),
+            latency: default_latency(),
+            memory: default_memory(),
+            chat_latency: default_chat_latency(),
+            model_errors: default_model_errors(),
+            database_saturation: default_db_saturation(),
+            escalations: default_escalations(),
+            slo: None,
+        }
+    }
+}
+
+/// One alert's threshold, how long it must hold, and how loud it is.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertThreshold {
+    /// Fire above this value (in the alert's base unit).
+    #[schemars(range(min = 0.0))]
+    pub threshold: f64,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub for_: String,
+    pub severity: Severity,
+}
+
+impl AlertThreshold {
+    fn new(threshold: f64, for_: &str, severity: Severity) -> Self {
+        AlertThreshold {
+            threshold,
+            for_: for_.into(),
+            severity,
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// An availability service-level objective.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SloSpec {
+    /// Target share of non-5xx responses, in percent, e.g. 99.9.
+    #[schemars(range(min = 50.0, max = 99.999))]
+    pub availability_target: f64,
+}
+
+/// Grafana dashboards.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DashboardsSpec {
+    /// Render the dashboard ConfigMaps.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Labels the Grafana sidecar selects ConfigMaps by.
+    #[serde(default = "default_dashboard_labels")]
+    pub labels: BTreeMap<String, String>,
+    /// Grafana folder, set through the sidecar's folder annotation.
+    #[serde(default = "default_folder")]
+    #[schemars(length(min = 1, max = 100))]
+    pub folder: String,
+    /// Annotation key the Grafana sidecar reads the folder from (`folderAnnotation` in its settings).
+    #[serde(default = "default_folder_annotation")]
+    pub folder_annotation: String,
+}
+
+fn default_dashboard_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([("grafana_dashboard".to_owned(), "1".to_owned())])
+}
+fn default_folder() -> String {
+    "Chatbot SAV".into()
+}
+fn default_folder_annotation() -> String {
+    "grafana_folder".into()
+}
+
+impl Default for DashboardsSpec {
+    fn default() -> Self {
+        DashboardsSpec {
+            enabled: true,
+            labels: default_dashboard_labels(),
+            folder: default_folder(),
+            folder_annotation: default_folder_annotation(),
+        }
+    }
+}
+
+/// What the operator observed and did.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatbotMonitoringStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`, and one per child kind: `DeploymentReady`, `ServiceReady`, `ServiceMonitorReady`,
+    /// `PrometheusRuleReady`, `DashboardsReady`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// Ready chatbot pods over desired, e.g. `2/2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_replicas: Option<i32>,
+    /// Alerting rules in the PrometheusRule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_rules: Option<i32>,
+    /// Dashboard ConfigMaps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dashboards: Option<i32>,
+    /// Names of the children, by kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Children>,
+}
+
+/// Names of the objects the operator manages for one resource.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Children {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_monitor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_rule: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dashboards: Vec<String>,
+}
+
+/// The CRD as YAML, as `chatbot-operator crd` prints it and `crds/` stores it.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_yaml::to_string(&ChatbotMonitoring::crd()).expect("the CRD serializes")
+}

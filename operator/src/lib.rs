@@ -1,0 +1,11 @@
+//! The `ChatbotMonitoring` operator: turns one resource into a running chatbot, the ServiceMonitor that gets it
+//! scraped, the PrometheusRule with its alerts and the Grafana dashboards, and reports what it did in the status.
+//!
+//! `render` says what should exist (pure), `reconcile` makes the cluster match it, `status` says what happened (pure).
+
+pub mod crd;
+pub mod prometheus_operator;
+pub mod reconcile;
+pub mod render;
+pub mod status;
+pub mod telemetry;

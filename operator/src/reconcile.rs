@@ -1,0 +1,438 @@
+//! Makes the cluster match `render`: server-side apply of each child that differs from what is live, removal of the
+//! children of parts switched off, then the status (patched only when it changed) and events on transitions.
+//! `error_policy` turns a failure into exponential backoff per resource.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::crd::{ChatbotMonitoring, ChatbotMonitoringStatus, Children, DatabaseType, ModelBackend};
+use crate::prometheus_operator::{self as po, PrometheusRule, ServiceMonitor};
+use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
+use crate::status::{self, Observed, Part, reason};
+use crate::telemetry::Metrics;
+
+/// Requeue period of a healthy resource: children's changes wake it earlier through the watches.
+pub const RESYNC: Duration = Duration::from_secs(300);
+/// While the Prometheus Operator is missing, look again this often so its installation is picked up.
+pub const PROMETHEUS_OPERATOR_RECHECK: Duration = Duration::from_secs(60);
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// What reconcile and error_policy share.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub options: RenderOptions,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per resource (namespace, name), for the backoff.
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, recorder: Recorder, options: RenderOptions, metrics: Arc<Metrics>) -> Self {
+        Context {
+            client,
+            recorder,
+            options,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// Why a reconcile failed. Each has a condition reason.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Render(#[from] RenderError),
+    #[error("Secret {name:?} referenced by {field} does not exist in the namespace")]
+    SecretMissing { name: String, field: &'static str },
+    #[error("Kubernetes API error: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+impl Error {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Render(_) => reason::INVALID_SPEC,
+            Error::SecretMissing { .. } => reason::SECRET_MISSING,
+            Error::Kube(_) => reason::API_ERROR,
+        }
+    }
+}
+
+/// The controller's reconcile function.
+pub async fn reconcile(cbm: Arc<ChatbotMonitoring>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let start = Instant::now();
+    let result = apply(&cbm, &ctx).await;
+    ctx.metrics.record(&result, start.elapsed());
+    let key = (cbm.namespace().unwrap_or_default(), cbm.name_any());
+    match result {
+        Ok(action) => {
+            ctx.failures.lock().unwrap().remove(&key);
+            Ok(action)
+        }
+        Err(e) => {
+            report_failure(&cbm, &ctx, &e).await;
+            Err(e)
+        }
+    }
+}
+
+/// Exponential backoff per resource: 5 s, 10 s, 20 s … up to 5 min; never a hot loop.
+pub fn error_policy(cbm: Arc<ChatbotMonitoring>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = (cbm.namespace().unwrap_or_default(), cbm.name_any());
+    let mut failures = ctx.failures.lock().unwrap();
+    let n = failures.entry(key).or_insert(0);
+    let delay = backoff(*n);
+    *n = n.saturating_add(1);
+    tracing::warn!(resource = %cbm.name_any(), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The delay before retry number `attempt` (0-based).
+pub fn backoff(attempt: u32) -> Duration {
+    BACKOFF_BASE.saturating_mul(1 << attempt.min(10)).min(BACKOFF_MAX)
+}
+
+async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> {
+    // Deleting: the API server's garbage collector removes the children through their owner references.
+    if cbm.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let desired = render::render(cbm, &ctx.options)?;
+    let ns = desired.deployment.metadata.namespace.clone().unwrap_or_default();
+    let client = &ctx.client;
+    check_secrets(cbm, client, &ns).await?;
+
+    let mut observed = Observed {
+        generation: cbm.metadata.generation,
+        ..Observed::default()
+    };
+    let mut children = Children::default();
+
+    let deployment = ensure(&Api::<Deployment>::namespaced(client.clone(), &ns), &desired.deployment).await?;
+    children.deployment = deployment.metadata.name.clone();
+    let want = desired.deployment.spec.replicas.unwrap_or(1);
+    let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    observed.desired_replicas = Some(want);
+    observed.ready_replicas = Some(ready);
+    observed.parts.push((
+        status::DEPLOYMENT_READY,
+        if ready >= want {
+            Part::Ready {
+                reason: reason::AVAILABLE,
+                message: format!("{ready}/{want} pods ready"),
+            }
+        } else {
+            Part::Progressing {
+                message: format!("{ready}/{want} pods ready"),
+            }
+        },
+    ));
+
+    let service = ensure(&Api::<Service>::namespaced(client.clone(), &ns), &desired.service).await?;
+    children.service = service.metadata.name.clone();
+    observed.parts.push((
+        status::SERVICE_READY,
+        Part::Ready {
+            reason: reason::APPLIED,
+            message: format!("port {} serves the API and /metrics", render::PORT_NAME),
+        },
+    ));
+
+    let operator_installed = prometheus_operator_installed(client).await?;
+    let missing = || Part::Failed {
+        reason: reason::PROMETHEUS_OPERATOR_MISSING,
+        message: "the monitoring.coreos.com/v1 API is not served: install the Prometheus Operator \
+                  (kube-prometheus-stack); this part is applied as soon as it is"
+            .into(),
+    };
+    let sm_api = Api::<ServiceMonitor>::namespaced(client.clone(), &ns);
+    let part = match (&desired.service_monitor, operator_installed) {
+        (Some(_), false) => missing(),
+        (Some(sm), true) => {
+            ensure(&sm_api, sm).await?;
+            children.service_monitor = sm.metadata.name.clone();
+            Part::Ready {
+                reason: reason::APPLIED,
+                message: format!("scraped every {}", cbm.spec.monitoring.interval),
+            }
+        }
+        (None, installed) => {
+            if installed {
+                remove_owned(&sm_api, &cbm.name_any(), cbm).await?;
+            }
+            Part::Disabled
+        }
+    };
+    observed.parts.push((status::SERVICE_MONITOR_READY, part));
+
+    let pr_api = Api::<PrometheusRule>::namespaced(client.clone(), &ns);
+    let part = match (&desired.prometheus_rule, operator_installed) {
+        (Some(_), false) => missing(),
+        (Some(pr), true) => {
+            ensure(&pr_api, pr).await?;
+            children.prometheus_rule = pr.metadata.name.clone();
+            let n = alert_names(pr).len() as i32;
+            observed.alert_rules = Some(n);
+            Part::Ready {
+                reason: reason::APPLIED,
+                message: format!("{n} alerting rules"),
+            }
+        }
+        (None, installed) => {
+            if installed {
+                remove_owned(&pr_api, &cbm.name_any(), cbm).await?;
+            }
+            Part::Disabled
+        }
+    };
+    observed.parts.push((status::PROMETHEUS_RULE_READY, part));
+
+    let cm_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    let part = if desired.dashboards.is_empty() {
+        for (id, _) in render::DASHBOARDS {
+            remove_owned(&cm_api, &format!("{}-dashboard-{id}", cbm.name_any()), cbm).await?;
+        }
+        Part::Disabled
+    } else {
+        for cm in &desired.dashboards {
+            ensure(&cm_api, cm).await?;
+            children.dashboards.extend(cm.metadata.name.clone());
+        }
+        observed.dashboards = Some(desired.dashboards.len() as i32);
+        Part::Ready {
+            reason: reason::APPLIED,
+            message: format!(
+                "{} dashboard ConfigMap(s) for the Grafana sidecar",
+                desired.dashboards.len()
+            ),
+        }
+    };
+    observed.parts.push((status::DASHBOARDS_READY, part));
+    observed.children = children;
+
+    let new = status::status_from(&observed, cbm.status.as_ref(), Timestamp::now());
+    publish_status(cbm, ctx, new).await?;
+    Ok(Action::requeue(if operator_installed || !needs_operator(&desired) {
+        RESYNC
+    } else {
+        PROMETHEUS_OPERATOR_RECHECK
+    }))
+}
+
+fn needs_operator(desired: &Desired) -> bool {
+    desired.service_monitor.is_some() || desired.prometheus_rule.is_some()
+}
+
+/// Every Secret the spec references must exist; only its metadata is read, never its data.
+async fn check_secrets(cbm: &ChatbotMonitoring, client: &Client, ns: &str) -> Result<(), Error> {
+    let c = &cbm.spec.chatbot;
+    let mut refs = Vec::new();
+    if let (ModelBackend::Openai, Some(o)) = (c.model.backend, &c.model.openai) {
+        refs.push(("spec.chatbot.model.openai.apiKeySecretRef", &o.api_key_secret_ref.name));
+    }
+    if let (DatabaseType::Postgres, Some(pg)) = (c.database.type_, &c.database.postgres) {
+        refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref.name));
+    }
+    let api = Api::<Secret>::namespaced(client.clone(), ns);
+    for (field, name) in refs {
+        if api.get_metadata_opt(name).await?.is_none() {
+            return Err(Error::SecretMissing {
+                name: name.clone(),
+                field,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether the API server serves `monitoring.coreos.com/v1` with both kinds we write.
+async fn prometheus_operator_installed(client: &Client) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(&format!("{}/v1", po::GROUP)).await {
+        Ok(list) => {
+            let kinds: Vec<&str> = list.resources.iter().map(|r| r.kind.as_str()).collect();
+            Ok(kinds.contains(&"ServiceMonitor") && kinds.contains(&"PrometheusRule"))
+        }
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies `desired` unless the live object already holds every field we set: an unchanged resource writes nothing.
+async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<K, kube::Error>
+where
+    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    if let Some(live) = api.get_opt(&name).await? {
+        let want = serde_json::to_value(desired).expect("children serialize");
+        let have = serde_json::to_value(&live).expect("children serialize");
+        if is_subset(&want, &have) {
+            return Ok(live);
+        }
+    }
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(desired))
+        .await
+}
+
+/// Deletes a child of a part that was switched off, if it exists and is ours (never someone else's object).
+async fn remove_owned<K>(api: &Api<K>, name: &str, owner: &ChatbotMonitoring) -> Result<(), kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let Some(live) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let ours = live
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref());
+    if ours {
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// True when every field of `want` is in `have` with the same value. Lists compare element by element; the live
+/// object may have more (defaults filled in by the API server, or entries another field manager owns).
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => w.len() <= h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b)),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// Patches the status when it changed, and tells a person about `Ready` transitions with an event.
+async fn publish_status(cbm: &ChatbotMonitoring, ctx: &Context, new: ChatbotMonitoringStatus) -> Result<(), Error> {
+    if cbm.status.as_ref() == Some(&new) {
+        return Ok(());
+    }
+    let before = status::ready(cbm.status.as_ref()).map(|c| (c.status.clone(), c.reason.clone()));
+    let after = status::ready(Some(&new)).cloned();
+    let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": ChatbotMonitoring::api_version(&()),
+        "kind": ChatbotMonitoring::kind(&()),
+        "status": new,
+    });
+    api.patch_status(
+        &cbm.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    if let Some(ready) = after
+        && before.as_ref() != Some(&(ready.status.clone(), ready.reason.clone()))
+    {
+        let event = Event {
+            // Pods starting is news, not trouble.
+            type_: if ready.status == "True" || ready.reason == reason::PROGRESSING {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: ready.reason.clone(),
+            note: Some(ready.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        publish(ctx, cbm, &event).await;
+    }
+    Ok(())
+}
+
+/// On failure: a `Ready=False` condition with the error's reason, and a Warning event when that is news; both best
+/// effort, since the API server may be what failed.
+async fn report_failure(cbm: &ChatbotMonitoring, ctx: &Context, error: &Error) {
+    let previous = cbm.status.as_ref();
+    let message = error.to_string();
+    let new = status::with_failure(
+        previous,
+        cbm.metadata.generation,
+        error.reason(),
+        &message,
+        Timestamp::now(),
+    );
+    if previous == Some(&new) {
+        return;
+    }
+    let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": ChatbotMonitoring::api_version(&()),
+        "kind": ChatbotMonitoring::kind(&()),
+        "status": new,
+    });
+    if let Err(e) = api
+        .patch_status(
+            &cbm.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "could not record the failure in the status");
+    }
+    let event = Event {
+        type_: EventType::Warning,
+        reason: error.reason().into(),
+        note: Some(message),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    publish(ctx, cbm, &event).await;
+}
+
+async fn publish(ctx: &Context, cbm: &ChatbotMonitoring, event: &Event) {
+    if let Err(e) = ctx.recorder.publish(event, &cbm.object_ref(&())).await {
+        tracing::warn!(error = %e, reason = %event.reason, "could not publish an event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_ignores_fields_the_server_adds() {
+        let want = json!({"spec": {"replicas": 1, "ports": [{"port": 8000}]}});
+        let have = json!({"spec": {"replicas": 1, "progressDeadlineSeconds": 600, "ports": [{"port": 8000, "protocol": "TCP"}]}});
+        assert!(is_subset(&want, &have));
+        assert!(!is_subset(&json!({"spec": {"replicas": 2}}), &have));
+        assert!(!is_subset(
+            &json!({"spec": {"ports": [{"port": 8000}, {"port": 9}]}}),
+            &have
+        ));
+        assert!(is_subset(&json!({"x": 1.0}), &json!({"x": 1})));
+    }
+
+    #[test]
+    fn backoff_grows_then_caps() {
+        assert_eq!(backoff(0), Duration::from_secs(5));
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(40));
+        assert_eq!(backoff(20), Duration::from_secs(300));
+    }
+}

@@ -1,0 +1,78 @@
+//! The Grafana dashboard ConfigMaps, one dashboard per ConfigMap as the Grafana sidecar expects. The JSON comes from
+//! `dashboards/` at the repository root; each resource gets its own copy whose variables default to its chatbot.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::{Value, json};
+
+use super::Context;
+use crate::crd::ChatbotMonitoringSpec;
+
+/// The dashboards shipped in the operator: (short id, Grafana JSON).
+pub const DASHBOARDS: &[(&str, &str)] = &[("overview", include_str!("../../../dashboards/chatbot-overview.json"))];
+
+static PARSED: LazyLock<Vec<(&'static str, Value)>> = LazyLock::new(|| {
+    DASHBOARDS
+        .iter()
+        .map(|(id, text)| {
+            (
+                *id,
+                serde_json::from_str(text).expect("shipped dashboards are valid JSON"),
+            )
+        })
+        .collect()
+});
+
+pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigMap> {
+    let d = &spec.dashboards;
+    PARSED
+        .iter()
+        .map(|(id, dashboard)| {
+            let dashboard = personalise(dashboard, ctx, id);
+            let mut meta = ctx.meta(&format!("{}-dashboard-{id}", ctx.name), &d.labels);
+            meta.annotations = Some(BTreeMap::from([(d.folder_annotation.clone(), d.folder.clone())]));
+            ConfigMap {
+                metadata: meta,
+                // The sidecar writes every key of every selected ConfigMap into one directory: the key must be
+                // unique across resources, or two chatbots' dashboards overwrite each other.
+                data: Some(BTreeMap::from([(
+                    format!("{}-{}-{id}.json", ctx.namespace, ctx.name),
+                    serde_json::to_string_pretty(&dashboard).expect("JSON serializes"),
+                )])),
+                ..ConfigMap::default()
+            }
+        })
+        .collect()
+}
+
+/// A stable uid per resource and dashboard: Grafana refuses two dashboards with one uid, and uids are at most
+/// 40 characters.
+pub fn dashboard_uid(namespace: &str, name: &str, id: &str) -> String {
+    format!("cbm-{id}-{:016x}", fnv1a(&format!("{namespace}/{name}")))
+}
+
+fn personalise(dashboard: &Value, ctx: &Context, id: &str) -> Value {
+    let mut d = dashboard.clone();
+    d["uid"] = json!(dashboard_uid(&ctx.namespace, &ctx.name, id));
+    let title = d["title"].as_str().unwrap_or("Chatbot SAV").to_owned();
+    d["title"] = json!(format!("{title} ({}/{})", ctx.namespace, ctx.name));
+    if let Some(vars) = d["templating"]["list"].as_array_mut() {
+        for v in vars {
+            let current = match v["name"].as_str() {
+                Some("namespace") => &ctx.namespace,
+                Some("job") => &ctx.name,
+                _ => continue,
+            };
+            v["current"] = json!({"selected": true, "text": current, "value": current});
+        }
+    }
+    d
+}
+
+/// FNV-1a, 64 bits: stable across builds and platforms, unlike the standard library's hasher.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes()
+        .fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}

@@ -1,0 +1,152 @@
+//! "What should exist" for one `ChatbotMonitoring`: pure functions from the resource to its children, with no I/O.
+//! The reconciler applies exactly this, and `chatbot-operator render` prints exactly this.
+
+mod dashboards;
+mod deployment;
+mod prometheus_rule;
+mod service;
+mod service_monitor;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::crd::ChatbotMonitoring;
+use crate::prometheus_operator::{PrometheusRule, ServiceMonitor};
+
+pub use dashboards::{DASHBOARDS, dashboard_uid};
+pub use prometheus_rule::alert_names;
+
+/// The operator's name: field manager, `managed-by` label value, event reporter.
+pub const MANAGER: &str = "chatbot-operator";
+
+/// Settings that come from the operator, not from the resource.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Image used when `spec.chatbot.image` is empty.
+    pub default_image: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            default_image: format!("ghcr.io/chatbot-sav/chatbot:{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+/// Every child of one resource. Parts switched off in the spec are `None` or empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub deployment: Deployment,
+    pub service: Service,
+    pub service_monitor: Option<ServiceMonitor>,
+    pub prometheus_rule: Option<PrometheusRule>,
+    pub dashboards: Vec<ConfigMap>,
+}
+
+/// A resource that cannot be rendered; the reconciler reports it as a condition, `render` as an error message.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("the resource has no namespace")]
+    MissingNamespace,
+    #[error("the resource has no name")]
+    MissingName,
+}
+
+/// Renders every child of `cbm`.
+pub fn render(cbm: &ChatbotMonitoring, options: &RenderOptions) -> Result<Desired, RenderError> {
+    let ctx = Context::new(cbm)?;
+    let spec = &cbm.spec;
+    Ok(Desired {
+        deployment: deployment::render(&ctx, spec, options),
+        service: service::render(&ctx, spec),
+        service_monitor: spec.monitoring.enabled.then(|| service_monitor::render(&ctx, spec)),
+        prometheus_rule: spec.alerts.enabled.then(|| prometheus_rule::render(&ctx, spec)),
+        dashboards: if spec.dashboards.enabled {
+            dashboards::render(&ctx, spec)
+        } else {
+            Vec::new()
+        },
+    })
+}
+
+/// What every child shares: names, labels, owner.
+pub(crate) struct Context {
+    pub name: String,
+    pub namespace: String,
+    owner: Option<OwnerReference>,
+}
+
+impl Context {
+    fn new(cbm: &ChatbotMonitoring) -> Result<Context, RenderError> {
+        let name = cbm.metadata.name.clone().ok_or(RenderError::MissingName)?;
+        let namespace = cbm.namespace().ok_or(RenderError::MissingNamespace)?;
+        Ok(Context {
+            name,
+            namespace,
+            // Absent when the resource has no uid yet (a file given to `render`): an owner reference needs one.
+            owner: cbm.controller_owner_ref(&()),
+        })
+    }
+
+    /// Labels that select the chatbot pods; never change them, a Deployment's selector is immutable.
+    pub fn selector_labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("app.kubernetes.io/name".to_owned(), "chatbot".to_owned()),
+            ("app.kubernetes.io/instance".to_owned(), self.name.clone()),
+        ])
+    }
+
+    /// The recommended Kubernetes labels, on every child.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector_labels();
+        labels.insert("app.kubernetes.io/component".into(), "chatbot".into());
+        labels.insert("app.kubernetes.io/part-of".into(), "chatbot-sav".into());
+        labels.insert("app.kubernetes.io/managed-by".into(), MANAGER.into());
+        labels
+    }
+
+    /// Metadata of a child named `name`, owned by the resource.
+    pub fn meta(&self, name: &str, extra_labels: &BTreeMap<String, String>) -> ObjectMeta {
+        let mut labels = self.labels();
+        labels.extend(extra_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            owner_references: self.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
+        }
+    }
+
+    /// The PromQL matchers that scope every query to this resource's chatbot: the ServiceMonitor's job label is the
+    /// Service name, and Prometheus adds the namespace.
+    pub fn selector(&self) -> String {
+        format!("namespace=\"{}\", job=\"{}\"", self.namespace, self.name)
+    }
+}
+
+/// The name of the named port the Service exposes and the ServiceMonitor scrapes.
+pub const PORT_NAME: &str = "http";
+
+/// Renders every child as one multi-document YAML stream, as `chatbot-operator render` prints it.
+pub fn to_yaml_stream(desired: &Desired) -> Result<String, serde_yaml::Error> {
+    let mut docs = vec![
+        serde_yaml::to_string(&desired.deployment)?,
+        serde_yaml::to_string(&desired.service)?,
+    ];
+    if let Some(sm) = &desired.service_monitor {
+        docs.push(serde_yaml::to_string(sm)?);
+    }
+    if let Some(pr) = &desired.prometheus_rule {
+        docs.push(serde_yaml::to_string(pr)?);
+    }
+    for cm in &desired.dashboards {
+        docs.push(serde_yaml::to_string(cm)?);
+    }
+    Ok(docs.iter().map(|d| format!("---\n{d}")).collect())
+}

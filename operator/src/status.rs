@@ -1,0 +1,286 @@
+//! What the status should say, from what the reconcile observed: pure, so every condition is tested without a
+//! cluster. A condition keeps its `lastTransitionTime` while its status does not change, so an unchanged resource
+//! gets an identical status and no write.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::crd::{ChatbotMonitoringStatus, Children};
+
+pub const READY: &str = "Ready";
+pub const DEPLOYMENT_READY: &str = "DeploymentReady";
+pub const SERVICE_READY: &str = "ServiceReady";
+pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
+pub const PROMETHEUS_RULE_READY: &str = "PrometheusRuleReady";
+pub const DASHBOARDS_READY: &str = "DashboardsReady";
+
+/// Reasons, as a person reads them in `kubectl describe`.
+pub mod reason {
+    pub const APPLIED: &str = "Applied";
+    pub const AVAILABLE: &str = "Available";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const DISABLED: &str = "Disabled";
+    pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
+    pub const SECRET_MISSING: &str = "SecretMissing";
+    pub const API_ERROR: &str = "ApiError";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const RECONCILED: &str = "Reconciled";
+}
+
+/// How one part (a child kind) ended in this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// Applied and, where that means something, healthy.
+    Ready { reason: &'static str, message: String },
+    /// Applied but not there yet (pods starting).
+    Progressing { message: String },
+    /// Switched off in the spec; not counted against `Ready`.
+    Disabled,
+    /// Could not be applied, with a reason and a message.
+    Failed { reason: &'static str, message: String },
+}
+
+/// Everything the status is computed from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observed {
+    pub generation: Option<i64>,
+    /// (condition type, outcome), one per child kind, in display order.
+    pub parts: Vec<(&'static str, Part)>,
+    pub desired_replicas: Option<i32>,
+    pub ready_replicas: Option<i32>,
+    pub alert_rules: Option<i32>,
+    pub dashboards: Option<i32>,
+    pub children: Children,
+}
+
+/// The status for `observed`, reusing `previous` transition times where a condition's status is unchanged.
+pub fn status_from(
+    observed: &Observed,
+    previous: Option<&ChatbotMonitoringStatus>,
+    now: Timestamp,
+) -> ChatbotMonitoringStatus {
+    let mut conditions = Vec::with_capacity(observed.parts.len() + 1);
+    let mut not_ready: Option<(&'static str, String)> = None;
+    for (type_, part) in &observed.parts {
+        let (status, reason, message) = match part {
+            Part::Ready { reason, message } => ("True", *reason, message.clone()),
+            Part::Progressing { message } => ("False", reason::PROGRESSING, message.clone()),
+            Part::Disabled => (
+                "False",
+                reason::DISABLED,
+                format!("{} is disabled in the spec", child_of(type_)),
+            ),
+            Part::Failed { reason, message } => ("False", *reason, message.clone()),
+        };
+        if status != "True" && *part != Part::Disabled && not_ready.is_none() {
+            not_ready = Some((reason, format!("{}: {message}", child_of(type_))));
+        }
+        conditions.push(condition(
+            type_,
+            status,
+            reason,
+            message,
+            observed.generation,
+            previous,
+            now,
+        ));
+    }
+    let (status, reason, message) = match not_ready {
+        None => ("True", reason::RECONCILED, summary(observed)),
+        Some((reason, message)) => ("False", reason, message),
+    };
+    conditions.insert(
+        0,
+        condition(READY, status, reason, message, observed.generation, previous, now),
+    );
+
+    ChatbotMonitoringStatus {
+        observed_generation: observed.generation,
+        conditions,
+        replicas: observed
+            .desired_replicas
+            .map(|d| format!("{}/{d}", observed.ready_replicas.unwrap_or(0))),
+        ready_replicas: observed.ready_replicas,
+        alert_rules: observed.alert_rules,
+        dashboards: observed.dashboards,
+        children: Some(observed.children.clone()),
+    }
+}
+
+/// `previous` with `Ready` turned False for a failure that stopped the reconcile; the child conditions keep what
+/// was last observed. Unchanged (same transition time) when the same failure repeats.
+pub fn with_failure(
+    previous: Option<&ChatbotMonitoringStatus>,
+    generation: Option<i64>,
+    reason: &'static str,
+    message: &str,
+    now: Timestamp,
+) -> ChatbotMonitoringStatus {
+    let mut new = previous.cloned().unwrap_or_default();
+    let ready = condition(READY, "False", reason, message.to_owned(), generation, previous, now);
+    new.conditions.retain(|c| c.type_ != READY);
+    new.conditions.insert(0, ready);
+    new.observed_generation = generation;
+    new
+}
+
+/// The `Ready` condition of a status, if any.
+pub fn ready(status: Option<&ChatbotMonitoringStatus>) -> Option<&Condition> {
+    status?.conditions.iter().find(|c| c.type_ == READY)
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: Option<&ChatbotMonitoringStatus>,
+    now: Timestamp,
+) -> Condition {
+    let same = previous
+        .and_then(|p| p.conditions.iter().find(|c| c.type_ == type_))
+        .filter(|c| c.status == status);
+    Condition {
+        type_: type_.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message,
+        observed_generation: generation,
+        last_transition_time: same.map(|c| c.last_transition_time.clone()).unwrap_or(Time(now)),
+    }
+}
+
+fn child_of(condition_type: &str) -> &str {
+    condition_type.strip_suffix("Ready").unwrap_or(condition_type)
+}
+
+fn summary(o: &Observed) -> String {
+    let mut parts = Vec::new();
+    if let (Some(d), Some(r)) = (o.desired_replicas, o.ready_replicas) {
+        parts.push(format!("{r}/{d} chatbot pods ready"));
+    }
+    if let Some(n) = o.alert_rules {
+        parts.push(format!("{n} alerting rules"));
+    }
+    if let Some(n) = o.dashboards {
+        parts.push(format!("{n} dashboard(s)"));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn observed(parts: Vec<(&'static str, Part)>) -> Observed {
+        Observed {
+            generation: Some(3),
+            parts,
+            desired_replicas: Some(2),
+            ready_replicas: Some(2),
+            alert_rules: Some(11),
+            dashboards: Some(1),
+            children: Children::default(),
+        }
+    }
+
+    fn applied() -> Part {
+        Part::Ready {
+            reason: reason::APPLIED,
+            message: "applied".into(),
+        }
+    }
+
+    #[test]
+    fn all_parts_ready_makes_the_resource_ready() {
+        let s = status_from(
+            &observed(vec![
+                (DEPLOYMENT_READY, applied()),
+                (SERVICE_MONITOR_READY, Part::Disabled),
+            ]),
+            None,
+            t("2026-01-01T00:00:00Z"),
+        );
+        let r = ready(Some(&s)).unwrap();
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("True", "Reconciled"));
+        assert_eq!(r.message, "2/2 chatbot pods ready, 11 alerting rules, 1 dashboard(s)");
+        assert_eq!(r.observed_generation, Some(3));
+        assert_eq!(s.replicas.as_deref(), Some("2/2"));
+        let sm = &s.conditions[2];
+        assert_eq!(
+            (sm.type_.as_str(), sm.status.as_str(), sm.reason.as_str()),
+            (SERVICE_MONITOR_READY, "False", "Disabled")
+        );
+    }
+
+    #[test]
+    fn the_first_failing_part_explains_not_ready() {
+        let s = status_from(
+            &observed(vec![
+                (DEPLOYMENT_READY, applied()),
+                (
+                    SERVICE_MONITOR_READY,
+                    Part::Failed {
+                        reason: reason::PROMETHEUS_OPERATOR_MISSING,
+                        message: "no ServiceMonitor CRD".into(),
+                    },
+                ),
+            ]),
+            None,
+            t("2026-01-01T00:00:00Z"),
+        );
+        let r = ready(Some(&s)).unwrap();
+        assert_eq!(
+            (r.status.as_str(), r.reason.as_str()),
+            ("False", "PrometheusOperatorMissing")
+        );
+        assert_eq!(r.message, "ServiceMonitor: no ServiceMonitor CRD");
+    }
+
+    #[test]
+    fn a_repeated_failure_leaves_the_status_unchanged() {
+        let first = with_failure(
+            None,
+            Some(1),
+            reason::SECRET_MISSING,
+            "no secret",
+            t("2026-01-01T00:00:00Z"),
+        );
+        let r = ready(Some(&first)).unwrap();
+        assert_eq!((r.status.as_str(), r.reason.as_str()), ("False", "SecretMissing"));
+        let again = with_failure(
+            Some(&first),
+            Some(1),
+            reason::SECRET_MISSING,
+            "no secret",
+            t("2026-01-01T00:05:00Z"),
+        );
+        assert_eq!(again, first);
+    }
+
+    #[test]
+    fn transition_times_move_only_on_a_status_change() {
+        let o = observed(vec![(DEPLOYMENT_READY, applied())]);
+        let first = status_from(&o, None, t("2026-01-01T00:00:00Z"));
+        let again = status_from(&o, Some(&first), t("2026-01-01T01:00:00Z"));
+        assert_eq!(again, first, "an unchanged world gives an identical status");
+
+        let o2 = observed(vec![(
+            DEPLOYMENT_READY,
+            Part::Progressing {
+                message: "1/2 pods ready".into(),
+            },
+        )]);
+        let changed = status_from(&o2, Some(&first), t("2026-01-01T02:00:00Z"));
+        assert_eq!(
+            changed.conditions[0].last_transition_time,
+            Time(t("2026-01-01T02:00:00Z"))
+        );
+        assert_eq!(changed.conditions[0].reason, "Progressing");
+    }
+}

@@ -1,0 +1,170 @@
+//! The CRD: `crds/` is current, its schema is structural and applies the guide's defaults, and bad resources are
+//! refused with their message by the OpenAPI constraints and the CEL rules a cluster would evaluate.
+
+use chatbot_operator::crd::crd_yaml;
+use serde_json::{Value, json};
+
+const CRD_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crds/monitoring.chatbot-sav.io_chatbotmonitorings.yaml"
+);
+
+fn schema() -> Value {
+    testsupport::openapi::crd_schema(&crd_yaml())
+}
+
+fn example(name: &str) -> Value {
+    let path = format!("{}/../examples/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every error the API server would answer for `object`: OpenAPI constraints on the defaulted object, then CEL.
+fn admission_errors(object: &Value) -> Vec<String> {
+    let schema = schema();
+    let defaulted = kube_cel::apply_defaults(&schema, object);
+    let mut errors = testsupport::openapi::validate(&schema, &defaulted);
+    if let Err(cel) = kube_cel::validate(&schema, object, None) {
+        errors.extend(cel.iter().map(|e| format!("{}: {}", e.field_path, e.message)));
+    }
+    errors
+}
+
+fn with_spec(spec: Value) -> Value {
+    json!({
+        "apiVersion": "monitoring.chatbot-sav.io/v1alpha1",
+        "kind": "ChatbotMonitoring",
+        "metadata": {"name": "bot", "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+#[test]
+fn crds_directory_is_generated_from_the_types() {
+    let committed = std::fs::read_to_string(CRD_FILE).expect("crds/ holds the CRD");
+    assert!(
+        committed == crd_yaml(),
+        "crds/ is stale: run `cargo run -p chatbot-operator -- crd > crds/monitoring.chatbot-sav.io_chatbotmonitorings.yaml`"
+    );
+}
+
+#[test]
+fn resource_shape_matches_the_issue() {
+    let crd: Value = serde_yaml::from_str(&crd_yaml()).unwrap();
+    assert_eq!(crd["metadata"]["name"], "chatbotmonitorings.monitoring.chatbot-sav.io");
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["shortNames"], json!(["cbm"]));
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["subresources"]["status"], json!({}));
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Ready", "Replicas", "Alerts", "Dashboards", "Age"]);
+}
+
+#[test]
+fn every_rule_compiles() {
+    let compiled = kube_cel::compile_schema(&schema());
+    assert!(!compiled.has_errors(), "{:?}", compiled.compilation_errors());
+}
+
+#[test]
+fn defaults_are_the_monitoring_guides() {
+    let defaulted = kube_cel::apply_defaults(&schema(), &example("minimal.yaml"));
+    let spec = &defaulted["spec"];
+    assert_eq!(spec["chatbot"]["replicas"], 1);
+    assert_eq!(spec["chatbot"]["port"], 8000);
+    assert_eq!(spec["chatbot"]["model"]["backend"], "builtin");
+    assert_eq!(spec["chatbot"]["database"]["type"], "sqlite");
+    assert_eq!(spec["monitoring"]["enabled"], true);
+    assert_eq!(spec["monitoring"]["interval"], "10s");
+    assert_eq!(spec["monitoring"]["scrapeTimeout"], "5s");
+    assert_eq!(
+        spec["alerts"]["errorRate"],
+        json!({"threshold": 0.1, "for": "2m", "severity": "critical"})
+    );
+    assert_eq!(
+        spec["alerts"]["latency"],
+        json!({"threshold": 2.0, "for": "2m", "severity": "warning"})
+    );
+    assert_eq!(
+        spec["alerts"]["memory"],
+        json!({"threshold": 524288000.0, "for": "5m", "severity": "warning"})
+    );
+    assert_eq!(spec["dashboards"]["labels"], json!({"grafana_dashboard": "1"}));
+}
+
+#[test]
+fn the_examples_are_accepted() {
+    for name in ["minimal.yaml", "full.yaml"] {
+        let errors = admission_errors(&example(name));
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+}
+
+#[test]
+fn bad_resources_are_refused_with_a_clear_message() {
+    let cases = [
+        (
+            json!({"chatbot": {"model": {"backend": "openai"}}}),
+            "model.openai (endpoint, model, apiKeySecretRef) is required",
+        ),
+        (
+            json!({"chatbot": {"database": {"type": "postgres"}}}),
+            "database.postgres.urlSecretRef is required",
+        ),
+        (
+            json!({"chatbot": {"replicas": 3}}),
+            "set database.type to postgres to run more than one replica",
+        ),
+        (
+            json!({"monitoring": {"interval": "10s", "scrapeTimeout": "30s"}}),
+            "scrapeTimeout must not be longer than",
+        ),
+        (
+            json!({"monitoring": {"scrapeTimeout": "1m"}}),
+            "scrapeTimeout must not be longer than",
+        ),
+        (
+            json!({"alerts": {"runbookBaseUrl": "wiki/runbooks"}}),
+            "runbookBaseUrl must be an http(s) URL",
+        ),
+        (
+            json!({"chatbot": {"model": {"backend": "openai", "openai": {"endpoint": "api.openai.com", "model": "m",
+                "apiKeySecretRef": {"name": "s", "key": "k"}}}}}),
+            "endpoint must be an http(s) URL",
+        ),
+        (
+            json!({"monitoring": {"interval": "10 seconds"}}),
+            "/spec/monitoring/interval",
+        ),
+        (json!({"chatbot": {"port": 80}}), "/spec/chatbot/port"),
+        (json!({"chatbot": {"replicas": -1}}), "/spec/chatbot/replicas"),
+        (
+            json!({"chatbot": {"model": {"backend": "gpt"}}}),
+            "/spec/chatbot/model/backend",
+        ),
+        (
+            json!({"alerts": {"errorRate": {"threshold": 0.1, "for": "2m", "severity": "page"}}}),
+            "/spec/alerts/errorRate/severity",
+        ),
+        (
+            json!({"alerts": {"slo": {"availabilityTarget": 100}}}),
+            "/spec/alerts/slo/availabilityTarget",
+        ),
+        (
+            json!({"chatbot": {"replica": 2}}),
+            "/spec/chatbot/replica: unknown field",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let errors = admission_errors(&with_spec(spec.clone()));
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{spec} should be refused with {expected:?}, got {errors:?}"
+        );
+    }
+}

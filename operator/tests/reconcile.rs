@@ -1,0 +1,459 @@
+//! The reconciler against a scripted API server: the exact requests of a first reconcile, none but reads for an
+//! unchanged resource, a changed spec, the Prometheus Operator absent then installed, a missing Secret, an API
+//! error with backoff, deletion, a part switched off, and children changed or deleted by hand.
+
+mod fake_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatbot_operator::crd::ChatbotMonitoring;
+use chatbot_operator::reconcile::{Context, Error, error_policy, reconcile};
+use chatbot_operator::render::RenderOptions;
+use chatbot_operator::telemetry::Metrics;
+use fake_api::FakeApi;
+use http::Method;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+const NS: &str = "default";
+const CBM: &str = "/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/chatbot";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/chatbot";
+const SERVICE: &str = "/api/v1/namespaces/default/services/chatbot";
+const SERVICE_MONITOR: &str = "/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors/chatbot";
+const PROMETHEUS_RULE: &str = "/apis/monitoring.coreos.com/v1/namespaces/default/prometheusrules/chatbot";
+const DASHBOARD: &str = "/api/v1/namespaces/default/configmaps/chatbot-dashboard-overview";
+const DISCOVERY: &str = "/apis/monitoring.coreos.com/v1";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+
+fn setup() -> (Arc<Context>, FakeApi) {
+    let (client, fake) = FakeApi::start();
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()));
+    (Arc::new(ctx), fake)
+}
+
+/// The resource as the API server stores it: with a uid and a generation.
+fn resource(spec: Value) -> ChatbotMonitoring {
+    serde_json::from_value(json!({
+        "apiVersion": "monitoring.chatbot-sav.io/v1alpha1",
+        "kind": "ChatbotMonitoring",
+        "metadata": {"name": "chatbot", "namespace": NS, "uid": "5e1f7a2c-0000-4000-8000-000000000001",
+                     "generation": 1, "resourceVersion": "1"},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+/// Stores the resource in the fake server (status patches need it there) and returns it.
+fn stored(fake: &FakeApi, cbm: &ChatbotMonitoring) -> ChatbotMonitoring {
+    fake.put(CBM, serde_json::to_value(cbm).unwrap());
+    cbm.clone()
+}
+
+/// The resource as the operator would see it next: re-read from the fake server, status included.
+fn reread(fake: &FakeApi) -> ChatbotMonitoring {
+    serde_json::from_value(fake.get(CBM).unwrap()).unwrap()
+}
+
+async fn run(ctx: &Arc<Context>, cbm: &ChatbotMonitoring) -> Result<Action, Error> {
+    tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(cbm.clone()), ctx.clone()))
+        .await
+        .expect("reconcile finished")
+}
+
+fn condition(cbm: &ChatbotMonitoring, type_: &str) -> (String, String) {
+    let c = cbm
+        .status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone())
+}
+
+fn lines(list: &[(&str, &str)]) -> Vec<String> {
+    list.iter().map(|(m, p)| format!("{m} {p}")).collect()
+}
+
+fn resource_version(fake: &FakeApi, path: &str) -> String {
+    fake.get(path).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn first_reconcile_applies_each_child_once_then_the_status() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    let action = run(&ctx, &cbm).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    let calls: Vec<String> = fake.state().calls.iter().map(|c| c.line()).collect();
+    assert_eq!(
+        calls,
+        lines(&[
+            ("GET", DEPLOYMENT),
+            ("PATCH", DEPLOYMENT),
+            ("GET", SERVICE),
+            ("PATCH", SERVICE),
+            ("GET", DISCOVERY),
+            ("GET", SERVICE_MONITOR),
+            ("PATCH", SERVICE_MONITOR),
+            ("GET", PROMETHEUS_RULE),
+            ("PATCH", PROMETHEUS_RULE),
+            ("GET", DASHBOARD),
+            ("PATCH", DASHBOARD),
+            ("PATCH", &format!("{CBM}/status")),
+            ("POST", EVENTS),
+        ])
+    );
+    // Every write is a server-side apply by one field manager, forced (the fake also refuses any other patch type).
+    let state = fake.state();
+    let patches: Vec<_> = state.calls.iter().filter(|c| c.method == Method::PATCH).collect();
+    assert_eq!(patches.len(), 6);
+    for call in patches {
+        assert!(
+            call.query.contains("fieldManager=chatbot-operator") && call.query.contains("force=true"),
+            "{call:?}"
+        );
+    }
+    drop(state);
+    let cbm = reread(&fake);
+    let status = cbm.status.clone().unwrap();
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(condition(&cbm, "Ready"), ("True".into(), "Reconciled".into()));
+    for c in [
+        "DeploymentReady",
+        "ServiceReady",
+        "ServiceMonitorReady",
+        "PrometheusRuleReady",
+        "DashboardsReady",
+    ] {
+        assert_eq!(condition(&cbm, c).0, "True", "{c}");
+    }
+    for c in &status.conditions {
+        assert_eq!(c.observed_generation, Some(1), "{}", c.type_);
+    }
+    assert_eq!(status.replicas.as_deref(), Some("1/1"));
+    assert_eq!(status.alert_rules, Some(10), "no SLO set: no burn-rate alerts");
+    assert_eq!(status.dashboards, Some(1));
+    let children = status.children.unwrap();
+    assert_eq!(children.deployment.as_deref(), Some("chatbot"));
+    assert_eq!(children.dashboards, ["chatbot-dashboard-overview"]);
+    // Owned by the resource, so deleting it deletes them (the API server's garbage collector).
+    for path in [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD] {
+        let owner = &fake.get(path).unwrap()["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], "5e1f7a2c-0000-4000-8000-000000000001", "{path}");
+        assert_eq!(owner["controller"], true, "{path}");
+    }
+    let events = fake.state().events.clone();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0]["type"].as_str(), events[0]["reason"].as_str()),
+        (Some("Normal"), Some("Reconciled"))
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_resource_is_only_read() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    fake.take_calls();
+    let versions: Vec<String> = [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD, CBM]
+        .iter()
+        .map(|p| resource_version(&fake, p))
+        .collect();
+
+    let cbm = reread(&fake);
+    run(&ctx, &cbm).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
+    assert_eq!(calls.len(), 6, "{calls:?}");
+    let after: Vec<String> = [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD, CBM]
+        .iter()
+        .map(|p| resource_version(&fake, p))
+        .collect();
+    assert_eq!(after, versions, "no resourceVersion changes");
+    assert_eq!(fake.state().events.len(), 1, "no new event");
+}
+
+#[tokio::test]
+async fn a_changed_spec_rewrites_only_what_it_changes() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    fake.take_calls();
+    let deployment_version = resource_version(&fake, DEPLOYMENT);
+
+    let mut cbm = reread(&fake);
+    cbm.spec.alerts.error_rate.threshold = 0.5;
+    cbm.metadata.generation = Some(2);
+    let cbm = stored(&fake, &cbm);
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(
+        writes,
+        lines(&[("PATCH", PROMETHEUS_RULE), ("PATCH", &format!("{CBM}/status"))])
+    );
+    assert_eq!(resource_version(&fake, DEPLOYMENT), deployment_version);
+    let rule = fake.get(PROMETHEUS_RULE).unwrap();
+    assert!(rule.to_string().contains("> 0.5"), "the new threshold is applied");
+    assert_eq!(reread(&fake).status.unwrap().observed_generation, Some(2));
+}
+
+#[tokio::test]
+async fn without_the_prometheus_operator_the_chatbot_still_runs_and_it_is_picked_up_later() {
+    let (ctx, fake) = setup();
+    fake.state().prometheus_operator = false;
+    let cbm = stored(&fake, &resource(json!({})));
+    let action = run(&ctx, &cbm).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)), "looks again soon");
+    let calls = fake.take_calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.contains("servicemonitors") || c.contains("prometheusrules")),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&format!("PATCH {DEPLOYMENT}")) && calls.contains(&format!("PATCH {DASHBOARD}")));
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "ServiceMonitorReady"),
+        ("False".into(), "PrometheusOperatorMissing".into())
+    );
+    assert_eq!(
+        condition(&cbm, "PrometheusRuleReady"),
+        ("False".into(), "PrometheusOperatorMissing".into())
+    );
+    assert_eq!(
+        condition(&cbm, "Ready"),
+        ("False".into(), "PrometheusOperatorMissing".into())
+    );
+    assert_eq!(condition(&cbm, "DeploymentReady").0, "True");
+    assert_eq!(condition(&cbm, "DashboardsReady").0, "True");
+    let event = fake.state().events.last().cloned().unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("PrometheusOperatorMissing"))
+    );
+
+    // The CRDs get installed: the next reconcile applies both and the resource turns Ready.
+    fake.state().prometheus_operator = true;
+    run(&ctx, &cbm).await.unwrap();
+    assert!(fake.get(SERVICE_MONITOR).is_some() && fake.get(PROMETHEUS_RULE).is_some());
+    assert_eq!(condition(&reread(&fake), "Ready"), ("True".into(), "Reconciled".into()));
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_reported_and_retried_with_backoff() {
+    let (ctx, fake) = setup();
+    let spec = json!({"chatbot": {"model": {"backend": "openai", "openai": {
+        "endpoint": "https://api.openai.com/v1", "model": "gpt-4o-mini",
+        "apiKeySecretRef": {"name": "chatbot-openai", "key": "api-key"}}}}});
+    let cbm = stored(&fake, &resource(spec));
+    let err = run(&ctx, &cbm).await.unwrap_err();
+    assert!(matches!(err, Error::SecretMissing { .. }), "{err}");
+    assert_eq!(
+        fake.take_calls(),
+        lines(&[
+            ("GET", "/api/v1/namespaces/default/secrets/chatbot-openai"),
+            ("PATCH", &format!("{CBM}/status")),
+            ("POST", EVENTS),
+        ]),
+        "nothing is applied while the reference is broken"
+    );
+    let stored_cbm = reread(&fake);
+    assert_eq!(
+        condition(&stored_cbm, "Ready"),
+        ("False".into(), "SecretMissing".into())
+    );
+    let message = &stored_cbm.status.as_ref().unwrap().conditions[0].message;
+    assert!(
+        message.contains("chatbot-openai") && message.contains("apiKeySecretRef"),
+        "{message}"
+    );
+    assert_eq!(fake.state().events[0]["type"], "Warning");
+
+    let cbm = Arc::new(cbm);
+    assert_eq!(
+        error_policy(cbm.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(cbm.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+
+    // Same failure again: the status is already right, so no write and no new event.
+    let again = reread(&fake);
+    run(&ctx, &again).await.unwrap_err();
+    assert_eq!(
+        fake.take_calls(),
+        lines(&[("GET", "/api/v1/namespaces/default/secrets/chatbot-openai")])
+    );
+
+    // The Secret appears: everything is applied and the backoff starts over.
+    fake.put(
+        "/api/v1/namespaces/default/secrets/chatbot-openai",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "chatbot-openai", "namespace": NS}}),
+    );
+    run(&ctx, &again).await.unwrap();
+    assert_eq!(condition(&reread(&fake), "Ready"), ("True".into(), "Reconciled".into()));
+    assert_eq!(
+        error_policy(cbm, &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    let env = fake.get(DEPLOYMENT).unwrap()["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+    assert!(
+        env.contains("chatbot-openai") && !env.contains("sk-"),
+        "referenced, never copied"
+    );
+}
+
+#[tokio::test]
+async fn an_api_error_sets_a_condition_and_backs_off() {
+    let (ctx, fake) = setup();
+    fake.state()
+        .failures
+        .push((Method::PATCH, "/deployments/chatbot".into(), 500));
+    let cbm = stored(&fake, &resource(json!({})));
+    let err = run(&ctx, &cbm).await.unwrap_err();
+    assert!(matches!(err, Error::Kube(_)), "{err}");
+    let calls = fake.take_calls();
+    assert_eq!(calls[..2], lines(&[("GET", DEPLOYMENT), ("PATCH", DEPLOYMENT)])[..]);
+    assert!(
+        !calls.iter().any(|c| c.contains("/services/")),
+        "stops at the first failure: {calls:?}"
+    );
+    assert_eq!(condition(&reread(&fake), "Ready"), ("False".into(), "ApiError".into()));
+    let delays: Vec<Action> = (0..4)
+        .map(|_| error_policy(Arc::new(cbm.clone()), &err, ctx.clone()))
+        .collect();
+    assert_eq!(
+        delays,
+        [5, 10, 20, 40].map(|s| Action::requeue(Duration::from_secs(s))),
+        "exponential backoff, never a hot loop"
+    );
+    let metrics = ctx.metrics.render();
+    assert!(
+        metrics.contains("chatbot_operator_reconcile_errors_total{reason=\"ApiError\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_being_deleted_is_left_to_the_garbage_collector() {
+    let (ctx, fake) = setup();
+    let mut cbm = resource(json!({}));
+    cbm.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-11-25T10:00:00Z".parse().unwrap(),
+    ));
+    assert_eq!(run(&ctx, &cbm).await.unwrap(), Action::await_change());
+    assert!(fake.take_calls().is_empty());
+}
+
+#[tokio::test]
+async fn switching_a_part_off_removes_the_child_it_owned() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    fake.take_calls();
+
+    let mut cbm = reread(&fake);
+    cbm.spec.alerts.enabled = false;
+    cbm.spec.dashboards.enabled = false;
+    cbm.metadata.generation = Some(2);
+    let cbm = stored(&fake, &cbm);
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(
+        writes,
+        lines(&[
+            ("DELETE", PROMETHEUS_RULE),
+            ("DELETE", DASHBOARD),
+            ("PATCH", &format!("{CBM}/status"))
+        ])
+    );
+    assert!(fake.get(PROMETHEUS_RULE).is_none() && fake.get(DASHBOARD).is_none());
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "PrometheusRuleReady"),
+        ("False".into(), "Disabled".into())
+    );
+    assert_eq!(
+        condition(&cbm, "Ready"),
+        ("True".into(), "Reconciled".into()),
+        "a disabled part is not a failure"
+    );
+
+    // Someone else's object with the same name is never deleted.
+    fake.put(
+        PROMETHEUS_RULE,
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+               "metadata": {"name": "chatbot", "namespace": NS, "ownerReferences": [
+                   {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "someone-else"}]},
+               "spec": {"groups": []}}),
+    );
+    run(&ctx, &cbm).await.unwrap();
+    assert!(fake.get(PROMETHEUS_RULE).is_some());
+}
+
+#[tokio::test]
+async fn children_changed_or_deleted_by_hand_are_restored() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    fake.take_calls();
+    let cbm = reread(&fake);
+
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = json!(false);
+    fake.put(DEPLOYMENT, deployment);
+    fake.remove(SERVICE);
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(writes, lines(&[("PATCH", DEPLOYMENT), ("PATCH", SERVICE)]));
+    let restored = fake.get(DEPLOYMENT).unwrap();
+    assert_eq!(
+        restored["spec"]["template"]["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"],
+        true
+    );
+    assert!(fake.get(SERVICE).is_some());
+}
+
+#[tokio::test]
+async fn pods_not_ready_yet_show_as_progressing() {
+    let (ctx, fake) = setup();
+    fake.state().pods_ready = false;
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "DeploymentReady"),
+        ("False".into(), "Progressing".into())
+    );
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "Progressing".into()));
+    assert_eq!(cbm.status.unwrap().replicas.as_deref(), Some("0/1"));
+    assert_eq!(
+        fake.state().events[0]["type"],
+        "Normal",
+        "pods starting is not a warning"
+    );
+}

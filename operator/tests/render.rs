@@ -1,0 +1,411 @@
+//! What the operator renders from a resource, checked without a cluster: golden YAML for `examples/`, the schemas a
+//! cluster enforces (Kubernetes' own through `kubernetes-validate --strict`, prometheus-operator's CRDs), the
+//! restricted Pod Security Standard, alert scoping and content, `promtool check rules`, and the `render` CLI.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chatbot_operator::crd::ChatbotMonitoring;
+use chatbot_operator::prometheus_operator::PrometheusRule;
+use chatbot_operator::render::{Desired, RenderOptions, alert_names, render, to_yaml_stream};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn example(name: &str) -> ChatbotMonitoring {
+    serde_yaml::from_str(&std::fs::read_to_string(root().join("examples").join(name)).unwrap()).unwrap()
+}
+
+fn render_example(name: &str) -> Desired {
+    render(&example(name), &RenderOptions::default()).unwrap()
+}
+
+fn docs(desired: &Desired) -> Vec<Value> {
+    let stream = to_yaml_stream(desired).unwrap();
+    serde_yaml::Deserializer::from_str(&stream)
+        .map(|d| serde_yaml::from_value::<Value>(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+        .collect()
+}
+
+use serde::Deserialize;
+
+/// Golden files: `UPDATE_GOLDEN=1 cargo test -p chatbot-operator --test render` rewrites them after a deliberate
+/// change, and the diff is reviewed like code.
+#[test]
+fn examples_render_as_their_golden_files() {
+    for name in ["minimal", "full"] {
+        let rendered = to_yaml_stream(&render_example(&format!("{name}.yaml"))).unwrap();
+        let golden = root().join("operator/tests/golden").join(format!("{name}.yaml"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&golden, &rendered).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+        assert!(
+            rendered == expected,
+            "{name}: the rendered children differ from {}; if the change is intended, run \
+             UPDATE_GOLDEN=1 cargo test -p chatbot-operator --test render",
+            golden.display()
+        );
+    }
+}
+
+#[test]
+fn children_are_the_expected_kinds_and_names() {
+    let kinds: Vec<(String, String)> = docs(&render_example("full.yaml"))
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_owned(),
+                d["metadata"]["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("Deployment", "sav"),
+        ("Service", "sav"),
+        ("ServiceMonitor", "sav"),
+        ("PrometheusRule", "sav"),
+        ("ConfigMap", "sav-dashboard-overview"),
+    ];
+    let expected: Vec<(String, String)> = expected.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
+    assert_eq!(kinds, expected);
+}
+
+/// Kubernetes' own schemas, strictly (unknown fields refused), for the CRD and every core kind we render.
+#[test]
+fn core_kinds_and_the_crd_pass_kubernetes_validate_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![root().join("crds/monitoring.chatbot-sav.io_chatbotmonitorings.yaml")];
+    for name in ["minimal", "full"] {
+        let core: Vec<String> = docs(&render_example(&format!("{name}.yaml")))
+            .into_iter()
+            .filter(|d| d["apiVersion"] == "v1" || d["apiVersion"] == "apps/v1")
+            .map(|d| serde_yaml::to_string(&d).unwrap())
+            .collect();
+        let path = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, core.join("---\n")).unwrap();
+        files.push(path);
+    }
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .expect(
+            "kubernetes-validate is missing: scripts/install-deps.sh installs it (pip install kubernetes-validate)",
+        );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    // 1 CRD + 3 core objects per example.
+    assert_eq!(text.matches(" passed for resource ").count(), 7, "{text}");
+}
+
+/// prometheus-operator v0.93's real CRDs, as a cluster with it installed would enforce them.
+#[test]
+fn service_monitor_and_prometheus_rule_match_the_prometheus_operator_crds() {
+    let shared = root().join("../shared/crds/prometheus-operator");
+    for (kind, file) in [
+        ("ServiceMonitor", "monitoring.coreos.com_servicemonitors.yaml"),
+        ("PrometheusRule", "monitoring.coreos.com_prometheusrules.yaml"),
+    ] {
+        let crd = std::fs::read_to_string(shared.join(file)).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (../shared beside the project holds it)",
+                shared.join(file).display()
+            )
+        });
+        let schema = testsupport::openapi::crd_schema(&crd);
+        for name in ["minimal", "full"] {
+            let doc = docs(&render_example(&format!("{name}.yaml")))
+                .into_iter()
+                .find(|d| d["kind"] == kind)
+                .unwrap();
+            assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
+            let errors = testsupport::openapi::validate(&schema, &doc);
+            assert!(errors.is_empty(), "{name} {kind}: {errors:?}");
+        }
+    }
+}
+
+#[test]
+fn rendered_rules_pass_promtool_check_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["minimal", "full"] {
+        let rule = render_example(&format!("{name}.yaml")).prometheus_rule.unwrap();
+        let path = dir.path().join(format!("{name}.rules.yaml"));
+        let groups = serde_json::json!({"groups": rule.spec.groups});
+        std::fs::write(&path, serde_yaml::to_string(&groups).unwrap()).unwrap();
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&path)
+            .output()
+            .expect("promtool is missing: scripts/install-deps.sh installs Debian's prometheus");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && text.contains("SUCCESS"), "{name}: {text}");
+    }
+}
+
+#[test]
+fn the_pod_passes_the_restricted_pod_security_standard() {
+    for name in ["minimal.yaml", "full.yaml"] {
+        let d = render_example(name).deployment;
+        let pod = d.spec.template.spec.unwrap();
+        let psc = pod.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_ne!(psc.run_as_user, Some(0));
+        assert!(pod.host_network.is_none() && pod.host_pid.is_none() && pod.host_ipc.is_none());
+        for v in pod.volumes.unwrap_or_default() {
+            assert!(v.host_path.is_none(), "hostPath volumes are not allowed");
+        }
+        for c in pod.containers {
+            let sc = c.security_context.unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false));
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            assert_eq!(sc.privileged, None);
+            assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_owned()]));
+            assert_eq!(
+                c.liveness_probe.unwrap().http_get.unwrap().path.as_deref(),
+                Some("/health")
+            );
+            assert_eq!(
+                c.readiness_probe.unwrap().http_get.unwrap().path.as_deref(),
+                Some("/ready")
+            );
+            let resources = c.resources.unwrap();
+            assert!(resources.requests.is_some() && resources.limits.is_some());
+        }
+    }
+}
+
+#[test]
+fn model_and_database_secrets_are_referenced_never_copied() {
+    let d = render_example("full.yaml").deployment;
+    let env = d.spec.template.spec.unwrap().containers[0].env.clone().unwrap();
+    let get = |name: &str| env.iter().find(|e| e.name == name).unwrap().clone();
+    let key = get("OPENAI_API_KEY").value_from.unwrap().secret_key_ref.unwrap();
+    assert_eq!((key.name.as_str(), key.key.as_str()), ("chatbot-openai", "api-key"));
+    let url = get("DATABASE_URL").value_from.unwrap().secret_key_ref.unwrap();
+    assert_eq!((url.name.as_str(), url.key.as_str()), ("chatbot-postgres", "url"));
+    assert_eq!(get("CHATBOT_MODEL_BACKEND").value.as_deref(), Some("openai"));
+    assert_eq!(get("OPENAI_TIMEOUT").value.as_deref(), Some("8s"));
+    // The user's own variables come after ours, so they win.
+    assert_eq!(env.last().unwrap().name, "CHATBOT_ANSWER_CACHE_SIZE");
+
+    let minimal = render_example("minimal.yaml").deployment;
+    let env = minimal.spec.template.spec.unwrap().containers[0].env.clone().unwrap();
+    let url = env.iter().find(|e| e.name == "DATABASE_URL").unwrap();
+    assert_eq!(url.value.as_deref(), Some("sqlite:///data/chatbot.db"));
+}
+
+/// Every selector in every rule names this resource's namespace and job: two resources never share an alert.
+#[test]
+fn every_rule_is_scoped_to_its_own_chatbot() {
+    for name in ["minimal.yaml", "full.yaml"] {
+        let cbm = example(name);
+        let rule = render(&cbm, &RenderOptions::default())
+            .unwrap()
+            .prometheus_rule
+            .unwrap();
+        let ns = cbm.metadata.namespace.clone().unwrap();
+        let job = cbm.metadata.name.clone().unwrap();
+        let scope = format!("namespace=\"{ns}\", job=\"{job}\"");
+        for r in rule.spec.groups.iter().flat_map(|g| &g.rules) {
+            let selectors: Vec<&str> = r
+                .expr
+                .split('{')
+                .skip(1)
+                .map(|s| s.split('}').next().unwrap())
+                .collect();
+            assert!(!selectors.is_empty(), "{}", r.expr);
+            for s in selectors {
+                assert!(
+                    s.starts_with(&scope),
+                    "{name}: selector {{{s}}} in {:?} is not scoped",
+                    r.expr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_alert_has_severity_summary_description_and_an_existing_runbook() {
+    let rule: PrometheusRule = render_example("full.yaml").prometheus_rule.unwrap();
+    let names = alert_names(&rule);
+    assert!(names.len() >= 11, "{names:?}");
+    for r in rule
+        .spec
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter(|r| r.alert.is_some())
+    {
+        let alert = r.alert.as_deref().unwrap();
+        assert!(
+            ["critical", "warning", "info"].contains(&r.labels["severity"].as_str()),
+            "{alert}"
+        );
+        assert!(!r.annotations["summary"].is_empty(), "{alert}");
+        assert!(
+            r.annotations["description"].contains("$value") || alert.ends_with("Missing"),
+            "{alert}"
+        );
+        assert_eq!(
+            r.annotations["runbook_url"],
+            format!("https://runbooks.example.com/chatbot-sav/{alert}.md"),
+            "the runbook base URL comes from the spec"
+        );
+        let page = root().join("docs/runbooks").join(format!("{alert}.md"));
+        assert!(page.exists(), "{alert}: no runbook at {}", page.display());
+    }
+}
+
+#[test]
+fn thresholds_come_from_the_spec() {
+    let rule = render_example("full.yaml").prometheus_rule.unwrap();
+    let by_name = |n: &str| {
+        rule.spec
+            .groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .find(|r| r.alert.as_deref() == Some(n))
+            .unwrap()
+            .clone()
+    };
+    let r = by_name("HighErrorRate");
+    assert!(r.expr.ends_with("> 0.5"), "{}", r.expr);
+    assert_eq!(
+        (r.for_.as_deref(), r.labels["severity"].as_str()),
+        (Some("5m"), "critical")
+    );
+    assert!(by_name("HighResponseTime").expr.ends_with("> 1.5"));
+    assert!(by_name("HighMemoryUsage").expr.ends_with("> 209715200"));
+    // The SLO adds the burn-rate alerts and their recording rules: 99.9% leaves a 0.001 budget.
+    let fast = by_name("ErrorBudgetBurnFast");
+    assert!(fast.expr.contains("> (14.4 * 0.001) and"), "{}", fast.expr);
+    let records: BTreeSet<&str> = rule
+        .spec
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter_map(|r| r.record.as_deref())
+        .collect();
+    assert_eq!(records.len(), 4, "{records:?}");
+    // Without an SLO there is no burn-rate alert.
+    let minimal = render_example("minimal.yaml").prometheus_rule.unwrap();
+    assert!(!alert_names(&minimal).contains(&"ErrorBudgetBurnFast"));
+}
+
+#[test]
+fn disabled_parts_render_nothing() {
+    let mut cbm = example("minimal.yaml");
+    cbm.spec.monitoring.enabled = false;
+    cbm.spec.alerts.enabled = false;
+    cbm.spec.dashboards.enabled = false;
+    let d = render(&cbm, &RenderOptions::default()).unwrap();
+    assert!(d.service_monitor.is_none() && d.prometheus_rule.is_none() && d.dashboards.is_empty());
+}
+
+#[test]
+fn children_are_owned_by_the_resource_when_it_has_a_uid() {
+    let mut cbm = example("minimal.yaml");
+    assert!(
+        render(&cbm, &RenderOptions::default())
+            .unwrap()
+            .deployment
+            .metadata
+            .owner_references
+            .is_none()
+    );
+    cbm.metadata.uid = Some("0b7c6e2c-1111-4a4a-9c9c-0123456789ab".into());
+    let d = render(&cbm, &RenderOptions::default()).unwrap();
+    let metas = [
+        &d.deployment.metadata,
+        &d.service.metadata,
+        &d.service_monitor.as_ref().unwrap().metadata,
+        &d.prometheus_rule.as_ref().unwrap().metadata,
+        &d.dashboards[0].metadata,
+    ];
+    for m in metas {
+        let owners = m.owner_references.as_ref().unwrap();
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].kind, "ChatbotMonitoring");
+        assert_eq!(owners[0].uid, "0b7c6e2c-1111-4a4a-9c9c-0123456789ab");
+        assert_eq!(owners[0].controller, Some(true));
+    }
+}
+
+#[test]
+fn dashboard_config_map_is_for_the_grafana_sidecar() {
+    let d = render_example("full.yaml");
+    let cm = &d.dashboards[0];
+    assert_eq!(cm.metadata.labels.as_ref().unwrap()["grafana_dashboard"], "1");
+    assert_eq!(
+        cm.metadata.annotations.as_ref().unwrap()["grafana_folder"],
+        "Customer care"
+    );
+    let data = cm.data.as_ref().unwrap();
+    assert_eq!(data.len(), 1, "one dashboard per ConfigMap");
+    let (key, json) = data.iter().next().unwrap();
+    assert_eq!(key, "shop-sav-overview.json");
+    assert!(
+        json.len() < 256 * 1024,
+        "{} bytes: keep well under the 1 MiB object limit",
+        json.len()
+    );
+    let dashboard: Value = serde_json::from_str(json).unwrap();
+    let uid = dashboard["uid"].as_str().unwrap();
+    assert!(uid.len() <= 40, "{uid}");
+    let vars = dashboard["templating"]["list"].as_array().unwrap();
+    let current = |n: &str| vars.iter().find(|v| v["name"] == n).unwrap()["current"]["value"].clone();
+    assert_eq!(current("namespace"), "shop");
+    assert_eq!(current("job"), "sav");
+    // Another resource gets another uid: Grafana refuses two dashboards with one uid.
+    let other = render_example("minimal.yaml");
+    let other: Value =
+        serde_json::from_str(other.dashboards[0].data.as_ref().unwrap().values().next().unwrap()).unwrap();
+    assert_ne!(other["uid"], dashboard["uid"]);
+}
+
+#[test]
+fn render_cli_prints_every_child_and_refuses_bad_files() {
+    let bin = env!("CARGO_BIN_EXE_chatbot-operator");
+    let out = Command::new(bin)
+        .args(["render", "-f"])
+        .arg(root().join("examples/minimal.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout,
+        to_yaml_stream(&render_example("minimal.yaml")).unwrap(),
+        "same code as the reconciler"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: ChatbotMonitoring\nspec:\n  chatbot:\n    replicas: many\n",
+    )
+    .unwrap();
+    let out = Command::new(bin).args(["render", "-f"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.yaml") && stderr.contains("replicas"), "{stderr}");
+
+    let out = Command::new(bin)
+        .args(["render", "-f", "/no/such/file.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.yaml"));
+}
