@@ -3,7 +3,10 @@
 //!
 //! `render` says what should exist (pure), `reconcile` makes the cluster match it, `status` says what happened (pure).
 
+pub mod controller;
 pub mod crd;
+pub mod http;
+pub mod leader;
 pub mod prometheus_operator;
 pub mod reconcile;
 pub mod render;

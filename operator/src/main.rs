@@ -1,13 +1,26 @@
 //! `chatbot-operator`: `run` the controller, print the `crd`, or `render` a resource's children without a cluster.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::watch;
+use tracing_subscriber::EnvFilter;
 
+use chatbot_operator::controller::{self, Scope};
 use chatbot_operator::crd::{ChatbotMonitoring, crd_yaml};
-use chatbot_operator::render::{RenderOptions, render, to_yaml_stream};
+use chatbot_operator::http::{self, Probe};
+use chatbot_operator::leader::{Lease, LeaseSettings};
+use chatbot_operator::reconcile::Context;
+use chatbot_operator::render::{MANAGER, RenderOptions, render, to_yaml_stream};
+use chatbot_operator::telemetry::Metrics;
 
 #[derive(Parser)]
 #[command(name = "chatbot-operator", version, about)]
@@ -18,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller against the cluster of the current kubeconfig or in-cluster service account.
+    Run(RunArgs),
     /// Print the ChatbotMonitoring CustomResourceDefinition as YAML.
     Crd,
     /// Print every child a ChatbotMonitoring would get, as a multi-document YAML stream (no cluster needed).
@@ -34,9 +49,42 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch one namespace only (the Role-based install); all namespaces when empty.
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "")]
+    namespace: String,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    /// Chatbot image for resources that set none.
+    #[arg(long, env = "CHATBOT_IMAGE")]
+    default_image: Option<String>,
+    /// Compete for a Lease so that only one replica reconciles.
+    #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_election: bool,
+    #[arg(long, env = "LEASE_NAME", default_value = "chatbot-operator-leader")]
+    lease_name: String,
+    /// Namespace of the Lease: the operator's own (from the downward API).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// This replica's identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME", default_value = "chatbot-operator")]
+    identity: String,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run(args),
         Command::Crd => write_stdout(&crd_yaml()),
         Command::Render {
             file,
@@ -47,13 +95,131 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "chatbot-operator failed");
             eprintln!("chatbot-operator: {e:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn render_file(file: &PathBuf, namespace: &str, default_image: Option<String>) -> anyhow::Result<()> {
+#[tokio::main]
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    match args.log_format {
+        LogFormat::Json => tracing_subscriber::fmt().json().with_env_filter(filter).init(),
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let metrics = Arc::new(Metrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
+    let probe = Probe {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let server = tokio::spawn(http::serve(args.metrics_addr, probe, stopped()));
+
+    let client = Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("reaching the Kubernetes API")?;
+    tracing::info!(kubernetes = %version.git_version, "connected");
+    ready.store(true, Ordering::Relaxed);
+
+    let mut options = RenderOptions::default();
+    if let Some(image) = args.default_image {
+        options.default_image = image;
+    }
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: Some(args.identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        options,
+        metrics.clone(),
+    ));
+    let scope = if args.namespace.is_empty() {
+        Scope::All
+    } else {
+        Scope::Namespace(args.namespace.clone())
+    };
+
+    let result = if args.leader_election {
+        let settings = LeaseSettings {
+            name: args.lease_name,
+            namespace: args.lease_namespace,
+            identity: args.identity,
+            duration_seconds: 15,
+            grace_seconds: 5,
+        };
+        let mut lease = Lease::start(client, &settings)
+            .await
+            .context("starting leader election")?;
+        tracing::info!(lease = %settings.name, identity = %settings.identity, "waiting to lead");
+        let won = tokio::select! {
+            r = lease.is_leader.wait_for(|leader| *leader) => r.is_ok(),
+            _ = stopped() => false,
+        };
+        let result = if won {
+            tracing::info!("leading: reconciling");
+            metrics.leader.set(1);
+            let mut lost = lease.is_leader.clone();
+            tokio::select! {
+                _ = controller::run(ctx, scope, stopped()) => Ok(()),
+                _ = lost.wait_for(|leader| !*leader) => Err(anyhow::anyhow!("lost the leader lease; exiting so as not to act as a deposed leader")),
+            }
+        } else {
+            Ok(())
+        };
+        metrics.leader.set(0);
+        lease.release().await;
+        result
+    } else {
+        metrics.leader.set(1);
+        controller::run(ctx, scope, stopped()).await;
+        Ok(())
+    };
+    server.abort();
+    tracing::info!("stopped");
+    result
+}
+
+/// Completes on SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested: finishing reconciles in flight");
+}
+
+fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> anyhow::Result<()> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;

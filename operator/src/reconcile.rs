@@ -262,7 +262,7 @@ async fn check_secrets(cbm: &ChatbotMonitoring, client: &Client, ns: &str) -> Re
 }
 
 /// Whether the API server serves `monitoring.coreos.com/v1` with both kinds we write.
-async fn prometheus_operator_installed(client: &Client) -> Result<bool, kube::Error> {
+pub async fn prometheus_operator_installed(client: &Client) -> Result<bool, kube::Error> {
     match client.list_api_group_resources(&format!("{}/v1", po::GROUP)).await {
         Ok(list) => {
             let kinds: Vec<&str> = list.resources.iter().map(|r| r.kind.as_str()).collect();
