@@ -1,0 +1,159 @@
+//! Reconcile cost against the scripted API server, and memory with many resources cached (prints figures, asserts
+//! nothing). The fake API server runs in this process, so the CPU figures include its side of each request: they
+//! are an upper bound of the operator's own cost.
+//!
+//!   cargo bench -p chatbot-operator --bench reconcile
+
+#[path = "../tests/fake_api/mod.rs"]
+mod fake_api;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatbot_operator::crd::ChatbotMonitoring;
+use chatbot_operator::reconcile::{Context, reconcile};
+use chatbot_operator::render::{RenderOptions, render};
+use chatbot_operator::telemetry::Metrics;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher;
+use serde_json::json;
+
+const CBM_PATH: &str = "/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/";
+
+fn resource(name: &str) -> ChatbotMonitoring {
+    serde_json::from_value(json!({
+        "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "generation": 1,
+                     "resourceVersion": "1"},
+        "spec": {"monitoring": {"labels": {"release": "kube-prometheus-stack"}}, "alerts": {"slo": {"availabilityTarget": 99.9}}},
+    }))
+    .unwrap()
+}
+
+/// CPU time of this process (user + system).
+fn cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let (client, fake) = fake_api::FakeApi::start();
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Arc::new(Context::new(
+        client,
+        recorder,
+        RenderOptions::default(),
+        Arc::new(Metrics::new()),
+    ));
+    let n = 200;
+
+    // First reconcile of fresh resources: every child applied once.
+    let resources: Vec<ChatbotMonitoring> = (0..n).map(|i| resource(&format!("bot-{i}"))).collect();
+    for r in &resources {
+        fake.put(
+            &format!("{CBM_PATH}{}", r.metadata.name.as_ref().unwrap()),
+            serde_json::to_value(r).unwrap(),
+        );
+    }
+    fake.take_calls();
+    let (c0, t0) = (cpu(), Instant::now());
+    for r in &resources {
+        reconcile(Arc::new(r.clone()), ctx.clone()).await.unwrap();
+    }
+    let (first_cpu, first_wall) = (cpu() - c0, t0.elapsed());
+    let first_calls = fake.take_calls();
+    let first_writes = first_calls
+        .iter()
+        .filter(|c| c.starts_with("PATCH") && !c.ends_with("/status"))
+        .count();
+
+    // Unchanged resources (their status as stored): only reads.
+    let stored: Vec<ChatbotMonitoring> = resources
+        .iter()
+        .map(|r| {
+            serde_json::from_value(
+                fake.get(&format!("{CBM_PATH}{}", r.metadata.name.as_ref().unwrap()))
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let (c0, t0) = (cpu(), Instant::now());
+    for r in &stored {
+        reconcile(Arc::new(r.clone()), ctx.clone()).await.unwrap();
+    }
+    let (noop_cpu, noop_wall) = (cpu() - c0, t0.elapsed());
+    let noop_calls = fake.take_calls();
+    let noop_writes = noop_calls.iter().filter(|c| !c.starts_with("GET")).count();
+
+    // The pure part alone: render of one resource.
+    let iterations = 2000;
+    let (c0, t0) = (cpu(), Instant::now());
+    for _ in 0..iterations {
+        std::hint::black_box(render(&stored[0], &RenderOptions::default()).unwrap());
+    }
+    let render_cpu = (cpu() - c0) / iterations;
+    let _ = t0;
+
+    // Memory: 1,000 and 10,000 resources with their status in a reflector store, as the controller caches them.
+    let before = rss_kib();
+    let mut writer: Writer<ChatbotMonitoring> = Writer::default();
+    let mut figures = Vec::new();
+    let mut count = 0;
+    for target in [1_000, 10_000] {
+        while count < target {
+            let mut r = stored[count % stored.len()].clone();
+            r.metadata.name = Some(format!("cached-{count}"));
+            r.metadata.uid = Some(format!("uid-cached-{count}"));
+            writer.apply_watcher_event(&watcher::Event::Apply(r));
+            count += 1;
+        }
+        figures.push((target, rss_kib().saturating_sub(before)));
+    }
+    let store = writer.as_reader();
+
+    println!("operator reconcile benchmark ({n} resources, scripted API server in-process)");
+    println!(
+        "  first reconcile: {:.3} ms CPU, {:.3} ms wall per resource; {} child applies ({:.1} per resource)",
+        first_cpu.as_secs_f64() * 1e3 / n as f64,
+        first_wall.as_secs_f64() * 1e3 / n as f64,
+        first_writes,
+        first_writes as f64 / n as f64
+    );
+    println!(
+        "  unchanged resource: {:.3} ms CPU, {:.3} ms wall per resource; {} writes, {} reads",
+        noop_cpu.as_secs_f64() * 1e3 / n as f64,
+        noop_wall.as_secs_f64() * 1e3 / n as f64,
+        noop_writes,
+        noop_calls.len()
+    );
+    println!(
+        "  render alone: {:.1} µs CPU per resource",
+        render_cpu.as_secs_f64() * 1e6
+    );
+    for (target, kib) in figures {
+        println!("  {target} resources cached: +{:.1} MiB RSS", kib as f64 / 1024.0);
+    }
+    println!(
+        "  process RSS now: {:.1} MiB ({} objects in the store)",
+        rss_kib() as f64 / 1024.0,
+        store.len()
+    );
+}
