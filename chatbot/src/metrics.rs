@@ -169,6 +169,16 @@ impl Metrics {
             registry,
         };
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        // Every known label combination exists from the start at 0: a query over a counter that has not moved yet
+        // answers 0 rather than nothing, and rate() sees the first increment.
+        for user_type in crate::chat::UserType::ALL {
+            for status in ["success", "error"] {
+                m.chat_requests_total.with_label_values(&[user_type.as_str(), status]);
+            }
+        }
+        for reason in ["customer_request", "low_confidence"] {
+            m.escalations_total.with_label_values(&[reason]);
+        }
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.http_requests_total.clone()),
             Box::new(m.http_request_duration_seconds.clone()),

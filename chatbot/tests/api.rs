@@ -263,7 +263,7 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_is_counted() {
     assert!(!m.samples.keys().any(|k| k.contains("wp-admin")));
     // Client mistakes are not chat failures: the chat counters saw none of them.
     assert!(
-        m.series("chat_requests_total").is_empty(),
+        m.series("chat_requests_total").iter().all(|(_, v)| *v == 0.0),
         "{:?}",
         m.series("chat_requests_total")
     );
@@ -344,7 +344,19 @@ async fn metrics_match_a_known_sequence_of_requests() {
     assert_eq!(chat("guest", "success"), Some(3.0));
     assert_eq!(chat("premium", "success"), Some(1.0));
     assert_eq!(chat("customer", "success"), Some(1.0));
-    assert_eq!(m.series("chat_requests_total").len(), 3);
+    // Every user type and outcome exists from the start (at 0), the others stayed there.
+    assert_eq!(m.series("chat_requests_total").len(), 8);
+    assert_eq!(chat("agent", "success"), Some(0.0));
+    assert_eq!(chat("guest", "error"), Some(0.0));
+    assert_eq!(
+        m.get("ai_model_calls_total", &[("model", "builtin"), ("status", "timeout")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.get("ai_model_calls_total", &[("model", "openai"), ("status", "success")]),
+        None,
+        "not configured"
+    );
     assert_eq!(
         m.get("chat_response_time_seconds_count", &[("user_type", "guest")]),
         Some(3.0)

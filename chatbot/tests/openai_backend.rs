@@ -118,7 +118,7 @@ async fn answers_with_the_remote_model() {
         m.get("ai_model_call_duration_seconds_count", &[("model", "openai")]),
         Some(1.0)
     );
-    assert_eq!(m.get("ai_model_fallbacks_total", &[("model", "openai")]), None);
+    assert_eq!(m.get("ai_model_fallbacks_total", &[("model", "openai")]), Some(0.0));
     server.stop().await.unwrap();
 }
 

@@ -59,6 +59,19 @@ pub struct Model {
 impl Model {
     /// `cache_capacity` 0 disables the answer cache.
     pub fn new(kb: Arc<KnowledgeBase>, backend: Backend, cache_capacity: usize, metrics: Metrics) -> Self {
+        // The series of the configured backends exist from the start at 0 (see Metrics::new).
+        let mut labels = vec![BUILTIN_LABEL];
+        if matches!(backend, Backend::OpenAi(_)) {
+            labels.push(openai::MODEL_LABEL);
+            metrics
+                .ai_model_fallbacks_total
+                .with_label_values(&[openai::MODEL_LABEL]);
+        }
+        for model in labels {
+            for status in ["success", "error", "timeout"] {
+                metrics.ai_model_calls_total.with_label_values(&[model, status]);
+            }
+        }
         Model {
             builtin: Builtin::new(kb.clone()),
             kb,
