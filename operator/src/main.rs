@@ -19,7 +19,7 @@ use chatbot_operator::crd::{ChatbotMonitoring, crd_yaml};
 use chatbot_operator::http::{self, Probe};
 use chatbot_operator::leader::{Lease, LeaseSettings};
 use chatbot_operator::reconcile::Context;
-use chatbot_operator::render::{MANAGER, RenderOptions, render, to_yaml_stream};
+use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, to_yaml_stream};
 use chatbot_operator::telemetry::Metrics;
 
 #[derive(Parser)]
@@ -46,6 +46,16 @@ enum Command {
         /// Image used when the resource sets none.
         #[arg(long, env = "CHATBOT_IMAGE")]
         default_image: Option<String>,
+        /// Instead of the children, write into DIR a prometheus.yml and rules.yml equivalent to what the Prometheus
+        /// Operator makes of them, scraping --target: a real Prometheus without a cluster.
+        #[arg(long, value_name = "DIR", requires = "target")]
+        local_prometheus: Option<PathBuf>,
+        /// host:port of the chatbot for --local-prometheus.
+        #[arg(long)]
+        target: Option<String>,
+        /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.
+        #[arg(long)]
+        scrape_interval: Option<String>,
     },
 }
 
@@ -90,7 +100,14 @@ fn main() -> ExitCode {
             file,
             namespace,
             default_image,
-        } => render_file(&file, &namespace, default_image),
+            local_prometheus,
+            target,
+            scrape_interval,
+        } => render_file(&file, &namespace, default_image).and_then(|desired| match (local_prometheus, target) {
+            (Some(dir), Some(target)) => local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref())
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", dir.display())),
+            _ => write_stdout(&to_yaml_stream(&desired)?),
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -219,7 +236,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing reconciles in flight");
 }
 
-fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> anyhow::Result<()> {
+fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> anyhow::Result<Desired> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -236,8 +253,7 @@ fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> a
     if let Some(image) = default_image {
         options.default_image = image;
     }
-    let desired = render(&cbm, &options)?;
-    write_stdout(&to_yaml_stream(&desired)?)
+    Ok(render(&cbm, &options)?)
 }
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.

@@ -63,10 +63,11 @@ impl Model {
         let mut labels = vec![BUILTIN_LABEL];
         if matches!(backend, Backend::OpenAi(_)) {
             labels.push(openai::MODEL_LABEL);
-            metrics
-                .ai_model_fallbacks_total
-                .with_label_values(&[openai::MODEL_LABEL]);
         }
+        // Zero fallbacks is true of the builtin backend too, and keeps the fallback panel and alert answering.
+        metrics
+            .ai_model_fallbacks_total
+            .with_label_values(&[openai::MODEL_LABEL]);
         for model in labels {
             for status in ["success", "error", "timeout"] {
                 metrics.ai_model_calls_total.with_label_values(&[model, status]);

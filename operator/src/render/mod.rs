@@ -3,6 +3,7 @@
 
 mod dashboards;
 mod deployment;
+pub mod local_prometheus;
 mod prometheus_rule;
 mod service;
 mod service_monitor;

@@ -4,9 +4,11 @@
 pub mod exposition;
 pub mod openapi;
 pub mod postgres;
+pub mod prometheus;
 
 pub use exposition::Exposition;
 pub use postgres::TestPostgres;
+pub use prometheus::TestPrometheus;
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {
