@@ -1,5 +1,9 @@
 # Entry points; each is documented in README.md.
-.PHONY: run test lint bench bench-chatbot
+.PHONY: demo run test lint bench bench-chatbot bench-operator
+
+demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)
+	scripts/demo.sh
+
 
 run: ## Run the chatbot on the embedded defaults (builtin model, SQLite in ./chatbot.db, port 8000)
 	cargo run --release -p chatbot
@@ -12,7 +16,10 @@ lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench: bench-chatbot
+bench: bench-chatbot bench-operator
+
+bench-operator: ## Reconcile cost against the scripted API server, memory with many resources cached
+	cargo bench -p chatbot-operator --bench reconcile
 
 bench-chatbot: ## Load benchmark of the chatbot, with and without the metrics layer (prints figures)
 	scripts/install-deps.sh --bench

@@ -2,6 +2,7 @@
 # Installs what the tests and benchmarks need, only what is missing.
 #   scripts/install-deps.sh          test dependencies: PostgreSQL server, promtool (Debian's prometheus),
 #                                    kubernetes-validate (PyPI: Kubernetes' own schemas, offline)
+#   scripts/install-deps.sh --demo   what `make demo` needs (Prometheus, curl)
 #   scripts/install-deps.sh --bench  also the load generator (wrk)
 set -euo pipefail
 
@@ -9,6 +10,9 @@ need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+if [[ "${1:-}" == "--demo" ]]; then
+  command -v curl >/dev/null 2>&1 || need+=(curl)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
   command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -20,6 +20,28 @@ pub struct AppState {
     pub store: Store,
     pub model: Arc<Model>,
     pub metrics: Metrics,
+    pub faults: Arc<FaultInjection>,
+}
+
+/// Answers 503 to every Nth chat when asked to (`--fault-every`): demos and alert drills need 5xx on demand.
+#[derive(Debug, Default)]
+pub struct FaultInjection {
+    every: u64,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl FaultInjection {
+    pub fn every(n: u64) -> Self {
+        FaultInjection {
+            every: n,
+            seen: Default::default(),
+        }
+    }
+
+    /// True when this chat is one to fail.
+    pub fn strike(&self) -> bool {
+        self.every > 0 && (self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1) % self.every == 0
+    }
 }
 
 /// Loads the knowledge base named in the configuration, or the shipped one.
@@ -65,7 +87,18 @@ pub async fn serve(
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
     let sampler = tokio::spawn(system::sample_forever(metrics.clone(), config.sample_interval));
 
-    let state = AppState { store, model, metrics };
+    if config.fault_every > 0 {
+        tracing::warn!(
+            every = config.fault_every,
+            "fault injection on: every Nth chat answers 503"
+        );
+    }
+    let state = AppState {
+        store,
+        model,
+        metrics,
+        faults: Arc::new(FaultInjection::every(config.fault_every)),
+    };
     let router = routes::router(state, config.http_metrics);
     tracing::info!(
         address = %listener.local_addr()?,

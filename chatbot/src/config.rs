@@ -85,6 +85,10 @@ pub struct Config {
     #[arg(long, env = "CHATBOT_SAMPLE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub sample_interval: Duration,
 
+    /// Answer 503 to every Nth chat (0: never). For demos and alert drills only.
+    #[arg(long, env = "CHATBOT_FAULT_EVERY", default_value_t = 0)]
+    pub fault_every: u64,
+
     /// Log format.
     #[arg(long, env = "CHATBOT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,

@@ -427,6 +427,25 @@ async fn metrics_match_a_known_sequence_of_requests() {
 }
 
 #[tokio::test]
+async fn fault_injection_fails_every_nth_chat_with_a_counted_503() {
+    let (_dir, url) = sqlite_url();
+    let mut c = config(&url);
+    c.fault_every = 3;
+    let server = TestServer::start(c).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(server.chat(json!({"message": "Where is my order?"})).await.0.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 503, 200, 200, 503]);
+    let m = server.metrics().await;
+    assert_eq!(
+        m.get("chat_requests_total", &[("user_type", "customer"), ("status", "error")]),
+        Some(2.0)
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn probes_answer() {
     let (_dir, url) = sqlite_url();
     let server = TestServer::start(config(&url)).await;

@@ -70,6 +70,9 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Cha
 
 /// Everything after validation. An error here is counted as a failed chat.
 async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, ApiError> {
+    if state.faults.strike() {
+        return Err(ApiError::unavailable("injected fault (--fault-every)"));
+    }
     let existing = match &request.session_id {
         Some(id) => Some(
             state

@@ -32,6 +32,7 @@ pub fn config(database_url: &str) -> Config {
     c.answer_cache_size = 4096;
     c.http_metrics = true;
     c.db_max_connections = 8;
+    c.fault_every = 0;
     c
 }
 

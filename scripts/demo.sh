@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The product without a cluster: the chatbot on :8001, a real Prometheus on :9090 loaded with the scrape
+# configuration and alerting rules that the operator renders from examples/minimal.yaml, and a traffic generator
+# (both languages, every user type, escalations, bad input, and 1 chat in 20 failing with a 503).
+# Ctrl-C stops everything. Installs Prometheus from Debian when it is missing.
+#   RESOURCE=examples/full.yaml scripts/demo.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RESOURCE=${RESOURCE:-examples/minimal.yaml}
+CHATBOT_PORT=${CHATBOT_PORT:-8001}
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+
+scripts/install-deps.sh --demo
+echo "demo: building the chatbot and the operator (release)…"
+cargo build --release -q -p chatbot -p chatbot-operator
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo
+  echo "demo: stopping…"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+  echo "demo: stopped."
+}
+trap cleanup INT TERM EXIT
+
+for port in "$CHATBOT_PORT" "$PROMETHEUS_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "demo: port $port is already in use; stop what listens there or set CHATBOT_PORT / PROMETHEUS_PORT" >&2
+    exit 1
+  fi
+done
+
+target/release/chatbot --listen "127.0.0.1:$CHATBOT_PORT" --database-url "sqlite://$work/chatbot.db" \
+  --fault-every 20 --log-format text >"$work/chatbot.log" 2>&1 &
+pids+=($!)
+
+target/release/chatbot-operator render -f "$RESOURCE" \
+  --local-prometheus "$work/prometheus" --target "127.0.0.1:$CHATBOT_PORT"
+prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
+  --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --log.level=warn >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$CHATBOT_PORT/health" >/dev/null 2>&1 &&
+    curl -fs "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+# Traffic: about five requests a second until Ctrl-C.
+(
+  messages=("Où est ma commande ?" "Where is my order?" "Mon colis n'est toujours pas livré" "I want to return an item"
+            "Quand vais-je être remboursé ?" "Can I pay with PayPal?" "J'ai oublié mon mot de passe"
+            "What are your opening hours?" "Je veux parler à un conseiller" "xyzzy plugh" "Merci beaucoup")
+  types=(guest customer premium agent)
+  i=0
+  while true; do
+    m=${messages[$((i % ${#messages[@]}))]}
+    t=${types[$((i % ${#types[@]}))]}
+    curl -s -o /dev/null -H 'content-type: application/json' \
+      -d "{\"message\": \"$m\", \"user_type\": \"$t\"}" "http://127.0.0.1:$CHATBOT_PORT/chat" || true
+    if (( i % 10 == 0 )); then   # bad input: a 422 and an unknown route
+      curl -s -o /dev/null -H 'content-type: application/json' -d '{"message": ""}' "http://127.0.0.1:$CHATBOT_PORT/chat" || true
+      curl -s -o /dev/null "http://127.0.0.1:$CHATBOT_PORT/no-such-page" || true
+    fi
+    i=$((i + 1))
+    sleep 0.2
+  done
+) &
+pids+=($!)
+
+cat <<TXT
+
+  Chatbot:     http://localhost:$CHATBOT_PORT        (POST /chat, GET /metrics, /health, /ready)
+  Prometheus:  http://localhost:$PROMETHEUS_PORT        (Status > Targets: the chatbot; Alerts: the rendered rules)
+  Try:         curl -s localhost:$CHATBOT_PORT/chat -H 'content-type: application/json' -d '{"message":"Où est ma commande ?"}'
+  Queries:     rate(http_requests_total[1m])   memory_usage_bytes / 1024 / 1024   rate(chat_requests_total[5m])
+  Rendered:    $RESOURCE -> $work/prometheus/{prometheus.yml,rules.yml}
+  Logs:        $work/chatbot.log  $work/prometheus.log
+
+  Traffic is running (1 chat in 20 answers 503, so HighErrorRate goes pending then fires). Ctrl-C stops everything.
+
+TXT
+wait
