@@ -19,7 +19,7 @@ use chatbot_operator::crd::{ChatbotMonitoring, crd_yaml};
 use chatbot_operator::http::{self, Probe};
 use chatbot_operator::leader::{Lease, LeaseSettings};
 use chatbot_operator::reconcile::Context;
-use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, to_yaml_stream};
+use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, rule_tests, to_yaml_stream};
 use chatbot_operator::telemetry::Metrics;
 
 #[derive(Parser)]
@@ -56,6 +56,10 @@ enum Command {
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.
         #[arg(long)]
         scrape_interval: Option<String>,
+        /// Also write into DIR the rules (rules.yml) and `promtool test rules` tests for them (rules.test.yml):
+        /// for every alert, series that make it fire and series that keep it silent, at this resource's thresholds.
+        #[arg(long, value_name = "DIR")]
+        tests: Option<PathBuf>,
     },
 }
 
@@ -103,10 +107,18 @@ fn main() -> ExitCode {
             local_prometheus,
             target,
             scrape_interval,
-        } => render_file(&file, &namespace, default_image).and_then(|desired| match (local_prometheus, target) {
-            (Some(dir), Some(target)) => local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref())
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", dir.display())),
-            _ => write_stdout(&to_yaml_stream(&desired)?),
+            tests,
+        } => render_file(&file, &namespace, default_image).and_then(|(cbm, desired)| {
+            if let Some(dir) = tests {
+                write_rule_tests(&dir, &cbm, &desired)?;
+            }
+            match (local_prometheus, target) {
+                (Some(dir), Some(target)) => {
+                    local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref())
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", dir.display()))
+                }
+                _ => write_stdout(&to_yaml_stream(&desired)?),
+            }
         }),
     };
     match result {
@@ -236,7 +248,11 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing reconciles in flight");
 }
 
-fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> anyhow::Result<Desired> {
+fn render_file(
+    file: &Path,
+    namespace: &str,
+    default_image: Option<String>,
+) -> anyhow::Result<(ChatbotMonitoring, Desired)> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -253,7 +269,26 @@ fn render_file(file: &Path, namespace: &str, default_image: Option<String>) -> a
     if let Some(image) = default_image {
         options.default_image = image;
     }
-    Ok(render(&cbm, &options)?)
+    let desired = render(&cbm, &options)?;
+    Ok((cbm, desired))
+}
+
+/// Writes rules.yml and rules.test.yml into `dir`; `promtool test rules dir/rules.test.yml` runs them.
+fn write_rule_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) -> anyhow::Result<()> {
+    let rule = desired
+        .prometheus_rule
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("alerts are disabled in this resource: there are no rules to test"))?;
+    std::fs::create_dir_all(dir)?;
+    let ns = desired.service.metadata.namespace.clone().unwrap_or_default();
+    let name = desired.service.metadata.name.clone().unwrap_or_default();
+    let tests = rule_tests::tests(&cbm.spec, rule, &ns, &name);
+    std::fs::write(
+        dir.join(local_prometheus::RULES_FILE),
+        serde_yaml::to_string(&local_prometheus::rules(rule))?,
+    )?;
+    std::fs::write(dir.join(rule_tests::TESTS_FILE), serde_yaml::to_string(&tests)?)?;
+    Ok(())
 }
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.

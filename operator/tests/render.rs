@@ -409,3 +409,95 @@ fn render_cli_prints_every_child_and_refuses_bad_files() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.yaml"));
 }
+
+fn render_tests(file: &Path, dir: &Path) {
+    let bin = env!("CARGO_BIN_EXE_chatbot-operator");
+    let out = Command::new(bin)
+        .args(["render", "-f"])
+        .arg(file)
+        .arg("--tests")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn promtool_test(dir: &Path) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(["test", "rules", "rules.test.yml"])
+        .current_dir(dir)
+        .output()
+        .expect("promtool is missing: scripts/install-deps.sh installs Debian's prometheus");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `render --tests`: for every alert a firing and a silent case at the resource's thresholds, which promtool runs.
+#[test]
+fn generated_promtool_tests_pass_for_the_examples_and_other_thresholds() {
+    let dir = tempfile::tempdir().unwrap();
+    let custom = dir.path().join("custom.yaml");
+    std::fs::write(
+        &custom,
+        "apiVersion: monitoring.chatbot-sav.io/v1alpha1\nkind: ChatbotMonitoring\nmetadata: {name: odd, namespace: qa}\n\
+         spec:\n  alerts:\n    errorRate: {threshold: 2.5, for: 90s, severity: warning}\n\
+         \x20   latency: {threshold: 0.3, for: 1m, severity: critical}\n\
+         \x20   memory: {threshold: 104857600, for: 10m, severity: info}\n\
+         \x20   chatLatency: {threshold: 12, for: 5m, severity: warning}\n\
+         \x20   slo: {availabilityTarget: 99.5}\n",
+    )
+    .unwrap();
+    for file in [
+        root().join("examples/minimal.yaml"),
+        root().join("examples/full.yaml"),
+        custom,
+    ] {
+        let out = dir.path().join(file.file_stem().unwrap());
+        render_tests(&file, &out);
+        let tests: Value = serde_yaml::from_str(&std::fs::read_to_string(out.join("rules.test.yml")).unwrap()).unwrap();
+        let names: Vec<&str> = tests["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        let rule = render(
+            &serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap(),
+            &RenderOptions::default(),
+        )
+        .unwrap()
+        .prometheus_rule
+        .unwrap();
+        for alert in alert_names(&rule) {
+            assert!(
+                names.contains(&format!("{alert} stays silent").as_str()),
+                "{file:?}: {alert} has no silent case"
+            );
+            // A p95 threshold above the largest bucket (chatLatency 12 s here) can never be crossed: no firing case.
+            if !(alert == "HighChatResponseTime" && file.ends_with("custom.yaml")) {
+                assert!(
+                    names.contains(&format!("{alert} fires").as_str()),
+                    "{file:?}: {alert} has no firing case"
+                );
+            }
+        }
+        let (ok, output) = promtool_test(&out);
+        assert!(ok, "{file:?}:\n{output}");
+    }
+}
+
+/// The generated tests are not decoration: rules whose threshold drifted from the resource fail them.
+#[test]
+fn generated_promtool_tests_catch_a_wrong_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    render_tests(&root().join("examples/minimal.yaml"), dir.path());
+    let rules = std::fs::read_to_string(dir.path().join("rules.yml")).unwrap();
+    let broken = rules.replace("[5m])) > 0.1", "[5m])) > 10");
+    assert_ne!(broken, rules);
+    std::fs::write(dir.path().join("rules.yml"), broken).unwrap();
+    let (ok, output) = promtool_test(dir.path());
+    assert!(!ok, "{output}");
+    assert!(output.contains("HighErrorRate fires"), "{output}");
+}

@@ -5,6 +5,7 @@ mod dashboards;
 mod deployment;
 pub mod local_prometheus;
 mod prometheus_rule;
+pub mod rule_tests;
 mod service;
 mod service_monitor;
 
