@@ -8,6 +8,7 @@ pub mod crd;
 pub mod http;
 pub mod leader;
 pub mod prometheus_operator;
+pub mod rbac;
 pub mod reconcile;
 pub mod render;
 pub mod status;

@@ -1,0 +1,146 @@
+//! The shipped Grafana dashboards as Grafana and the monitoring guide expect them: current JSON, the guide's panels
+//! grouped in its rows, units everywhere, and every query scoped by the namespace and chatbot variables.
+
+use chatbot_operator::render::DASHBOARDS;
+use serde_json::Value;
+
+fn dashboards() -> Vec<(&'static str, Value)> {
+    DASHBOARDS
+        .iter()
+        .map(|(id, text)| (*id, serde_json::from_str(text).unwrap()))
+        .collect()
+}
+
+fn panels(d: &Value) -> Vec<&Value> {
+    d["panels"].as_array().unwrap().iter().collect()
+}
+
+#[test]
+fn current_grafana_json_with_variables() {
+    for (id, d) in dashboards() {
+        assert!(d["schemaVersion"].as_i64().unwrap() >= 39, "{id}");
+        assert!(d["uid"].as_str().unwrap().len() <= 40, "{id}");
+        let vars = d["templating"]["list"].as_array().unwrap();
+        let var = |n: &str| {
+            vars.iter()
+                .find(|v| v["name"] == n)
+                .unwrap_or_else(|| panic!("{id}: no ${n}"))
+        };
+        assert_eq!(
+            (var("datasource")["type"].as_str(), var("datasource")["query"].as_str()),
+            (Some("datasource"), Some("prometheus"))
+        );
+        assert!(var("namespace")["query"].as_str().unwrap().contains("namespace"));
+        assert!(
+            var("job")["query"]
+                .as_str()
+                .unwrap()
+                .contains("namespace=\"$namespace\"")
+        );
+    }
+}
+
+#[test]
+fn panels_have_units_datasource_and_scoped_queries() {
+    for (id, d) in dashboards() {
+        for p in panels(&d) {
+            let kind = p["type"].as_str().unwrap();
+            assert!(
+                ["timeseries", "stat", "gauge", "table", "row"].contains(&kind),
+                "{id}: {kind} panel"
+            );
+            if kind == "row" {
+                continue;
+            }
+            let title = p["title"].as_str().unwrap();
+            assert_eq!(p["datasource"]["uid"], "${datasource}", "{title}");
+            assert!(
+                p["fieldConfig"]["defaults"]["unit"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{title}: no unit"
+            );
+            let targets = p["targets"].as_array().unwrap();
+            assert!(!targets.is_empty(), "{title}");
+            for t in targets {
+                let expr = t["expr"].as_str().unwrap();
+                assert!(
+                    expr.contains("namespace=\"$namespace\"") && expr.contains("job=\"$job\""),
+                    "{title}: {expr}"
+                );
+                // Rate windows follow the scrape interval, except totals over the dashboard's range.
+                for window in expr.split('[').skip(1).map(|w| w.split(']').next().unwrap()) {
+                    assert!(
+                        window == "$__rate_interval" || window == "$__range",
+                        "{title}: window [{window}]"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_guides_panels_grouped_in_its_rows() {
+    let (_, d) = dashboards().into_iter().find(|(id, _)| *id == "overview").unwrap();
+    let rows: Vec<&str> = panels(&d)
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        ["HTTP", "System", "Business (chatbot)", "Database", "SLO & alerts"]
+    );
+    let titles: Vec<String> = panels(&d)
+        .iter()
+        .map(|p| p["title"].as_str().unwrap().to_lowercase())
+        .collect();
+    for wanted in [
+        "requests per minute",
+        "response time per endpoint",
+        "status code",
+        "cpu",
+        "memory",
+        "active requests",
+        "chat requests per user type",
+        "chat response time",
+        "ai model calls",
+        "database connections",
+        "query time",
+        "error ratio",
+        "error budget",
+        "alerts",
+    ] {
+        assert!(
+            titles.iter().any(|t| t.contains(wanted)),
+            "no panel for {wanted:?} in {titles:?}"
+        );
+    }
+}
+
+#[test]
+fn panels_do_not_overlap() {
+    for (id, d) in dashboards() {
+        let boxes: Vec<(i64, i64, i64, i64, &str)> = panels(&d)
+            .iter()
+            .map(|p| {
+                let g = &p["gridPos"];
+                (
+                    g["x"].as_i64().unwrap(),
+                    g["y"].as_i64().unwrap(),
+                    g["w"].as_i64().unwrap(),
+                    g["h"].as_i64().unwrap(),
+                    p["title"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for (i, a) in boxes.iter().enumerate() {
+            assert!(a.0 + a.2 <= 24, "{id}: {} wider than the grid", a.4);
+            for b in &boxes[i + 1..] {
+                let overlap = a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3;
+                assert!(!overlap, "{id}: {} overlaps {}", a.4, b.4);
+            }
+        }
+    }
+}
