@@ -13,3 +13,4 @@ pub mod reconcile;
 pub mod render;
 pub mod status;
 pub mod telemetry;
+pub mod verify;
