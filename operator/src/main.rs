@@ -21,6 +21,7 @@ use chatbot_operator::leader::{Lease, LeaseSettings};
 use chatbot_operator::reconcile::Context;
 use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, rule_tests, to_yaml_stream};
 use chatbot_operator::telemetry::Metrics;
+use chatbot_operator::verify;
 
 #[derive(Parser)]
 #[command(name = "chatbot-operator", version, about)]
@@ -35,6 +36,24 @@ enum Command {
     Run(RunArgs),
     /// Print the ChatbotMonitoring CustomResourceDefinition as YAML.
     Crd,
+    /// Check a resource against a Prometheus: is its chatbot scraped, are its rules loaded, does every dashboard
+    /// panel find its metrics. Exit code 0 only when every check passes.
+    Verify {
+        /// The ChatbotMonitoring YAML file (`-` for standard input).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Namespace to assume when the file sets none.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// Prometheus' base URL, e.g. http://localhost:9090.
+        #[arg(long, env = "PROMETHEUS_URL")]
+        prometheus_url: String,
+        #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+        /// Deadline of each request to Prometheus.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
     /// Print every child a ChatbotMonitoring would get, as a multi-document YAML stream (no cluster needed).
     Render {
         /// The ChatbotMonitoring YAML file (`-` for standard input).
@@ -61,6 +80,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         tests: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -100,6 +125,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Crd => write_stdout(&crd_yaml()),
+        Command::Verify {
+            file,
+            namespace,
+            prometheus_url,
+            output,
+            timeout,
+        } => verify_file(&file, &namespace, &prometheus_url, output, timeout),
         Command::Render {
             file,
             namespace,
@@ -226,6 +258,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     server.abort();
     tracing::info!("stopped");
     result
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn verify_file(
+    file: &Path,
+    namespace: &str,
+    prometheus_url: &str,
+    output: Output,
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    let (_, desired) = render_file(file, namespace, None)?;
+    let api = verify::prometheus_api::PrometheusApi::new(prometheus_url, timeout);
+    let report = verify::run::verify(&desired, &api).await;
+    match output {
+        Output::Table => write_stdout(&verify::run::table(&report))?,
+        Output::Json => write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?,
+    }
+    let failed: Vec<&str> = report.checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
+    anyhow::ensure!(failed.is_empty(), "failed checks: {}", failed.join(", "));
+    Ok(())
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.

@@ -1,4 +1,8 @@
 //! Is the resource really monitored? Pure evaluation of what the API server and a Prometheus answer: which
-//! Prometheus selects our ServiceMonitor and PrometheusRule, and why not. Shared by the reconciler and the CLI.
+//! Prometheus selects our ServiceMonitor and PrometheusRule and why not, whether the chatbot is scraped, the rules
+//! loaded, and every dashboard panel finds its metrics. Shared by the reconciler and `chatbot-operator verify`.
 
+pub mod checks;
+pub mod prometheus_api;
+pub mod run;
 pub mod selection;

@@ -1,0 +1,333 @@
+//! The checks of a resource against what a Prometheus answers, as pure functions of its HTTP API's JSON: is the
+//! chatbot scraped, are its rules loaded and healthy, does every dashboard panel find the metrics it reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use promql_parser::label::MatchOp;
+use promql_parser::parser::{self, Expr, VectorSelector};
+use promql_parser::util::{ExprVisitor, walk_expr};
+use serde::Serialize;
+use serde_json::Value;
+
+/// One check's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    /// `Scraped`, `RulesLoaded`, `DashboardMetricsPresent`: also the status condition types.
+    pub name: &'static str,
+    pub ok: bool,
+    /// A condition reason.
+    pub reason: String,
+    pub message: String,
+}
+
+/// Which chatbot the checks are about.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub namespace: String,
+    pub job: String,
+}
+
+/// `/api/v1/targets`: the chatbot's targets (by job and namespace), "N/M up" and the last error of a down one.
+pub fn scraped(targets: &Value, s: &Subject) -> Check {
+    let ours: Vec<&Value> = targets["activeTargets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["labels"]["namespace"] == s.namespace.as_str() && t["labels"]["job"] == s.job.as_str())
+        .collect();
+    let up = ours.iter().filter(|t| t["health"] == "up").count();
+    let down: Vec<String> = ours
+        .iter()
+        .filter(|t| t["health"] != "up")
+        .map(|t| {
+            format!(
+                "{} is {}: {}",
+                t["scrapeUrl"].as_str().unwrap_or("?"),
+                t["health"].as_str().unwrap_or("unknown"),
+                t["lastError"]
+                    .as_str()
+                    .filter(|e| !e.is_empty())
+                    .unwrap_or("no error reported yet")
+            )
+        })
+        .collect();
+    match (ours.len(), up) {
+        (0, _) => Check {
+            name: "Scraped",
+            ok: false,
+            reason: "NoTarget".into(),
+            message: format!(
+                "Prometheus has no target for job {:?} in namespace {:?}: the ServiceMonitor is not selected, or no pod runs",
+                s.job, s.namespace
+            ),
+        },
+        (n, up) if up == n => Check {
+            name: "Scraped",
+            ok: true,
+            reason: "TargetsUp".into(),
+            message: format!("{up}/{n} up"),
+        },
+        (n, up) => Check {
+            name: "Scraped",
+            ok: false,
+            reason: "TargetDown".into(),
+            message: format!("{up}/{n} up; {}", down.join("; ")),
+        },
+    }
+}
+
+/// `/api/v1/rules`: the groups of the resource's rule file, all loaded and healthy; and the alerts firing now.
+pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (Check, Vec<String>) {
+    // The Prometheus Operator names rule files <namespace>-<PrometheusRule name>-<uid>.yaml; a plain Prometheus
+    // (the demo) has whatever file it was given: match on the file when it names us, else on the group names.
+    let groups: Vec<&Value> = rules["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|g| {
+            let name = g["name"].as_str().unwrap_or("");
+            let file = g["file"].as_str().unwrap_or("");
+            expected_groups.iter().any(|e| e == name)
+                && (file.contains(&format!("{}-{}-", s.namespace, s.job)) || !file.contains("prometheus-"))
+        })
+        .collect();
+    let found: BTreeSet<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
+    let missing: Vec<&String> = expected_groups.iter().filter(|e| !found.contains(e.as_str())).collect();
+    let mut unhealthy = Vec::new();
+    let mut firing = BTreeSet::new();
+    for r in groups.iter().flat_map(|g| g["rules"].as_array().into_iter().flatten()) {
+        if r["health"] != "ok" && r["health"] != "unknown" {
+            unhealthy.push(format!(
+                "{}: {}",
+                r["name"].as_str().unwrap_or("?"),
+                r["lastError"].as_str().unwrap_or("unhealthy")
+            ));
+        }
+        if r["state"] == "firing" {
+            firing.insert(r["name"].as_str().unwrap_or("?").to_owned());
+        }
+    }
+    let check = if !missing.is_empty() {
+        Check {
+            name: "RulesLoaded",
+            ok: false,
+            reason: "RulesNotLoaded".into(),
+            message: format!(
+                "{}/{} rule groups loaded; missing: {}",
+                found.len(),
+                expected_groups.len(),
+                missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    } else if !unhealthy.is_empty() {
+        Check {
+            name: "RulesLoaded",
+            ok: false,
+            reason: "RuleUnhealthy".into(),
+            message: unhealthy.join("; "),
+        }
+    } else {
+        Check {
+            name: "RulesLoaded",
+            ok: true,
+            reason: "Loaded".into(),
+            message: format!("{} rule groups loaded and healthy", found.len()),
+        }
+    };
+    (check, firing.into_iter().collect())
+}
+
+/// A metric selector a panel query uses: the metric, and the labels it matches on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Selector {
+    pub panel: String,
+    pub metric: String,
+    /// Labels named by the selector's matchers (other than namespace and job, which scope it).
+    pub labels: Vec<String>,
+    pub text: String,
+}
+
+/// Every metric selector of every panel of a Grafana dashboard, with the variables substituted for the subject.
+pub fn panel_selectors(dashboard: &Value, s: &Subject) -> Result<Vec<Selector>, String> {
+    struct Collect(Vec<VectorSelector>);
+    impl ExprVisitor for Collect {
+        type Error = ();
+        fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
+            match e {
+                Expr::VectorSelector(vs) => self.0.push(vs.clone()),
+                Expr::MatrixSelector(ms) => self.0.push(ms.vs.clone()),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let title = panel["title"].as_str().unwrap_or("?").to_owned();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let Some(expr) = target["expr"].as_str() else { continue };
+            let expr = substitute(expr, s);
+            let ast = parser::parse(&expr).map_err(|e| format!("panel {title:?}: {e}: {expr}"))?;
+            let mut c = Collect(Vec::new());
+            walk_expr(&mut c, &ast).expect("collecting cannot fail");
+            for vs in c.0 {
+                let Some(metric) = vs.name.clone() else { continue };
+                let labels: Vec<String> = vs
+                    .matchers
+                    .matchers
+                    .iter()
+                    .filter(|m| m.name != "namespace" && m.name != "job" && m.name != "__name__")
+                    // A negative matcher is satisfied by an absent label: it proves nothing about what exists.
+                    .filter(|m| matches!(m.op, MatchOp::Equal | MatchOp::Re(_)))
+                    .map(|m| m.name.clone())
+                    .collect();
+                out.push(Selector {
+                    panel: title.clone(),
+                    metric,
+                    labels,
+                    text: vs.to_string(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Grafana's variables, for this resource's chatbot.
+pub fn substitute(expr: &str, s: &Subject) -> String {
+    expr.replace("$namespace", &s.namespace)
+        .replace("$job", &s.job)
+        .replace("$__rate_interval", "5m")
+        .replace("$__range", "1h")
+}
+
+/// `/api/v1/series` answers for this chatbot's metrics → which metric and label names exist.
+pub fn exposed(series: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in series.as_array().into_iter().flatten() {
+        let Some(map) = s.as_object() else { continue };
+        let Some(name) = map.get("__name__").and_then(Value::as_str) else {
+            continue;
+        };
+        out.entry(name.to_owned()).or_default().extend(map.keys().cloned());
+    }
+    out
+}
+
+/// Every selector finds its metric, with every label it names, for this chatbot (as cloudflare's pint checks):
+/// a 5xx filter that matches nothing today is fine; a metric or label the chatbot never exposes is not.
+pub fn dashboard_metrics(selectors: &[Selector], exposed: &BTreeMap<String, BTreeSet<String>>) -> Check {
+    // Series Prometheus itself makes: `up` for every target, ALERTS for rules.
+    let synthetic = ["up", "ALERTS", "ALERTS_FOR_STATE"];
+    let mut problems = BTreeSet::new();
+    for sel in selectors.iter().filter(|s| !synthetic.contains(&s.metric.as_str())) {
+        match exposed.get(&sel.metric) {
+            None => {
+                problems.insert(format!(
+                    "panel {:?}: {} finds no series ({} is not exposed)",
+                    sel.panel, sel.text, sel.metric
+                ));
+            }
+            Some(labels) => {
+                for l in sel.labels.iter().filter(|l| !labels.contains(*l)) {
+                    problems.insert(format!(
+                        "panel {:?}: {} uses label {l}, which {} never has",
+                        sel.panel, sel.text, sel.metric
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Check {
+            name: "DashboardMetricsPresent",
+            ok: true,
+            reason: "MetricsPresent".into(),
+            message: format!("{} panel selectors find their metrics", selectors.len()),
+        }
+    } else {
+        Check {
+            name: "DashboardMetricsPresent",
+            ok: false,
+            reason: "MetricsMissing".into(),
+            message: problems.into_iter().collect::<Vec<_>>().join("; "),
+        }
+    }
+}
+
+/// The metric names a set of selectors reads, for one batched `/api/v1/series` request.
+pub fn metric_names(selectors: &[Selector]) -> BTreeSet<String> {
+    selectors.iter().map(|s| s.metric.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn subject() -> Subject {
+        Subject {
+            namespace: "shop".into(),
+            job: "sav".into(),
+        }
+    }
+
+    #[test]
+    fn scraped_counts_our_targets_only() {
+        let targets = json!({"activeTargets": [
+            {"labels": {"namespace": "shop", "job": "sav"}, "health": "up", "scrapeUrl": "http://10.0.0.1:8000/metrics"},
+            {"labels": {"namespace": "shop", "job": "sav"}, "health": "down", "scrapeUrl": "http://10.0.0.2:8000/metrics",
+             "lastError": "connection refused"},
+            {"labels": {"namespace": "other", "job": "sav"}, "health": "up"},
+        ]});
+        let c = scraped(&targets, &subject());
+        assert!(!c.ok);
+        assert_eq!(c.reason, "TargetDown");
+        assert_eq!(
+            c.message,
+            "1/2 up; http://10.0.0.2:8000/metrics is down: connection refused"
+        );
+        let none = scraped(&json!({"activeTargets": []}), &subject());
+        assert_eq!((none.ok, none.reason.as_str()), (false, "NoTarget"));
+    }
+
+    #[test]
+    fn rules_missing_unhealthy_and_firing() {
+        let expected = vec!["chatbot-sav.http".to_owned(), "chatbot-sav.slo".to_owned()];
+        let rules = json!({"groups": [
+            {"name": "chatbot-sav.http", "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/shop-sav-1234.yaml",
+             "rules": [{"name": "HighErrorRate", "health": "ok", "state": "firing"}]},
+            {"name": "chatbot-sav.slo", "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/billing-sav-99.yaml",
+             "rules": []},
+        ]});
+        let (c, firing) = rules_loaded(&rules, &subject(), &expected);
+        assert_eq!(
+            (c.ok, c.reason.as_str()),
+            (false, "RulesNotLoaded"),
+            "another namespace's group is not ours"
+        );
+        assert!(c.message.contains("missing: chatbot-sav.slo"), "{}", c.message);
+        assert_eq!(firing, ["HighErrorRate"]);
+    }
+
+    #[test]
+    fn panel_selectors_are_checked_by_metric_and_label() {
+        let dashboard = json!({"panels": [{"title": "Errors", "targets": [{"expr":
+            "sum(rate(http_requests_total{namespace=\"$namespace\", job=\"$job\", status=~\"5..\"}[$__rate_interval])) / sum(rate(nope_total{namespace=\"$namespace\", job=\"$job\", tier=\"x\"}[5m]))"}]}]});
+        let selectors = panel_selectors(&dashboard, &subject()).unwrap();
+        assert_eq!(selectors.len(), 2);
+        assert_eq!(selectors[0].labels, ["status"]);
+        let series = json!([{"__name__": "http_requests_total", "namespace": "shop", "job": "sav", "status": "200"}]);
+        let c = dashboard_metrics(&selectors, &exposed(&series));
+        assert!(!c.ok);
+        assert!(
+            c.message.contains("nope_total is not exposed") && c.message.contains("\"Errors\""),
+            "{}",
+            c.message
+        );
+        assert!(
+            !c.message.contains("status"),
+            "a label that exists, with no 5xx today, is fine"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! One verification round for one resource: the three HTTP calls and the checks on their answers.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::checks::{self, Check, Subject};
+use super::prometheus_api::PrometheusApi;
+use crate::render::{DASHBOARDS, Desired};
+
+/// The outcome of a round: every check, and the resource's alerts firing now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub checks: Vec<Check>,
+    pub firing_alerts: Vec<String>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|c| c.ok)
+    }
+}
+
+fn unavailable(name: &'static str, e: impl std::fmt::Display) -> Check {
+    Check {
+        name,
+        ok: false,
+        reason: "PrometheusUnavailable".into(),
+        message: e.to_string(),
+    }
+}
+
+/// Runs every check of `desired` against the Prometheus behind `api`.
+pub async fn verify(desired: &Desired, api: &PrometheusApi) -> Report {
+    let subject = Subject {
+        namespace: desired.service.metadata.namespace.clone().unwrap_or_default(),
+        job: desired.service.metadata.name.clone().unwrap_or_default(),
+    };
+    let mut report = Report {
+        checks: Vec::new(),
+        firing_alerts: Vec::new(),
+    };
+    if desired.service_monitor.is_some() {
+        report
+            .checks
+            .push(match api.get("targets", &[("state", "active".into())]).await {
+                Ok(targets) => checks::scraped(&targets, &subject),
+                Err(e) => unavailable("Scraped", e),
+            });
+    }
+    if let Some(rule) = &desired.prometheus_rule {
+        let expected: Vec<String> = rule.spec.groups.iter().map(|g| g.name.clone()).collect();
+        report.checks.push(match api.get("rules", &[]).await {
+            Ok(rules) => {
+                let (check, firing) = checks::rules_loaded(&rules, &subject, &expected);
+                report.firing_alerts = firing;
+                check
+            }
+            Err(e) => unavailable("RulesLoaded", e),
+        });
+    }
+    if !desired.dashboards.is_empty() {
+        let mut selectors = Vec::new();
+        for (_, text) in DASHBOARDS {
+            let dashboard: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
+            selectors.extend(checks::panel_selectors(&dashboard, &subject).expect("shipped dashboards parse"));
+        }
+        let names: Vec<String> = checks::metric_names(&selectors).into_iter().collect();
+        let matcher = format!(
+            "{{__name__=~\"{}\", namespace=\"{}\", job=\"{}\"}}",
+            names.join("|"),
+            subject.namespace,
+            subject.job
+        );
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let query = [("match[]", matcher), ("start", (now.saturating_sub(3600)).to_string())];
+        report.checks.push(match api.get("series", &query).await {
+            Ok(series) => checks::dashboard_metrics(&selectors, &checks::exposed(&series)),
+            Err(e) => unavailable("DashboardMetricsPresent", e),
+        });
+    }
+    report
+}
+
+/// The report as a table a person reads: one row per check.
+pub fn table(report: &Report) -> String {
+    let mut out = format!("{:<26} {:<7} {}\n", "CHECK", "RESULT", "DETAIL");
+    for c in &report.checks {
+        out.push_str(&format!(
+            "{:<26} {:<7} {}: {}\n",
+            c.name,
+            if c.ok { "ok" } else { "FAILED" },
+            c.reason,
+            c.message
+        ));
+    }
+    if !report.firing_alerts.is_empty() {
+        out.push_str(&format!("firing alerts: {}\n", report.firing_alerts.join(", ")));
+    }
+    out
+}
