@@ -1,5 +1,5 @@
 # Entry points; each is documented in README.md.
-.PHONY: demo run test lint bench bench-chatbot bench-operator
+.PHONY: demo run test lint bench bench-chatbot bench-operator kind-up kind-down
 
 demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)
 	scripts/demo.sh
@@ -8,9 +8,10 @@ demo: ## The chatbot, a real Prometheus on the operator's rendered config and ru
 run: ## Run the chatbot on the embedded defaults (builtin model, SQLite in ./chatbot.db, port 8000)
 	cargo run --release -p chatbot
 
-test: ## Install what the tests need, then run every test of the workspace
+test: ## Install what the tests need, then run every test of the workspace and the chart tests
 	scripts/install-deps.sh
 	cargo test --workspace
+	scripts/test-charts.sh
 
 lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check
@@ -24,3 +25,9 @@ bench-operator: ## Reconcile cost against the scripted API server, memory with m
 bench-chatbot: ## Load benchmark of the chatbot, with and without the metrics layer (prints figures)
 	scripts/install-deps.sh --bench
 	scripts/bench-chatbot.sh
+
+kind-up: ## A kind cluster with the full stack (needs docker, kind, helm, kubectl): chatbot :8001, Prometheus :9090, Grafana :3000
+	scripts/kind-up.sh
+
+kind-down: ## Delete the kind cluster
+	scripts/kind-down.sh

@@ -36,6 +36,8 @@ enum Command {
     Run(RunArgs),
     /// Print the ChatbotMonitoring CustomResourceDefinition as YAML.
     Crd,
+    /// Print the RBAC the operator needs (a ClusterRole, and a Role for its leader-election Lease), and no more.
+    Rbac,
     /// Check a resource against a Prometheus: is its chatbot scraped, are its rules loaded, does every dashboard
     /// panel find its metrics. Exit code 0 only when every check passes.
     Verify {
@@ -125,6 +127,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Crd => write_stdout(&crd_yaml()),
+        Command::Rbac => write_stdout(&chatbot_operator::rbac::to_yaml()),
         Command::Verify {
             file,
             namespace,

@@ -79,3 +79,26 @@ pub fn allows(rules: &[Permission], group: &str, resource: &str, verb: &str) -> 
         .iter()
         .any(|p| p.group == group && p.resource == resource && p.verbs.contains(&verb))
 }
+
+/// The rules as Kubernetes RBAC YAML: a ClusterRole for the watched namespaces and a Role for the Lease, for
+/// platforms that install without the Helm chart (`chatbot-operator rbac`).
+pub fn to_yaml() -> String {
+    let rules = |list: &[Permission]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|p| serde_json::json!({"apiGroups": [p.group], "resources": [p.resource], "verbs": p.verbs}))
+            .collect()
+    };
+    let cluster = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "chatbot-operator"}, "rules": rules(WATCHED_NAMESPACES),
+    });
+    let lease = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+        "metadata": {"name": "chatbot-operator-leader-election"}, "rules": rules(OPERATOR_NAMESPACE),
+    });
+    format!(
+        "---\n{}---\n{}",
+        serde_yaml::to_string(&cluster).expect("YAML serializes"),
+        serde_yaml::to_string(&lease).expect("YAML serializes")
+    )
+}

@@ -1,0 +1,628 @@
+"""Checks of the Helm charts, the kind config and the chart/CRD/image consistency, without a cluster.
+
+Helm itself does the linting, the schema validation and the rendering: the PyPI package helm-python-sdk (import name
+`helm_python`) binds Helm's Go SDK (v4) through a bundled shared library, so no helm binary is needed.
+Run with scripts/test-charts.sh (installs what is missing), or `python3 -m pytest -q tests/charts`.
+
+The stack chart depends on kube-prometheus-stack, which cannot be downloaded here (its Helm repository is out of
+reach, and `helm dependency build` needs it). Its tests therefore run on a staged copy of charts/chatbot-stack whose
+charts/ holds the real operator chart (the file:// dependency) and a stub kube-prometheus-stack chart (Chart.yaml
+only, no templates): enough for Helm to resolve both dependencies, evaluate the condition, validate every schema and
+render this repository's own templates. What kube-prometheus-stack itself renders is covered by the kind e2e run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import helm_python as helm
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARTS = ROOT / "charts"
+OPERATOR_CHART = CHARTS / "chatbot-monitoring-operator"
+STACK_CHART = CHARTS / "chatbot-stack"
+CRD_NAME = "monitoring.chatbot-sav.io_chatbotmonitorings.yaml"
+KUBE_VERSION = "v1.30.0"
+RELEASE = "chatbot-sav"
+NAMESPACE = "chatbot-sav"
+
+
+
+def operator_rbac() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rules the operator's code needs, from the operator itself (`chatbot-operator rbac`, generated from
+    operator/src/rbac.rs, which the reconcile tests check every API request against): the chart must grant exactly
+    these."""
+    binary = ROOT / "target" / "debug" / "chatbot-operator"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "-q", "-p", "chatbot-operator"], cwd=ROOT, check=True)
+    out = subprocess.run([str(binary), "rbac"], check=True, capture_output=True, text=True).stdout
+    docs = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
+    return docs["ClusterRole"]["rules"], docs["Role"]["rules"]
+
+
+EXPECTED_RULES, EXPECTED_LEASE_RULES = operator_rbac()
+
+
+def triples(rules: list[tuple[list[str], list[str], list[str]]] | list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Flatten RBAC rules into (apiGroup, resource, verb) triples."""
+    out: set[tuple[str, str, str]] = set()
+    for rule in rules:
+        if isinstance(rule, dict):
+            assert set(rule) <= {"apiGroups", "resources", "verbs"}, f"unexpected rule fields: {rule}"
+            groups, resources, verbs = rule["apiGroups"], rule["resources"], rule["verbs"]
+        else:
+            groups, resources, verbs = rule
+        out |= {(g, r, v) for g in groups for r in resources for v in verbs}
+    return out
+
+
+def render(chart_dir: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Render a chart offline with Helm's engine; every non-empty manifest document, NOTES.txt excluded."""
+    with helm.Chart.load(chart_dir) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith("NOTES.txt"):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(text) if d)
+    return docs
+
+
+def notes(chart_dir: Path, values: dict[str, Any] | None = None) -> str:
+    with helm.Chart.load(chart_dir) as chart:
+        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    return next(text for path, text in manifests.items() if path == f"{chart_dir.name}/templates/NOTES.txt")
+
+
+def of_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def lint_errors(report: dict[str, Any]) -> list[str]:
+    """Messages of severity error (3), and the report's errors."""
+    errors = [f"{m['path']}: {m['error']}" for m in report["messages"] if m["severity"] >= 3]
+    return errors + [e for e in report.get("errors", []) if not any(e in x for x in errors)]
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def stack_chart(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """charts/chatbot-stack with its dependencies in charts/: the real operator chart, a stub kube-prometheus-stack."""
+    staged = tmp_path_factory.mktemp("stack") / "chatbot-stack"
+    shutil.copytree(STACK_CHART, staged, ignore=shutil.ignore_patterns("charts", "Chart.lock"))
+    shutil.copytree(OPERATOR_CHART, staged / "charts" / "chatbot-monitoring-operator")
+    stub = staged / "charts" / "kube-prometheus-stack"
+    stub.mkdir(parents=True)
+    kps_dep = next(d for d in load_yaml(STACK_CHART / "Chart.yaml")["dependencies"] if d["name"] == "kube-prometheus-stack")
+    # A version inside the declared range (~88.5.0 style constraints: the lowest one it names).
+    version = kps_dep["version"].lstrip("~^=v ").split()[0]
+    if version.count(".") == 1:
+        version += ".0"
+    (stub / "Chart.yaml").write_text(
+        f"apiVersion: v2\nname: kube-prometheus-stack\nversion: {version}\ndescription: test stub, no templates\n"
+    )
+    return staged
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# lint
+
+
+def test_lint_operator_chart_strict() -> None:
+    report = helm.lint(OPERATOR_CHART, strict=True, kube_version=KUBE_VERSION, namespace=NAMESPACE)
+    assert report["total_charts_linted"] == 1
+    assert lint_errors(report) == []
+    # strict: warnings count too (info such as "icon is recommended" is fine).
+    assert [m for m in report["messages"] if m["severity"] == 2] == []
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"replicaCount": 3},
+        {"watchNamespace": "shop"},
+        {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
+        {"logFormat": "text", "leaderElection": {"enabled": True}},
+    ],
+)
+def test_lint_operator_chart_with_values(values: dict[str, Any]) -> None:
+    report = helm.lint(OPERATOR_CHART, values, strict=True, kube_version=KUBE_VERSION, namespace=NAMESPACE)
+    assert lint_errors(report) == []
+
+
+def test_lint_reports_bad_values_as_errors() -> None:
+    report = helm.lint(OPERATOR_CHART, {"logFormat": "xml"}, kube_version=KUBE_VERSION)
+    assert any("logFormat" in e for e in lint_errors(report)), report
+
+
+def test_lint_stack_chart(stack_chart: Path) -> None:
+    for values in (None, helm.values_from_yaml((STACK_CHART / "values-local.yaml").read_text())):
+        report = helm.lint(
+            stack_chart, values, strict=True, with_subcharts=True, kube_version=KUBE_VERSION, namespace=NAMESPACE
+        )
+        assert lint_errors(report) == []
+        assert [m for m in report["messages"] if m["severity"] == 2] == []
+
+
+def test_stack_chart_unstaged_lints_with_only_missing_dependencies() -> None:
+    """The chart as committed: no error; the one warning is the dependencies that `helm dependency build` fetches."""
+    report = helm.lint(STACK_CHART, kube_version=KUBE_VERSION)
+    assert lint_errors(report) == []
+    warnings = [m["error"] for m in report["messages"] if m["severity"] == 2]
+    assert all("missing these dependencies" in w for w in warnings), warnings
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# versions
+
+
+def test_chart_versions_carry_the_app_version() -> None:
+    workspace_version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+    semver = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
+    for chart_dir in (OPERATOR_CHART, STACK_CHART):
+        meta = load_yaml(chart_dir / "Chart.yaml")
+        assert meta["apiVersion"] == "v2"
+        assert jsonschema.Draft7Validator({"type": "string", "pattern": semver}).is_valid(meta["version"])
+        assert meta["appVersion"] == workspace_version, chart_dir
+    stack_deps = {d["name"]: d for d in load_yaml(STACK_CHART / "Chart.yaml")["dependencies"]}
+    assert stack_deps["chatbot-monitoring-operator"]["version"] == load_yaml(OPERATOR_CHART / "Chart.yaml")["version"]
+    assert stack_deps["chatbot-monitoring-operator"]["repository"] == "file://../chatbot-monitoring-operator"
+    assert stack_deps["kube-prometheus-stack"]["condition"] == "kube-prometheus-stack.enabled"
+    # The default images are the ones scripts/kind-up.sh builds.
+    values = load_yaml(OPERATOR_CHART / "values.yaml")
+    assert values["chatbotImage"] == f"ghcr.io/chatbot-sav/chatbot:{workspace_version}"
+    deployment = one(render(OPERATOR_CHART), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f"ghcr.io/chatbot-sav/chatbot-operator:{workspace_version}"
+    kind_up = (ROOT / "scripts" / "kind-up.sh").read_text()
+    assert f"VERSION={workspace_version}" in kind_up
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the operator chart
+
+
+def test_chart_crd_is_byte_identical_to_crds_dir() -> None:
+    chart_crd = OPERATOR_CHART / "crds" / CRD_NAME
+    assert chart_crd.read_bytes() == (ROOT / "crds" / CRD_NAME).read_bytes(), (
+        f"cp crds/{CRD_NAME} {chart_crd.relative_to(ROOT)}"
+    )
+    assert sorted(p.name for p in (OPERATOR_CHART / "crds").iterdir()) == [CRD_NAME]
+    with helm.Chart.load(OPERATOR_CHART) as chart:
+        crds = chart.crds
+    assert len(crds) == 1
+    assert yaml.safe_load(crds[0]["data"])["metadata"]["name"] == "chatbotmonitorings.monitoring.chatbot-sav.io"
+
+
+def test_cluster_role_grants_exactly_what_the_operator_uses() -> None:
+    docs = render(OPERATOR_CHART)
+    cluster_role = one(docs, "ClusterRole")
+    assert triples(cluster_role["rules"]) == triples(EXPECTED_RULES)
+    binding = one(docs, "ClusterRoleBinding")
+    sa = one(docs, "ServiceAccount")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": cluster_role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+    # Only the Lease Role besides: no other Role, and nothing namespaced elsewhere.
+    roles = of_kind(docs, "Role")
+    assert len(roles) == 1
+    assert roles[0]["metadata"]["namespace"] == NAMESPACE
+    assert triples(roles[0]["rules"]) == triples(EXPECTED_LEASE_RULES)
+    lease_binding = one(docs, "RoleBinding")
+    assert lease_binding["metadata"]["namespace"] == NAMESPACE
+    assert lease_binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+    assert lease_binding["subjects"][0]["name"] == sa["metadata"]["name"]
+
+
+def test_watch_namespace_uses_a_role_there_and_no_cluster_role() -> None:
+    docs = render(OPERATOR_CHART, {"watchNamespace": "shop"})
+    assert of_kind(docs, "ClusterRole") == []
+    assert of_kind(docs, "ClusterRoleBinding") == []
+    roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
+    assert set(roles) == {"shop", NAMESPACE}
+    assert triples(roles["shop"]["rules"]) == triples(EXPECTED_RULES)
+    assert triples(roles[NAMESPACE]["rules"]) == triples(EXPECTED_LEASE_RULES)
+    bindings = {b["metadata"]["namespace"]: b for b in of_kind(docs, "RoleBinding")}
+    assert set(bindings) == {"shop", NAMESPACE}
+    assert bindings["shop"]["roleRef"]["name"] == roles["shop"]["metadata"]["name"]
+    assert bindings["shop"]["subjects"][0]["namespace"] == NAMESPACE
+    assert env_of(one(docs, "Deployment"))["WATCH_NAMESPACE"] == "shop"
+
+
+def test_rbac_can_be_left_out() -> None:
+    docs = render(OPERATOR_CHART, {"rbac": {"create": False}})
+    assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}]
+
+
+def test_deployment_meets_the_restricted_pod_security_standard() -> None:
+    deployment = one(render(OPERATOR_CHART), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    for forbidden in ("hostNetwork", "hostPID", "hostIPC", "volumes"):
+        assert forbidden not in pod, forbidden
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc.get("privileged", False) is False
+    assert "runAsUser" not in sc or sc["runAsUser"] != 0
+
+
+def test_deployment_defaults() -> None:
+    docs = render(OPERATOR_CHART)
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["run"]
+    env = env_of(deployment)
+    assert env["WATCH_NAMESPACE"] == ""
+    assert env["METRICS_ADDR"] == "0.0.0.0:8080"
+    assert env["LOG_FORMAT"] == "json"
+    assert env["RUST_LOG"] == "info"
+    assert env["CHATBOT_IMAGE"] == "ghcr.io/chatbot-sav/chatbot:0.1.0"
+    assert env["LEADER_ELECTION"] == "false"
+    assert env["LEASE_NAME"] == "chatbot-operator-leader"
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["resources"] == {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert pod["serviceAccountName"] == one(docs, "ServiceAccount")["metadata"]["name"]
+    # The selector is a subset of the pod labels, and the metrics Service selects the same pods.
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+    service = one(docs, "Service")
+    assert service["spec"]["selector"] == selector
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}]
+    assert labels["app.kubernetes.io/name"] == "chatbot-monitoring-operator"
+    assert deployment["metadata"]["labels"]["helm.sh/chart"] == "chatbot-monitoring-operator-0.1.0"
+    assert of_kind(docs, "PodDisruptionBudget") == []
+    assert of_kind(docs, "ServiceMonitor") == []
+
+
+def test_pod_placement_values_pass_through() -> None:
+    values = {
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "podAnnotations": {"example.com/a": "b"},
+        "podLabels": {"team": "sav"},
+        "rustLog": "debug",
+        "logFormat": "text",
+        "image": {"tag": "1.2.3"},
+    }
+    deployment = one(render(OPERATOR_CHART, values), "Deployment")
+    template = deployment["spec"]["template"]
+    pod = template["spec"]
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["nodeSelector"] == values["nodeSelector"]
+    assert pod["tolerations"] == values["tolerations"]
+    assert pod["affinity"] == values["affinity"]
+    assert template["metadata"]["annotations"] == values["podAnnotations"]
+    assert template["metadata"]["labels"]["team"] == "sav"
+    assert pod["containers"][0]["image"] == "ghcr.io/chatbot-sav/chatbot-operator:1.2.3"
+    env = env_of(deployment)
+    assert (env["RUST_LOG"], env["LOG_FORMAT"]) == ("debug", "text")
+
+
+@pytest.mark.parametrize(
+    ("values", "leader"),
+    [({}, "false"), ({"replicaCount": 2}, "true"), ({"leaderElection": {"enabled": True}}, "true")],
+)
+def test_leader_election(values: dict[str, Any], leader: str) -> None:
+    docs = render(OPERATOR_CHART, values)
+    deployment = one(docs, "Deployment")
+    assert env_of(deployment)["LEADER_ELECTION"] == leader
+    # Without a Lease, a rolling update would run two reconcilers for a while.
+    strategy = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
+    assert strategy == ("RollingUpdate" if leader == "true" else "Recreate")
+
+
+def test_several_replicas_get_a_pod_disruption_budget() -> None:
+    docs = render(OPERATOR_CHART, {"replicaCount": 2})
+    assert one(docs, "Deployment")["spec"]["replicas"] == 2
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_service_monitor_for_the_operator() -> None:
+    docs = render(OPERATOR_CHART, {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}})
+    sm = one(docs, "ServiceMonitor")
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert sm["spec"]["endpoints"][0]["port"] == "metrics"
+    assert sm["spec"]["selector"]["matchLabels"] == one(docs, "Service")["spec"]["selector"]
+
+
+def test_operator_notes_tell_the_next_step() -> None:
+    text = notes(OPERATOR_CHART)
+    assert "kubectl apply -f" in text
+    assert "kubectl get cbm" in text
+    assert 'condition' in text.lower() and "Ready" in text
+    assert "release:" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# values.schema.json
+
+
+@pytest.mark.parametrize("chart_dir", [OPERATOR_CHART, STACK_CHART], ids=lambda p: p.name)
+def test_schema_is_draft7_and_accepts_the_defaults(chart_dir: Path) -> None:
+    schema = json.loads((chart_dir / "values.schema.json").read_text())
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["additionalProperties"] is False
+    defaults = load_yaml(chart_dir / "values.yaml")
+    jsonschema.Draft7Validator(schema).validate(defaults)
+    with helm.Chart.load(chart_dir) as chart:
+        chart.validate_schema(chart.values)
+        chart.validate_schema({})
+
+
+def test_every_default_value_is_in_the_operator_schema() -> None:
+    """additionalProperties is false in every object the chart defines: each values.yaml key must be declared."""
+    schema = json.loads((OPERATOR_CHART / "values.schema.json").read_text())
+    defaults = load_yaml(OPERATOR_CHART / "values.yaml")
+    assert set(defaults) <= set(schema["properties"])
+    for key, value in defaults.items():
+        sub = schema["properties"][key]
+        if isinstance(value, dict) and sub.get("additionalProperties") is False:
+            assert set(value) <= set(sub["properties"]), key
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"replicaCount": "two"}, "replicaCount"),
+        ({"replicaCount": 0}, "replicaCount"),
+        ({"replicaCount": 1.5}, "replicaCount"),
+        ({"logFormat": "xml"}, "logFormat"),
+        ({"unknownKey": True}, "unknownKey"),
+        ({"image": {"repository": "x", "tga": "1"}}, "tga"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
+        ({"leaderElection": {"enabled": "yes"}}, "enabled"),
+        ({"serviceMonitor": {"interval": "30 seconds"}}, "interval"),
+        ({"serviceMonitor": {"labels": {"release": 1}}}, "release"),
+        ({"watchNamespace": "Not_A_Namespace"}, "watchNamespace"),
+        ({"resources": {"request": {"cpu": "1"}}}, "request"),
+    ],
+)
+def test_operator_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    with helm.Chart.load(OPERATOR_CHART) as chart:
+        with pytest.raises(helm.HelmValuesError, match=message):
+            chart.validate_schema(values)
+        # An install or a template stops on it too.
+        with pytest.raises(helm.HelmValuesError):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"unknownKey": 1}, "unknownKey"),
+        ({"chatbot": {"name": "Chat_Bot"}}, "name"),
+        ({"chatbot": {"name": "chatbot", "sepc": {}}}, "sepc"),
+        ({"chatbot": {"name": "chatbot", "spec": "replicas: 2"}}, "spec"),
+        ({"local": {"chatbotNodePort": 8001}}, "chatbotNodePort"),
+        ({"kube-prometheus-stack": {"enabled": "yes"}}, "enabled"),
+    ],
+)
+def test_stack_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
+    with helm.Chart.load(STACK_CHART) as chart:
+        with pytest.raises(helm.HelmValuesError, match=message):
+            chart.validate_schema(values)
+
+
+def test_stack_values_reach_the_operator_schema(stack_chart: Path) -> None:
+    """The operator's schema still guards its values when it is installed as the stack's subchart."""
+    with helm.Chart.load(stack_chart) as chart:
+        with pytest.raises(helm.HelmValuesError, match="logFormat"):
+            chart.render({"chatbot-monitoring-operator": {"logFormat": "xml"}}, name=RELEASE, namespace=NAMESPACE)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the stack chart
+
+
+def cbm_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    cbm = one(docs, "ChatbotMonitoring")
+    assert cbm["apiVersion"] == "monitoring.chatbot-sav.io/v1alpha1"
+    return cbm
+
+
+def test_stack_renders_the_operator_and_a_chatbot_monitoring_selected_by_its_prometheus(stack_chart: Path) -> None:
+    docs = render(stack_chart)
+    cbm = cbm_of(docs)
+    assert cbm["metadata"]["name"] == "chatbot"
+    assert cbm["metadata"]["namespace"] == NAMESPACE
+    # kube-prometheus-stack's Prometheus selects ServiceMonitors and PrometheusRules labelled release: <release>.
+    assert cbm["spec"]["monitoring"]["labels"]["release"] == RELEASE
+    # The operator subchart is part of the release; scripts/kind-up.sh and the CI workflow use this Deployment name.
+    deployment = one(docs, "Deployment")
+    assert deployment["metadata"]["name"] == f"{RELEASE}-chatbot-monitoring-operator"
+    assert triples(one(docs, "ClusterRole")["rules"]) == triples(EXPECTED_RULES)
+    assert of_kind(docs, "Service") == [d for d in docs if d["kind"] == "Service" and d["spec"]["type"] == "ClusterIP"]
+
+
+def test_stack_keeps_the_spec_and_other_monitoring_labels(stack_chart: Path) -> None:
+    spec = {
+        "chatbot": {"replicas": 1, "port": 9000},
+        "monitoring": {"interval": "30s", "scrapeTimeout": "10s", "labels": {"team": "sav", "release": "other"}},
+        "alerts": {"errorRate": {"for": "5m", "severity": "critical", "threshold": 0.2}},
+    }
+    cbm = cbm_of(render(stack_chart, {"chatbot": {"name": "shop-bot", "namespace": "shop", "spec": spec}}))
+    assert (cbm["metadata"]["name"], cbm["metadata"]["namespace"]) == ("shop-bot", "shop")
+    assert cbm["spec"]["monitoring"]["labels"] == {"team": "sav", "release": RELEASE}
+    assert cbm["spec"]["monitoring"]["interval"] == "30s"
+    assert cbm["spec"]["chatbot"] == spec["chatbot"]
+    assert cbm["spec"]["alerts"] == spec["alerts"]
+
+
+def test_stack_without_kube_prometheus_stack_leaves_the_labels_alone(stack_chart: Path) -> None:
+    docs = render(stack_chart, {"kube-prometheus-stack": {"enabled": False}})
+    assert cbm_of(docs)["spec"] == {}
+    docs = render(
+        stack_chart,
+        {
+            "kube-prometheus-stack": {"enabled": False},
+            "chatbot": {"name": "chatbot", "spec": {"monitoring": {"labels": {"prometheus": "main"}}}},
+        },
+    )
+    assert cbm_of(docs)["spec"]["monitoring"]["labels"] == {"prometheus": "main"}
+    assert "disabled" in notes(stack_chart, {"kube-prometheus-stack": {"enabled": False}})
+
+
+def test_stack_chatbot_can_be_left_out(stack_chart: Path) -> None:
+    docs = render(stack_chart, {"chatbot": {"enabled": False, "name": "chatbot"}, "local": {"chatbotNodePort": 30001}})
+    assert of_kind(docs, "ChatbotMonitoring") == []
+    assert [d for d in of_kind(docs, "Service") if d["spec"]["type"] == "NodePort"] == []
+
+
+def test_stack_default_values() -> None:
+    values = load_yaml(STACK_CHART / "values.yaml")
+    kps = values["kube-prometheus-stack"]
+    assert kps["enabled"] is True
+    dashboards = kps["grafana"]["sidecar"]["dashboards"]
+    assert dashboards["enabled"] is True
+    assert dashboards["label"] == "grafana_dashboard"
+    assert dashboards["labelValue"] == "1"
+    assert dashboards["searchNamespace"] == "ALL"
+    assert dashboards["folderAnnotation"] == "grafana_folder"
+    assert dashboards["provider"]["foldersFromFilesStructure"] is True
+    # Never a known Grafana password outside the local profile.
+    assert "adminPassword" not in kps["grafana"]
+    assert values["local"]["chatbotNodePort"] is None
+    # The sidecar settings match what the operator puts on its dashboard ConfigMaps (the CRD's defaults).
+    crd = load_yaml(ROOT / "crds" / CRD_NAME)
+    spec_props = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    crd_dashboards = spec_props["dashboards"]["default"]
+    assert crd_dashboards["labels"] == {dashboards["label"]: dashboards["labelValue"]}
+    assert crd_dashboards["folderAnnotation"] == dashboards["folderAnnotation"]
+
+
+def test_local_profile(stack_chart: Path) -> None:
+    local = load_yaml(STACK_CHART / "values-local.yaml")
+    kps = local["kube-prometheus-stack"]
+    assert (kps["grafana"]["adminUser"], kps["grafana"]["adminPassword"]) == ("admin", "admin")
+    assert kps["grafana"]["service"] == {"type": "NodePort", "nodePort": 30000}
+    assert kps["prometheus"]["service"] == {"type": "NodePort", "nodePort": 30090}
+    assert local["local"]["chatbotNodePort"] == 30001
+    # The operator's own ServiceMonitor carries the release label of the release kind-up.sh installs.
+    assert local["chatbot-monitoring-operator"]["serviceMonitor"]["labels"] == {"release": RELEASE}
+    kind_up = (ROOT / "scripts" / "kind-up.sh").read_text()
+    assert f"RELEASE={RELEASE}\n" in kind_up
+    assert 'helm upgrade --install "$RELEASE" charts/chatbot-stack' in kind_up
+    assert "-f charts/chatbot-stack/values-local.yaml" in kind_up
+
+    docs = render(stack_chart, helm.values_from_yaml((STACK_CHART / "values-local.yaml").read_text()))
+    (nodeport,) = [d for d in of_kind(docs, "Service") if d["spec"]["type"] == "NodePort"]
+    assert nodeport["metadata"]["namespace"] == NAMESPACE
+    assert nodeport["spec"]["selector"] == {"app.kubernetes.io/name": "chatbot", "app.kubernetes.io/instance": "chatbot"}
+    assert nodeport["spec"]["ports"] == [
+        {"name": "http", "port": 8000, "targetPort": 8000, "nodePort": 30001, "protocol": "TCP"}
+    ]
+    assert one(docs, "ServiceMonitor")["metadata"]["labels"]["release"] == RELEASE
+    assert cbm_of(docs)["spec"]["monitoring"]["labels"]["release"] == RELEASE
+    text = notes(stack_chart, helm.values_from_yaml((STACK_CHART / "values-local.yaml").read_text()))
+    for url in ("http://localhost:8001", "http://localhost:9090", "http://localhost:3000"):
+        assert url in text
+
+
+def test_nodeport_follows_the_chatbot_port(stack_chart: Path) -> None:
+    docs = render(
+        stack_chart,
+        {"local": {"chatbotNodePort": 30001}, "chatbot": {"name": "bot", "spec": {"chatbot": {"port": 9000}}}},
+    )
+    (nodeport,) = [d for d in of_kind(docs, "Service") if d["spec"]["type"] == "NodePort"]
+    assert nodeport["spec"]["selector"]["app.kubernetes.io/instance"] == "bot"
+    assert nodeport["spec"]["ports"][0]["targetPort"] == 9000
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# kind
+
+
+def test_kind_config_maps_the_three_local_urls() -> None:
+    config = load_yaml(ROOT / "kind-config.yaml")
+    assert config["kind"] == "Cluster"
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4"
+    (node,) = config["nodes"]
+    assert node["role"] == "control-plane"
+    mappings = {m["hostPort"]: m for m in node["extraPortMappings"]}
+    assert {port: m["containerPort"] for port, m in mappings.items()} == {8001: 30001, 9090: 30090, 3000: 30000}
+    assert {m["listenAddress"] for m in mappings.values()} == {"127.0.0.1"}
+    # Each container port is the NodePort the local profile gives that service.
+    local = load_yaml(STACK_CHART / "values-local.yaml")
+    kps = local["kube-prometheus-stack"]
+    assert mappings[8001]["containerPort"] == local["local"]["chatbotNodePort"]
+    assert mappings[9090]["containerPort"] == kps["prometheus"]["service"]["nodePort"]
+    assert mappings[3000]["containerPort"] == kps["grafana"]["service"]["nodePort"]
+
+
+def test_dockerfiles_are_non_root_distroless() -> None:
+    for crate, binary in (("chatbot", "chatbot"), ("operator", "chatbot-operator")):
+        text = (ROOT / crate / "Dockerfile").read_text()
+        assert "FROM gcr.io/distroless/cc-debian12:nonroot" in text
+        assert "USER 65532:65532" in text
+        assert f'ENTRYPOINT ["/{binary}"]' in text
+        assert f"cargo build --release --locked -p {binary}" in text
+        for label in ("title", "description", "source", "licenses", "version"):
+            assert f"org.opencontainers.image.{label}=" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# documentation
+
+
+def leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths: list[str] = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            paths += leaf_paths(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("chart_dir", [OPERATOR_CHART, STACK_CHART], ids=lambda p: p.name)
+def test_every_value_is_in_the_readme_table(chart_dir: Path) -> None:
+    readme = (chart_dir / "README.md").read_text()
+    documented = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `")}
+    for path in leaf_paths(load_yaml(chart_dir / "values.yaml")):
+        parts = path.split(".")
+        prefixes = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        assert prefixes & documented, f"{path} is not in {chart_dir.name}/README.md's values table"
