@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The product without a cluster: the chatbot on :8001, a real Prometheus on :9090 loaded with the scrape
 # configuration and alerting rules that the operator renders from examples/minimal.yaml, and a traffic generator
-# (both languages, every user type, escalations, bad input, and 1 chat in 20 failing with a 503).
-# Ctrl-C stops everything. Installs Prometheus from Debian when it is missing.
+# (both languages, every user type, escalations, bad input, and 1 chat in 20 failing with a 503), then
+# `chatbot-operator verify` showing every check pass. Ctrl-C stops everything. Installs Prometheus from Debian when it is missing.
 #   RESOURCE=examples/full.yaml scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -85,4 +85,21 @@ cat <<TXT
   Traffic is running (1 chat in 20 answers 503, so HighErrorRate goes pending then fires). Ctrl-C stops everything.
 
 TXT
+
+# The checks a cluster's operator makes, here against this Prometheus: scraped, rules loaded, every panel's metrics
+# present. They pass once the first scrapes and rule evaluations are in (the resource scrapes every 10s).
+(
+  for _ in $(seq 12); do
+    sleep 5
+    if target/release/chatbot-operator verify -f "$RESOURCE" --prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
+        >"$work/verify.txt" 2>&1; then
+      echo "demo: chatbot-operator verify -f $RESOURCE --prometheus-url http://localhost:$PROMETHEUS_PORT"
+      sed 's/^/  /' "$work/verify.txt"
+      exit 0
+    fi
+  done
+  echo "demo: verify still failing after a minute:"
+  sed 's/^/  /' "$work/verify.txt"
+) &
+pids+=($!)
 wait
