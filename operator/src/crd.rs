@@ -236,6 +236,33 @@ pub struct MonitoringSpec {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Which Prometheus (a prometheus-operator `Prometheus` object) is expected to monitor the chatbot. Evaluated by
+/// `verify::binding`; it joins `spec.monitoring` together with the reconcile step that reads `Prometheus` objects.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.mode != 'reference' || (has(self.name) && has(self.namespace))").message(
+    "monitoring.prometheus.name and namespace are required when mode is reference"
+))]
+pub struct PrometheusSelection {
+    /// `auto`: the only Prometheus of the cluster, whose required labels are added when `labels` is empty;
+    /// `reference`: the one named here; `none`: no selection check.
+    #[serde(default)]
+    pub mode: SelectionMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectionMode {
+    #[default]
+    Auto,
+    Reference,
+    None,
+}
+
 fn yes() -> bool {
     true
 }

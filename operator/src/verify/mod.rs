@@ -2,6 +2,7 @@
 //! Prometheus selects our ServiceMonitor and PrometheusRule and why not, whether the chatbot is scraped, the rules
 //! loaded, and every dashboard panel finds its metrics. Shared by the reconciler and `chatbot-operator verify`.
 
+pub mod binding;
 pub mod checks;
 pub mod prometheus_api;
 pub mod run;
