@@ -234,10 +234,13 @@ pub struct MonitoringSpec {
     /// `release: kube-prometheus-stack` for kube-prometheus-stack's defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Which Prometheus should select the ServiceMonitor and PrometheusRule: condition `Selected` says whether it
+    /// does, and why not.
+    #[serde(default)]
+    pub prometheus: PrometheusSelection,
 }
 
-/// Which Prometheus (a prometheus-operator `Prometheus` object) is expected to monitor the chatbot. Evaluated by
-/// `verify::binding`; it joins `spec.monitoring` together with the reconcile step that reads `Prometheus` objects.
+/// Which Prometheus (a prometheus-operator `Prometheus` object) is expected to monitor the chatbot.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.mode != 'reference' || (has(self.name) && has(self.namespace))").message(
@@ -280,6 +283,7 @@ impl Default for MonitoringSpec {
             interval: default_interval(),
             scrape_timeout: default_scrape_timeout(),
             labels: BTreeMap::new(),
+            prometheus: PrometheusSelection::default(),
         }
     }
 }
@@ -463,8 +467,8 @@ pub struct ChatbotMonitoringStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, and one per child kind: `DeploymentReady`, `ServiceReady`, `ServiceMonitorReady`,
-    /// `PrometheusRuleReady`, `DashboardsReady`.
+    /// `Ready`, one per child kind (`DeploymentReady`, `ServiceReady`, `ServiceMonitorReady`,
+    /// `PrometheusRuleReady`, `DashboardsReady`), and `Selected`: does the expected Prometheus select them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -66,6 +66,21 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
     },
 ];
 
+/// Rules that only a ClusterRole can grant, whatever namespaces are watched: which Prometheus servers exist (they
+/// usually live in a monitoring namespace) and the labels of our namespace (for their namespace selectors).
+pub const CLUSTER_WIDE: &[Permission] = &[
+    Permission {
+        group: "monitoring.coreos.com",
+        resource: "prometheuses",
+        verbs: &["list"],
+    },
+    Permission {
+        group: "",
+        resource: "namespaces",
+        verbs: &["get"],
+    },
+];
+
 /// Rules of the Role in the operator's own namespace, for leader election.
 pub const OPERATOR_NAMESPACE: &[Permission] = &[Permission {
     group: "coordination.k8s.io",
@@ -92,13 +107,16 @@ pub fn to_yaml() -> String {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "chatbot-operator"}, "rules": rules(WATCHED_NAMESPACES),
     });
+    let selection = serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "chatbot-operator-prometheus-selection"}, "rules": rules(CLUSTER_WIDE),
+    });
     let lease = serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": "chatbot-operator-leader-election"}, "rules": rules(OPERATOR_NAMESPACE),
     });
-    format!(
-        "---\n{}---\n{}",
-        serde_yaml::to_string(&cluster).expect("YAML serializes"),
-        serde_yaml::to_string(&lease).expect("YAML serializes")
-    )
+    [cluster, selection, lease]
+        .iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).expect("YAML serializes")))
+        .collect()
 }

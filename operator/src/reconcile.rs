@@ -2,15 +2,15 @@
 //! children of parts switched off, then the status (patched only when it changed) and events on transitions.
 //! `error_policy` turns a failure into exponential backoff per resource.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -18,11 +18,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::crd::SelectionMode;
 use crate::crd::{ChatbotMonitoring, ChatbotMonitoringStatus, Children, DatabaseType, ModelBackend};
-use crate::prometheus_operator::{self as po, PrometheusRule, ServiceMonitor};
+use crate::prometheus_operator::{self as po, Prometheus, PrometheusRule, ServiceMonitor};
 use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
 use crate::status::{self, Observed, Part, reason};
 use crate::telemetry::Metrics;
+use crate::verify::binding;
 
 /// Requeue period of a healthy resource: children's changes wake it earlier through the watches.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -113,7 +115,7 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     if cbm.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let desired = render::render(cbm, &ctx.options)?;
+    let mut desired = render::render(cbm, &ctx.options)?;
     let ns = desired.deployment.metadata.namespace.clone().unwrap_or_default();
     let client = &ctx.client;
     check_secrets(cbm, client, &ns).await?;
@@ -161,6 +163,59 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
                   (kube-prometheus-stack); this part is applied as soon as it is"
             .into(),
     };
+    // Which Prometheus selects the ServiceMonitor and PrometheusRule; in auto mode its required labels are added to
+    // them before they are applied.
+    let selected = if !needs_operator(&desired) || cbm.spec.monitoring.prometheus.mode == SelectionMode::None {
+        Part::Disabled
+    } else if !operator_installed {
+        missing()
+    } else {
+        let prometheuses = Api::<Prometheus>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let namespace_labels = Api::<Namespace>::all(client.clone())
+            .get_opt(&ns)
+            .await?
+            .and_then(|n| n.metadata.labels)
+            .unwrap_or_default();
+        let labels_of = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
+        let sm_labels = desired.service_monitor.as_ref().map(|s| labels_of(&s.metadata.labels));
+        let pr_labels = desired.prometheus_rule.as_ref().map(|p| labels_of(&p.metadata.labels));
+        let ours = binding::Ours {
+            namespace: &ns,
+            namespace_labels: &namespace_labels,
+            service_monitor_labels: sm_labels.as_ref(),
+            rule_labels: pr_labels.as_ref(),
+            user_labels_set: !cbm.spec.monitoring.labels.is_empty(),
+        };
+        let (add, verdict) = binding::evaluate(&cbm.spec.monitoring.prometheus, &prometheuses, &ours);
+        for meta in desired
+            .service_monitor
+            .iter_mut()
+            .map(|s| &mut s.metadata)
+            .chain(desired.prometheus_rule.iter_mut().map(|p| &mut p.metadata))
+        {
+            meta.labels.get_or_insert_with(BTreeMap::new).extend(add.clone());
+        }
+        match verdict {
+            binding::Verdict::NotChecked => Part::Disabled,
+            binding::Verdict::Selected { prometheus } => Part::Ready {
+                reason: reason::SELECTED,
+                message: if add.is_empty() {
+                    format!("selected by Prometheus {prometheus}")
+                } else {
+                    let added: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!(
+                        "selected by Prometheus {prometheus} (labels added: {})",
+                        added.join(", ")
+                    )
+                },
+            },
+            binding::Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
+        }
+    };
+
     let sm_api = Api::<ServiceMonitor>::namespaced(client.clone(), &ns);
     let part = match (&desired.service_monitor, operator_installed) {
         (Some(_), false) => missing(),
@@ -202,6 +257,7 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         }
     };
     observed.parts.push((status::PROMETHEUS_RULE_READY, part));
+    observed.parts.push((status::SELECTED, selected));
 
     let cm_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let part = if desired.dashboards.is_empty() {

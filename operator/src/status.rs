@@ -13,6 +13,7 @@ pub const SERVICE_READY: &str = "ServiceReady";
 pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const PROMETHEUS_RULE_READY: &str = "PrometheusRuleReady";
 pub const DASHBOARDS_READY: &str = "DashboardsReady";
+pub const SELECTED: &str = "Selected";
 
 /// Reasons, as a person reads them in `kubectl describe`.
 pub mod reason {
@@ -25,6 +26,7 @@ pub mod reason {
     pub const API_ERROR: &str = "ApiError";
     pub const INVALID_SPEC: &str = "InvalidSpec";
     pub const RECONCILED: &str = "Reconciled";
+    pub const SELECTED: &str = "Selected";
 }
 
 /// How one part (a child kind) ended in this reconcile.

@@ -159,6 +159,14 @@ fn bad_resources_are_refused_with_a_clear_message() {
             json!({"chatbot": {"replica": 2}}),
             "/spec/chatbot/replica: unknown field",
         ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "reference", "name": "kps"}}}),
+            "name and namespace are required when mode is reference",
+        ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "pick-one"}}}),
+            "/spec/monitoring/prometheus/mode",
+        ),
     ];
     for (spec, expected) in cases {
         let errors = admission_errors(&with_spec(spec.clone()));

@@ -25,6 +25,8 @@ const SERVICE_MONITOR: &str = "/apis/monitoring.coreos.com/v1/namespaces/default
 const PROMETHEUS_RULE: &str = "/apis/monitoring.coreos.com/v1/namespaces/default/prometheusrules/chatbot";
 const DASHBOARD: &str = "/api/v1/namespaces/default/configmaps/chatbot-dashboard-overview";
 const DISCOVERY: &str = "/apis/monitoring.coreos.com/v1";
+const PROMETHEUSES: &str = "/apis/monitoring.coreos.com/v1/prometheuses";
+const NAMESPACE: &str = "/api/v1/namespaces/default";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 fn setup() -> (Arc<Context>, FakeApi) {
@@ -101,6 +103,8 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("GET", SERVICE),
             ("PATCH", SERVICE),
             ("GET", DISCOVERY),
+            ("GET", PROMETHEUSES),
+            ("GET", NAMESPACE),
             ("GET", SERVICE_MONITOR),
             ("PATCH", SERVICE_MONITOR),
             ("GET", PROMETHEUS_RULE),
@@ -131,6 +135,7 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
         "ServiceReady",
         "ServiceMonitorReady",
         "PrometheusRuleReady",
+        "Selected",
         "DashboardsReady",
     ] {
         assert_eq!(condition(&cbm, c).0, "True", "{c}");
@@ -173,7 +178,7 @@ async fn an_unchanged_resource_is_only_read() {
     run(&ctx, &cbm).await.unwrap();
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
-    assert_eq!(calls.len(), 6, "{calls:?}");
+    assert_eq!(calls.len(), 8, "{calls:?}");
     let after: Vec<String> = [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD, CBM]
         .iter()
         .map(|p| resource_version(&fake, p))
@@ -467,6 +472,8 @@ fn rbac_of(call: &fake_api::Call) -> Option<(String, String, &'static str)> {
         _ => return None,
     };
     let (resource, named) = match rest.as_slice() {
+        [resource] => (resource.to_string(), false),
+        ["namespaces", _] => ("namespaces".to_owned(), true),
         ["namespaces", _, resource] => (resource.to_string(), false),
         ["namespaces", _, resource, _name] => (resource.to_string(), true),
         ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
@@ -488,7 +495,7 @@ fn rbac_of(call: &fake_api::Call) -> Option<(String, String, &'static str)> {
 /// a server-side apply that creates its object needs `create` as well as `patch`.
 #[tokio::test]
 async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
-    use chatbot_operator::rbac::{WATCHED_NAMESPACES, allows};
+    use chatbot_operator::rbac::{CLUSTER_WIDE, WATCHED_NAMESPACES, allows};
     let (ctx, fake) = setup();
     let spec = json!({"chatbot": {"database": {"type": "postgres", "postgres": {"urlSecretRef": {"name": "pg", "key": "url"}}}},
                       "alerts": {"slo": {"availabilityTarget": 99.9}}});
@@ -511,10 +518,9 @@ async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
         let Some((group, resource, verb)) = rbac_of(call) else {
             continue;
         };
-        assert!(
-            allows(WATCHED_NAMESPACES, &group, &resource, verb),
-            "{call:?} needs {verb} on {group}/{resource}"
-        );
+        let granted =
+            allows(WATCHED_NAMESPACES, &group, &resource, verb) || allows(CLUSTER_WIDE, &group, &resource, verb);
+        assert!(granted, "{call:?} needs {verb} on {group}/{resource}");
         if verb == "patch" && !resource.ends_with("/status") && resource != "events" {
             assert!(
                 allows(WATCHED_NAMESPACES, &group, &resource, "create"),
@@ -524,4 +530,118 @@ async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
         seen.insert((group, resource, verb));
     }
     assert!(seen.len() >= 15, "the scenarios exercised too little: {seen:?}");
+}
+
+fn condition_message(cbm: &ChatbotMonitoring, type_: &str) -> String {
+    cbm.status
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap()
+        .message
+        .clone()
+}
+
+#[tokio::test]
+async fn auto_mode_adds_the_label_the_only_prometheus_selects() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    for path in [SERVICE_MONITOR, PROMETHEUS_RULE] {
+        assert_eq!(
+            fake.get(path).unwrap()["metadata"]["labels"]["release"],
+            "kps",
+            "{path}"
+        );
+    }
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Selected"), ("True".into(), "Selected".into()));
+    assert_eq!(
+        condition_message(&cbm, "Selected"),
+        "selected by Prometheus monitoring/kps (labels added: release=kps)"
+    );
+}
+
+#[tokio::test]
+async fn labels_the_user_set_are_kept_and_a_mismatch_is_named() {
+    let (ctx, fake) = setup();
+    let cbm = stored(
+        &fake,
+        &resource(json!({"monitoring": {"labels": {"release": "prometheus"}}})),
+    );
+    run(&ctx, &cbm).await.unwrap();
+    assert_eq!(
+        fake.get(SERVICE_MONITOR).unwrap()["metadata"]["labels"]["release"],
+        "prometheus"
+    );
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Selected"), ("False".into(), "LabelMismatch".into()));
+    assert!(condition_message(&cbm, "Selected").contains("label release=prometheus should be release=kps"));
+    assert_eq!(
+        condition(&cbm, "Ready"),
+        ("False".into(), "LabelMismatch".into()),
+        "not really monitored"
+    );
+}
+
+#[tokio::test]
+async fn no_prometheus_two_prometheus_and_a_namespace_outside_its_selector() {
+    let (ctx, fake) = setup();
+    fake.remove(fake_api::PROMETHEUS);
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    assert_eq!(
+        condition(&reread(&fake), "Selected"),
+        ("False".into(), "NoPrometheus".into())
+    );
+
+    let mut second = fake_api::default_prometheus();
+    second["metadata"]["name"] = json!("other");
+    second["spec"]["serviceMonitorSelector"] = json!({"matchLabels": {"team": "x"}});
+    fake.put(fake_api::PROMETHEUS, fake_api::default_prometheus());
+    fake.put(
+        "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses/other",
+        second,
+    );
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Selected"),
+        ("False".into(), "AmbiguousPrometheus".into())
+    );
+    assert!(condition_message(&cbm, "Selected").contains("monitoring/kps, monitoring/other"));
+
+    fake.remove("/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses/other");
+    let mut own_namespace_only = fake_api::default_prometheus();
+    own_namespace_only["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("serviceMonitorNamespaceSelector");
+    fake.put(fake_api::PROMETHEUS, own_namespace_only);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Selected"),
+        ("False".into(), "NamespaceNotSelected".into())
+    );
+    assert!(condition_message(&cbm, "Selected").contains("its own namespace monitoring only"));
+}
+
+#[tokio::test]
+async fn mode_none_checks_nothing() {
+    let (ctx, fake) = setup();
+    let cbm = stored(
+        &fake,
+        &resource(json!({"monitoring": {"prometheus": {"mode": "none"}}})),
+    );
+    run(&ctx, &cbm).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(!calls.iter().any(|c| c.contains("prometheuses")), "{calls:?}");
+    assert_eq!(
+        condition(&reread(&fake), "Selected"),
+        ("False".into(), "Disabled".into())
+    );
+    assert_eq!(condition(&reread(&fake), "Ready").0, "True");
 }

@@ -36,7 +36,7 @@ NAMESPACE = "chatbot-sav"
 
 
 
-def operator_rbac() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def operator_rbac() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The rules the operator's code needs, from the operator itself (`chatbot-operator rbac`, generated from
     operator/src/rbac.rs, which the reconcile tests check every API request against): the chart must grant exactly
     these."""
@@ -44,11 +44,24 @@ def operator_rbac() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not binary.exists():
         subprocess.run(["cargo", "build", "-q", "-p", "chatbot-operator"], cwd=ROOT, check=True)
     out = subprocess.run([str(binary), "rbac"], check=True, capture_output=True, text=True).stdout
-    docs = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
-    return docs["ClusterRole"]["rules"], docs["Role"]["rules"]
+    docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out) if d}
+    return (
+        docs["chatbot-operator"]["rules"],
+        docs["chatbot-operator-prometheus-selection"]["rules"],
+        docs["chatbot-operator-leader-election"]["rules"],
+    )
 
 
-EXPECTED_RULES, EXPECTED_LEASE_RULES = operator_rbac()
+EXPECTED_RULES, EXPECTED_SELECTION_RULES, EXPECTED_LEASE_RULES = operator_rbac()
+
+
+def cluster_roles(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """ClusterRoles by name suffix: the watched namespaces' rules, and the Prometheus selection rules."""
+    out = {}
+    for role in of_kind(docs, "ClusterRole"):
+        key = "selection" if role["metadata"]["name"].endswith("-prometheus-selection") else "watched"
+        out[key] = role
+    return out
 
 
 def triples(rules: list[tuple[list[str], list[str], list[str]]] | list[dict[str, Any]]) -> set[tuple[str, str, str]]:
@@ -218,9 +231,12 @@ def test_chart_crd_is_byte_identical_to_crds_dir() -> None:
 
 def test_cluster_role_grants_exactly_what_the_operator_uses() -> None:
     docs = render(OPERATOR_CHART)
-    cluster_role = one(docs, "ClusterRole")
+    roles_by_use = cluster_roles(docs)
+    assert set(roles_by_use) == {"watched", "selection"}
+    cluster_role = roles_by_use["watched"]
     assert triples(cluster_role["rules"]) == triples(EXPECTED_RULES)
-    binding = one(docs, "ClusterRoleBinding")
+    assert triples(roles_by_use["selection"]["rules"]) == triples(EXPECTED_SELECTION_RULES)
+    binding = next(b for b in of_kind(docs, "ClusterRoleBinding") if b["roleRef"]["name"] == cluster_role["metadata"]["name"])
     sa = one(docs, "ServiceAccount")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -241,8 +257,9 @@ def test_cluster_role_grants_exactly_what_the_operator_uses() -> None:
 
 def test_watch_namespace_uses_a_role_there_and_no_cluster_role() -> None:
     docs = render(OPERATOR_CHART, {"watchNamespace": "shop"})
-    assert of_kind(docs, "ClusterRole") == []
-    assert of_kind(docs, "ClusterRoleBinding") == []
+    # Only the Prometheus selection rules stay cluster-wide: a Role cannot grant them.
+    assert set(cluster_roles(docs)) == {"selection"}
+    assert len(of_kind(docs, "ClusterRoleBinding")) == 1
     roles = {r["metadata"]["namespace"]: r for r in of_kind(docs, "Role")}
     assert set(roles) == {"shop", NAMESPACE}
     assert triples(roles["shop"]["rules"]) == triples(EXPECTED_RULES)
@@ -473,7 +490,7 @@ def test_stack_renders_the_operator_and_a_chatbot_monitoring_selected_by_its_pro
     # The operator subchart is part of the release; scripts/kind-up.sh and the CI workflow use this Deployment name.
     deployment = one(docs, "Deployment")
     assert deployment["metadata"]["name"] == f"{RELEASE}-chatbot-monitoring-operator"
-    assert triples(one(docs, "ClusterRole")["rules"]) == triples(EXPECTED_RULES)
+    assert triples(cluster_roles(docs)["watched"]["rules"]) == triples(EXPECTED_RULES)
     assert of_kind(docs, "Service") == [d for d in docs if d["kind"] == "Service" and d["spec"]["type"] == "ClusterIP"]
 
 

@@ -54,6 +54,8 @@ impl FakeApi {
             next_version: 100,
             ..State::default()
         })));
+        // kube-prometheus-stack's Prometheus, as installed in most clusters: selects `release: kps` everywhere.
+        fake.put(PROMETHEUS, default_prometheus());
         let server = fake.clone();
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
@@ -140,6 +142,19 @@ impl FakeApi {
             Some(p) => (p.to_owned(), true),
             None => (path.clone(), false),
         };
+        // A list of a kind across namespaces, e.g. GET /apis/monitoring.coreos.com/v1/prometheuses.
+        if method == Method::GET && path.ends_with("/prometheuses") {
+            let items: Vec<Value> = s
+                .objects
+                .iter()
+                .filter(|(p, _)| p.contains("/prometheuses/"))
+                .map(|(_, o)| o.clone())
+                .collect();
+            return ok(
+                &json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusList",
+                              "metadata": {"resourceVersion": "1"}, "items": items}),
+            );
+        }
         match method {
             Method::GET => match s.objects.get(&object_path) {
                 Some(o) if query.contains("as=PartialObjectMetadata") || content_type.contains("PartialObject") => ok(
@@ -201,6 +216,19 @@ impl FakeApi {
             other => panic!("unexpected {other} {path}"),
         }
     }
+}
+
+/// Path of the Prometheus every fake cluster starts with.
+pub const PROMETHEUS: &str = "/apis/monitoring.coreos.com/v1/namespaces/monitoring/prometheuses/kps";
+
+pub fn default_prometheus() -> Value {
+    let release = json!({"matchLabels": {"release": "kps"}});
+    json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+        "metadata": {"name": "kps", "namespace": "monitoring"},
+        "spec": {"serviceMonitorSelector": release, "serviceMonitorNamespaceSelector": {},
+                 "ruleSelector": release, "ruleNamespaceSelector": {}},
+    })
 }
 
 fn strip_server_fields(o: &Value) -> Value {
