@@ -38,6 +38,7 @@ const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Replicas", type_ = "string", json_path = ".status.replicas"),
+    printcolumn(name = "Scraped", type_ = "string", json_path = ".status.scraped"),
     printcolumn(name = "Alerts", type_ = "integer", json_path = ".status.alertRules"),
     printcolumn(name = "Dashboards", type_ = "integer", json_path = ".status.dashboards"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -255,6 +256,13 @@ pub struct PrometheusSelection {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The Prometheus HTTP API the operator queries to check scraping, rules and panels; by default the chosen
+    /// Prometheus' `prometheus-operated` Service on port 9090.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
+        "monitoring.prometheus.url must be an http(s) URL"
+    ))]
+    pub url: Option<String>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -483,6 +491,12 @@ pub struct ChatbotMonitoringStatus {
     /// Dashboard ConfigMaps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dashboards: Option<i32>,
+    /// The chatbot's targets up in Prometheus over all of them, e.g. `2/2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scraped: Option<String>,
+    /// The resource's alerts firing now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing_alerts: Vec<String>,
     /// Names of the children, by kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children: Option<Children>,

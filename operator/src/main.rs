@@ -120,6 +120,13 @@ struct RunArgs {
     /// This replica's identity in the Lease (the pod name).
     #[arg(long, env = "POD_NAME", default_value = "chatbot-operator")]
     identity: String,
+    /// How often each resource is checked against Prometheus' HTTP API (scraped, rules loaded, panels' metrics);
+    /// 0s turns the checks off.
+    #[arg(long, env = "VERIFY_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
+    verify_period: std::time::Duration,
+    /// Prometheus URL for resources whose spec names none (instead of the chosen Prometheus' in-cluster Service).
+    #[arg(long, env = "PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -211,12 +218,20 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         controller: MANAGER.into(),
         instance: Some(args.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         Recorder::new(client.clone(), reporter),
         options,
         metrics.clone(),
-    ));
+    );
+    if !args.verify_period.is_zero() {
+        ctx = ctx.with_verifier(verify::periodic::Verifier::new(
+            args.verify_period,
+            std::time::Duration::from_secs(5),
+            args.prometheus_url.clone(),
+        ));
+    }
+    let ctx = Arc::new(ctx);
     let scope = if args.namespace.is_empty() {
         Scope::All
     } else {

@@ -25,6 +25,7 @@ use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_na
 use crate::status::{self, Observed, Part, reason};
 use crate::telemetry::Metrics;
 use crate::verify::binding;
+use crate::verify::periodic::{Verifier, in_cluster_url};
 
 /// Requeue period of a healthy resource: children's changes wake it earlier through the watches.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -41,6 +42,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per resource (namespace, name), for the backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// Checks against Prometheus' HTTP API (scraped, rules loaded, panels' metrics); off when `None`.
+    pub verifier: Option<Verifier>,
 }
 
 impl Context {
@@ -51,7 +54,14 @@ impl Context {
             options,
             metrics,
             failures: Mutex::default(),
+            verifier: None,
         }
+    }
+
+    /// Turns on the periodic checks against Prometheus' HTTP API.
+    pub fn with_verifier(mut self, verifier: Verifier) -> Self {
+        self.verifier = Some(verifier);
+        self
     }
 }
 
@@ -165,6 +175,7 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     };
     // Which Prometheus selects the ServiceMonitor and PrometheusRule; in auto mode its required labels are added to
     // them before they are applied.
+    let mut chosen: Option<String> = None;
     let selected = if !needs_operator(&desired) || cbm.spec.monitoring.prometheus.mode == SelectionMode::None {
         Part::Disabled
     } else if !operator_installed {
@@ -200,18 +211,21 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         }
         match verdict {
             binding::Verdict::NotChecked => Part::Disabled,
-            binding::Verdict::Selected { prometheus } => Part::Ready {
-                reason: reason::SELECTED,
-                message: if add.is_empty() {
-                    format!("selected by Prometheus {prometheus}")
-                } else {
-                    let added: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    format!(
-                        "selected by Prometheus {prometheus} (labels added: {})",
-                        added.join(", ")
-                    )
-                },
-            },
+            binding::Verdict::Selected { prometheus } => {
+                chosen = Some(prometheus.clone());
+                Part::Ready {
+                    reason: reason::SELECTED,
+                    message: if add.is_empty() {
+                        format!("selected by Prometheus {prometheus}")
+                    } else {
+                        let added: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        format!(
+                            "selected by Prometheus {prometheus} (labels added: {})",
+                            added.join(", ")
+                        )
+                    },
+                }
+            }
             binding::Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
         }
     };
@@ -282,12 +296,56 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     observed.parts.push((status::DASHBOARDS_READY, part));
     observed.children = children;
 
+    // Is it really monitored: asked of the chosen Prometheus (or the URL the spec or the operator gives), at most
+    // once per verification period per Prometheus for targets and rules. An unreachable Prometheus is a condition.
+    let verifying = match &ctx.verifier {
+        Some(verifier) if operator_installed && needs_operator(&desired) => {
+            let url = cbm
+                .spec
+                .monitoring
+                .prometheus
+                .url
+                .clone()
+                .or_else(|| verifier.url_override.clone())
+                .or_else(|| {
+                    let c = chosen.as_deref()?;
+                    // Several Prometheus servers select us: which to ask is not ours to guess.
+                    (!c.contains(',')).then(|| in_cluster_url(c.split('/').next().unwrap_or_default()))
+                });
+            if let Some(url) = url {
+                let report = verifier.check(&desired, &url).await;
+                for check in &report.checks {
+                    let part = if check.ok {
+                        Part::Ready {
+                            reason: check.reason,
+                            message: check.message.clone(),
+                        }
+                    } else {
+                        Part::Failed {
+                            reason: check.reason,
+                            message: check.message.clone(),
+                        }
+                    };
+                    observed.parts.push((check.name, part));
+                    if check.name == status::SCRAPED && check.reason != "PrometheusUnavailable" {
+                        observed.scraped = check.message.split_whitespace().next().map(str::to_owned);
+                    }
+                }
+                observed.firing_alerts = report.firing_alerts;
+                true
+            } else {
+                false
+            }
+        }
+        _ => false,
+    };
+
     let new = status::status_from(&observed, cbm.status.as_ref(), Timestamp::now());
     publish_status(cbm, ctx, new).await?;
-    Ok(Action::requeue(if operator_installed || !needs_operator(&desired) {
-        RESYNC
-    } else {
-        PROMETHEUS_OPERATOR_RECHECK
+    Ok(Action::requeue(match &ctx.verifier {
+        Some(v) if verifying => v.period().min(RESYNC),
+        _ if operator_installed || !needs_operator(&desired) => RESYNC,
+        _ => PROMETHEUS_OPERATOR_RECHECK,
     }))
 }
 
@@ -381,13 +439,25 @@ pub fn is_subset(want: &Value, have: &Value) -> bool {
     }
 }
 
-/// Patches the status when it changed, and tells a person about `Ready` transitions with an event.
+/// Patches the status when it changed, and tells a person about each transition of `Ready`, `Selected` and the
+/// verification conditions with an event.
 async fn publish_status(cbm: &ChatbotMonitoring, ctx: &Context, new: ChatbotMonitoringStatus) -> Result<(), Error> {
     if cbm.status.as_ref() == Some(&new) {
         return Ok(());
     }
-    let before = status::ready(cbm.status.as_ref()).map(|c| (c.status.clone(), c.reason.clone()));
-    let after = status::ready(Some(&new)).cloned();
+    let transitions: Vec<_> = new
+        .conditions
+        .iter()
+        .filter(|c| status::ANNOUNCED.contains(&c.type_.as_str()))
+        .filter(|c| {
+            let was = cbm
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|p| p.type_ == c.type_));
+            was.is_none_or(|p| p.status != c.status || p.reason != c.reason)
+        })
+        .cloned()
+        .collect();
     let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": ChatbotMonitoring::api_version(&()),
@@ -400,18 +470,19 @@ async fn publish_status(cbm: &ChatbotMonitoring, ctx: &Context, new: ChatbotMoni
         &Patch::Apply(&patch),
     )
     .await?;
-    if let Some(ready) = after
-        && before.as_ref() != Some(&(ready.status.clone(), ready.reason.clone()))
-    {
+    for c in transitions {
+        // A disabled part is not news on the first reconcile, and pods starting is news, not trouble.
+        if c.reason == reason::DISABLED {
+            continue;
+        }
         let event = Event {
-            // Pods starting is news, not trouble.
-            type_: if ready.status == "True" || ready.reason == reason::PROGRESSING {
+            type_: if c.status == "True" || c.reason == reason::PROGRESSING {
                 EventType::Normal
             } else {
                 EventType::Warning
             },
-            reason: ready.reason.clone(),
-            note: Some(ready.message.clone()),
+            reason: c.reason.clone(),
+            note: Some(format!("{}: {}", c.type_, c.message)),
             action: "Reconcile".into(),
             secondary: None,
         };

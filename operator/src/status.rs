@@ -14,6 +14,11 @@ pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const PROMETHEUS_RULE_READY: &str = "PrometheusRuleReady";
 pub const DASHBOARDS_READY: &str = "DashboardsReady";
 pub const SELECTED: &str = "Selected";
+pub const SCRAPED: &str = "Scraped";
+pub const RULES_LOADED: &str = "RulesLoaded";
+pub const DASHBOARD_METRICS_PRESENT: &str = "DashboardMetricsPresent";
+/// Conditions whose every transition is told in an event (`kubectl describe cbm` tells the story).
+pub const ANNOUNCED: &[&str] = &[READY, SELECTED, SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
 
 /// Reasons, as a person reads them in `kubectl describe`.
 pub mod reason {
@@ -52,6 +57,8 @@ pub struct Observed {
     pub ready_replicas: Option<i32>,
     pub alert_rules: Option<i32>,
     pub dashboards: Option<i32>,
+    pub scraped: Option<String>,
+    pub firing_alerts: Vec<String>,
     pub children: Children,
 }
 
@@ -105,6 +112,8 @@ pub fn status_from(
         ready_replicas: observed.ready_replicas,
         alert_rules: observed.alert_rules,
         dashboards: observed.dashboards,
+        scraped: observed.scraped.clone(),
+        firing_alerts: observed.firing_alerts.clone(),
         children: Some(observed.children.clone()),
     }
 }
@@ -187,6 +196,8 @@ mod tests {
             ready_replicas: Some(2),
             alert_rules: Some(11),
             dashboards: Some(1),
+            scraped: None,
+            firing_alerts: vec![],
             children: Children::default(),
         }
     }

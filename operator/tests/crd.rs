@@ -62,7 +62,7 @@ fn resource_shape_matches_the_issue() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Ready", "Replicas", "Alerts", "Dashboards", "Age"]);
+    assert_eq!(columns, ["Ready", "Replicas", "Scraped", "Alerts", "Dashboards", "Age"]);
 }
 
 #[test]

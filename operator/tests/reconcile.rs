@@ -113,6 +113,7 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("PATCH", DASHBOARD),
             ("PATCH", &format!("{CBM}/status")),
             ("POST", EVENTS),
+            ("POST", EVENTS),
         ])
     );
     // Every write is a server-side apply by one field manager, forced (the fake also refuses any other patch type).
@@ -155,11 +156,16 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
         assert_eq!(owner["uid"], "5e1f7a2c-0000-4000-8000-000000000001", "{path}");
         assert_eq!(owner["controller"], true, "{path}");
     }
+    // One event per announced condition that appeared: Ready, and which Prometheus selects the resource.
     let events = fake.state().events.clone();
-    assert_eq!(events.len(), 1);
+    assert_eq!(events.len(), 2);
     assert_eq!(
         (events[0]["type"].as_str(), events[0]["reason"].as_str()),
         (Some("Normal"), Some("Reconciled"))
+    );
+    assert_eq!(
+        (events[1]["type"].as_str(), events[1]["reason"].as_str()),
+        (Some("Normal"), Some("Selected"))
     );
 }
 
@@ -184,7 +190,7 @@ async fn an_unchanged_resource_is_only_read() {
         .map(|p| resource_version(&fake, p))
         .collect();
     assert_eq!(after, versions, "no resourceVersion changes");
-    assert_eq!(fake.state().events.len(), 1, "no new event");
+    assert_eq!(fake.state().events.len(), 2, "no new event");
 }
 
 #[tokio::test]
@@ -644,4 +650,171 @@ async fn mode_none_checks_nothing() {
         ("False".into(), "Disabled".into())
     );
     assert_eq!(condition(&reread(&fake), "Ready").0, "True");
+}
+
+/// A Prometheus HTTP API answering from canned JSON, counting the requests per path.
+mod fake_prometheus {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::extract::{Path, State};
+    use axum::routing::get;
+    use serde_json::{Value, json};
+
+    #[derive(Clone, Default)]
+    pub struct Answers {
+        pub targets: Arc<Mutex<Value>>,
+        pub rules: Arc<Mutex<Value>>,
+        pub series: Arc<Mutex<Value>>,
+        pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
+    }
+
+    pub async fn start(answers: Answers) -> String {
+        let app = axum::Router::new()
+            .route("/api/v1/{what}", get(answer))
+            .with_state(answers);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    async fn answer(State(a): State<Answers>, Path(what): Path<String>) -> axum::Json<Value> {
+        *a.requests.lock().unwrap().entry(what.clone()).or_default() += 1;
+        let data = match what.as_str() {
+            "targets" => a.targets.lock().unwrap().clone(),
+            "rules" => a.rules.lock().unwrap().clone(),
+            _ => a.series.lock().unwrap().clone(),
+        };
+        axum::Json(json!({"status": "success", "data": data}))
+    }
+}
+
+/// Answers of a Prometheus that scrapes the chatbot, loaded its rules, and has every metric the dashboards read.
+fn healthy_prometheus(desired_groups: &[String], up: bool) -> fake_prometheus::Answers {
+    use chatbot_operator::verify::checks::{Subject, panel_selectors};
+    let subject = Subject {
+        namespace: NS.into(),
+        job: "chatbot".into(),
+    };
+    let mut series = Vec::new();
+    for (_, text) in chatbot_operator::render::DASHBOARDS {
+        let dashboard: Value = serde_json::from_str(text).unwrap();
+        for s in panel_selectors(&dashboard, &subject).unwrap() {
+            let mut labels = serde_json::Map::new();
+            labels.insert("__name__".into(), json!(s.metric));
+            labels.insert("namespace".into(), json!(NS));
+            labels.insert("job".into(), json!("chatbot"));
+            for l in s.labels {
+                labels.insert(l, json!("x"));
+            }
+            series.push(Value::Object(labels));
+        }
+    }
+    let groups: Vec<Value> = desired_groups
+        .iter()
+        .map(|g| json!({"name": g, "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/default-chatbot-1.yaml",
+                        "rules": [{"name": "HighErrorRate", "health": "ok", "state": if g == "chatbot-sav.http" { "firing" } else { "inactive" }}]}))
+        .collect();
+    let a = fake_prometheus::Answers::default();
+    *a.targets.lock().unwrap() = json!({"activeTargets": [{"labels": {"namespace": NS, "job": "chatbot"},
+        "health": if up { "up" } else { "down" }, "scrapeUrl": "http://10.0.0.3:8000/metrics",
+        "lastError": if up { "" } else { "Get \"http://10.0.0.3:8000/metrics\": connection refused" }}]});
+    *a.rules.lock().unwrap() = json!({"groups": groups});
+    *a.series.lock().unwrap() = Value::Array(series);
+    a
+}
+
+fn rule_groups() -> Vec<String> {
+    let desired = chatbot_operator::render::render(&resource(json!({})), &RenderOptions::default()).unwrap();
+    desired
+        .prometheus_rule
+        .unwrap()
+        .spec
+        .groups
+        .iter()
+        .map(|g| g.name.clone())
+        .collect()
+}
+
+fn verifying(period: Duration, url: &str) -> (Arc<Context>, FakeApi) {
+    use chatbot_operator::verify::periodic::Verifier;
+    let (client, fake) = FakeApi::start();
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()))
+        .with_verifier(Verifier::new(period, Duration::from_secs(2), Some(url.to_owned())));
+    (Arc::new(ctx), fake)
+}
+
+#[tokio::test]
+async fn verification_reports_scraping_rules_panels_and_firing_alerts() {
+    let answers = healthy_prometheus(&rule_groups(), true);
+    let url = fake_prometheus::start(answers.clone()).await;
+    let (ctx, fake) = verifying(Duration::ZERO, &url);
+    let cbm = stored(&fake, &resource(json!({})));
+    let action = run(&ctx, &cbm).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::ZERO.min(Duration::from_secs(300))));
+    let cbm = reread(&fake);
+    for c in ["Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
+        assert_eq!(condition(&cbm, c).0, "True", "{c}: {}", condition_message(&cbm, c));
+    }
+    assert_eq!(condition(&cbm, "Ready").0, "True");
+    let status = cbm.status.clone().unwrap();
+    assert_eq!(status.scraped.as_deref(), Some("1/1"));
+    assert_eq!(status.firing_alerts, ["HighErrorRate"]);
+
+    // The target goes down: Scraped turns False with the scrape error, and an event tells it.
+    *answers.targets.lock().unwrap() = healthy_prometheus(&rule_groups(), false)
+        .targets
+        .lock()
+        .unwrap()
+        .clone();
+    let before = fake.state().events.len();
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Scraped"), ("False".into(), "TargetDown".into()));
+    assert!(condition_message(&cbm, "Scraped").contains("connection refused"));
+    assert_eq!(cbm.status.as_ref().unwrap().scraped.as_deref(), Some("0/1"));
+    let events = fake.state().events[before..].to_vec();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "TargetDown" && e["type"] == "Warning"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_prometheus_is_a_condition_not_an_error() {
+    let (ctx, fake) = verifying(Duration::from_secs(60), "http://127.0.0.1:9");
+    let cbm = stored(&fake, &resource(json!({})));
+    assert!(run(&ctx, &cbm).await.is_ok());
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Scraped"),
+        ("False".into(), "PrometheusUnavailable".into())
+    );
+    assert!(cbm.status.unwrap().scraped.is_none());
+}
+
+/// Targets and rules are asked once per Prometheus per period, whatever the number of resources; each resource
+/// adds one batched series request.
+#[tokio::test]
+async fn resources_sharing_a_prometheus_share_its_targets_and_rules() {
+    let answers = healthy_prometheus(&rule_groups(), true);
+    let url = fake_prometheus::start(answers.clone()).await;
+    let (ctx, fake) = verifying(Duration::from_secs(60), &url);
+    for name in ["a", "b", "c"] {
+        let mut r = resource(json!({}));
+        r.metadata.name = Some(name.into());
+        fake.put(
+            &format!("/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/{name}"),
+            serde_json::to_value(&r).unwrap(),
+        );
+        run(&ctx, &r).await.unwrap();
+    }
+    let requests = answers.requests.lock().unwrap().clone();
+    assert_eq!(requests.get("targets"), Some(&1), "{requests:?}");
+    assert_eq!(requests.get("rules"), Some(&1), "{requests:?}");
+    assert_eq!(requests.get("series"), Some(&3), "{requests:?}");
 }

@@ -257,6 +257,7 @@ mod tests {
             mode: SelectionMode::Reference,
             name: Some("other".into()),
             namespace: Some("monitoring".into()),
+            url: None,
         };
         assert_eq!(
             reason(&evaluate(&reference, &[prometheus("monitoring", "kps", Some("kps"), true)], &ours).1),

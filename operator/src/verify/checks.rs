@@ -16,7 +16,7 @@ pub struct Check {
     pub name: &'static str,
     pub ok: bool,
     /// A condition reason.
-    pub reason: String,
+    pub reason: &'static str,
     pub message: String,
 }
 
@@ -55,7 +55,7 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
         (0, _) => Check {
             name: "Scraped",
             ok: false,
-            reason: "NoTarget".into(),
+            reason: "NoTarget",
             message: format!(
                 "Prometheus has no target for job {:?} in namespace {:?}: the ServiceMonitor is not selected, or no pod runs",
                 s.job, s.namespace
@@ -64,13 +64,13 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
         (n, up) if up == n => Check {
             name: "Scraped",
             ok: true,
-            reason: "TargetsUp".into(),
+            reason: "TargetsUp",
             message: format!("{up}/{n} up"),
         },
         (n, up) => Check {
             name: "Scraped",
             ok: false,
-            reason: "TargetDown".into(),
+            reason: "TargetDown",
             message: format!("{up}/{n} up; {}", down.join("; ")),
         },
     }
@@ -111,7 +111,7 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
         Check {
             name: "RulesLoaded",
             ok: false,
-            reason: "RulesNotLoaded".into(),
+            reason: "RulesNotLoaded",
             message: format!(
                 "{}/{} rule groups loaded; missing: {}",
                 found.len(),
@@ -123,14 +123,14 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
         Check {
             name: "RulesLoaded",
             ok: false,
-            reason: "RuleUnhealthy".into(),
+            reason: "RuleUnhealthy",
             message: unhealthy.join("; "),
         }
     } else {
         Check {
             name: "RulesLoaded",
             ok: true,
-            reason: "Loaded".into(),
+            reason: "Loaded",
             message: format!("{} rule groups loaded and healthy", found.len()),
         }
     };
@@ -242,14 +242,14 @@ pub fn dashboard_metrics(selectors: &[Selector], exposed: &BTreeMap<String, BTre
         Check {
             name: "DashboardMetricsPresent",
             ok: true,
-            reason: "MetricsPresent".into(),
+            reason: "MetricsPresent",
             message: format!("{} panel selectors find their metrics", selectors.len()),
         }
     } else {
         Check {
             name: "DashboardMetricsPresent",
             ok: false,
-            reason: "MetricsMissing".into(),
+            reason: "MetricsMissing",
             message: problems.into_iter().collect::<Vec<_>>().join("; "),
         }
     }
@@ -288,7 +288,7 @@ mod tests {
             "1/2 up; http://10.0.0.2:8000/metrics is down: connection refused"
         );
         let none = scraped(&json!({"activeTargets": []}), &subject());
-        assert_eq!((none.ok, none.reason.as_str()), (false, "NoTarget"));
+        assert_eq!((none.ok, none.reason), (false, "NoTarget"));
     }
 
     #[test]
@@ -302,7 +302,7 @@ mod tests {
         ]});
         let (c, firing) = rules_loaded(&rules, &subject(), &expected);
         assert_eq!(
-            (c.ok, c.reason.as_str()),
+            (c.ok, c.reason),
             (false, "RulesNotLoaded"),
             "another namespace's group is not ours"
         );

@@ -4,6 +4,7 @@
 
 pub mod binding;
 pub mod checks;
+pub mod periodic;
 pub mod prometheus_api;
 pub mod run;
 pub mod selection;

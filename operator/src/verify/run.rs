@@ -26,13 +26,35 @@ fn unavailable(name: &'static str, e: impl std::fmt::Display) -> Check {
     Check {
         name,
         ok: false,
-        reason: "PrometheusUnavailable".into(),
+        reason: "PrometheusUnavailable",
         message: e.to_string(),
+    }
+}
+
+/// What every resource checked against one Prometheus shares in a round: its targets and its rules, fetched once.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub targets: Result<Value, String>,
+    pub rules: Result<Value, String>,
+}
+
+/// Fetches the answers shared by every resource of a Prometheus.
+pub async fn fetch_shared(api: &PrometheusApi) -> Shared {
+    let active = [("state", "active".to_owned())];
+    let (targets, rules) = tokio::join!(api.get("targets", &active), api.get("rules", &[]));
+    Shared {
+        targets: targets.map_err(|e| e.to_string()),
+        rules: rules.map_err(|e| e.to_string()),
     }
 }
 
 /// Runs every check of `desired` against the Prometheus behind `api`.
 pub async fn verify(desired: &Desired, api: &PrometheusApi) -> Report {
+    verify_with(desired, &fetch_shared(api).await, api).await
+}
+
+/// The checks of one resource, given the round's shared answers: one more request, for its dashboards' series.
+pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi) -> Report {
     let subject = Subject {
         namespace: desired.service.metadata.namespace.clone().unwrap_or_default(),
         job: desired.service.metadata.name.clone().unwrap_or_default(),
@@ -42,18 +64,16 @@ pub async fn verify(desired: &Desired, api: &PrometheusApi) -> Report {
         firing_alerts: Vec::new(),
     };
     if desired.service_monitor.is_some() {
-        report
-            .checks
-            .push(match api.get("targets", &[("state", "active".into())]).await {
-                Ok(targets) => checks::scraped(&targets, &subject),
-                Err(e) => unavailable("Scraped", e),
-            });
+        report.checks.push(match &shared.targets {
+            Ok(targets) => checks::scraped(targets, &subject),
+            Err(e) => unavailable("Scraped", e),
+        });
     }
     if let Some(rule) = &desired.prometheus_rule {
         let expected: Vec<String> = rule.spec.groups.iter().map(|g| g.name.clone()).collect();
-        report.checks.push(match api.get("rules", &[]).await {
+        report.checks.push(match &shared.rules {
             Ok(rules) => {
-                let (check, firing) = checks::rules_loaded(&rules, &subject, &expected);
+                let (check, firing) = checks::rules_loaded(rules, &subject, &expected);
                 report.firing_alerts = firing;
                 check
             }
