@@ -458,18 +458,7 @@ async fn publish_status(cbm: &ChatbotMonitoring, ctx: &Context, new: ChatbotMoni
         })
         .cloned()
         .collect();
-    let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": ChatbotMonitoring::api_version(&()),
-        "kind": ChatbotMonitoring::kind(&()),
-        "status": new,
-    });
-    api.patch_status(
-        &cbm.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    apply_status(ctx, cbm, &new).await?;
     for c in transitions {
         // A disabled part is not news on the first reconcile, and pods starting is news, not trouble.
         if c.reason == reason::DISABLED {
@@ -506,20 +495,7 @@ async fn report_failure(cbm: &ChatbotMonitoring, ctx: &Context, error: &Error) {
     if previous == Some(&new) {
         return;
     }
-    let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": ChatbotMonitoring::api_version(&()),
-        "kind": ChatbotMonitoring::kind(&()),
-        "status": new,
-    });
-    if let Err(e) = api
-        .patch_status(
-            &cbm.name_any(),
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-    {
+    if let Err(e) = apply_status(ctx, cbm, &new).await {
         tracing::warn!(error = %e, "could not record the failure in the status");
     }
     let event = Event {
@@ -530,6 +506,27 @@ async fn report_failure(cbm: &ChatbotMonitoring, ctx: &Context, error: &Error) {
         secondary: None,
     };
     publish(ctx, cbm, &event).await;
+}
+
+/// Server-side applies the status subresource with our field manager.
+async fn apply_status(
+    ctx: &Context,
+    cbm: &ChatbotMonitoring,
+    status: &ChatbotMonitoringStatus,
+) -> Result<(), kube::Error> {
+    let api = Api::<ChatbotMonitoring>::namespaced(ctx.client.clone(), &cbm.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": ChatbotMonitoring::api_version(&()),
+        "kind": ChatbotMonitoring::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &cbm.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map(drop)
 }
 
 async fn publish(ctx: &Context, cbm: &ChatbotMonitoring, event: &Event) {

@@ -42,6 +42,12 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> PrometheusR
     }
 }
 
+/// The share of requests an availability target (in percent) allows to fail, rounded so that 99.9 gives 0.001,
+/// not 0.000999…9 from binary floating point.
+pub fn error_budget(target_percent: f64) -> f64 {
+    ((100.0 - target_percent) * 1e6).round() / 1e8
+}
+
 /// Names of the alerting rules a spec renders, in order (for the status and the printer column).
 pub fn alert_names(rule: &PrometheusRule) -> Vec<&str> {
     rule.spec
@@ -236,8 +242,7 @@ fn database_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
 /// opens a ticket. The ratios are recorded once per window so the alerts stay cheap.
 fn slo_rules(ctx: &Context, a: &AlertsSpec, target_percent: f64) -> Vec<Rule> {
     let sel = ctx.selector();
-    // Rounded so that 99.9 gives 0.001, not 0.000999…9 from binary floating point.
-    let budget = ((100.0 - target_percent) * 1e6).round() / 1e8;
+    let budget = error_budget(target_percent);
     let mut rules: Vec<Rule> = ["5m", "30m", "1h", "6h"]
         .iter()
         .map(|w| Rule {

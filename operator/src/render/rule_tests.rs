@@ -367,7 +367,7 @@ fn cases(alert: &str, spec: &ChatbotMonitoringSpec, ns: &str, job: &str) -> Vec<
         }
         "ErrorBudgetBurnFast" | "ErrorBudgetBurnSlow" => {
             let Some(slo) = &a.slo else { return vec![] };
-            let budget = ((100.0 - slo.availability_target) * 1e6).round() / 1e8;
+            let budget = super::prometheus_rule::error_budget(slo.availability_target);
             let factor = if alert == "ErrorBudgetBurnFast" { 14.4 } else { 6.0 };
             let m = if alert == "ErrorBudgetBurnFast" { 30 } else { 60 };
             let s = |errors: u64| {
