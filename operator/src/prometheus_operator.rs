@@ -16,6 +16,7 @@ pub const GROUP: &str = "monitoring.coreos.com";
     version = "v1",
     kind = "ServiceMonitor",
     namespaced,
+    status = "ConfigResourceStatus",
     schema = "disabled",
     derive = "PartialEq"
 )]
@@ -50,6 +51,7 @@ pub struct Endpoint {
     version = "v1",
     kind = "PrometheusRule",
     namespaced,
+    status = "ConfigResourceStatus",
     schema = "disabled",
     derive = "PartialEq"
 )]
@@ -80,6 +82,44 @@ pub struct Rule {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// What the Prometheus Operator publishes on a ServiceMonitor or PrometheusRule when its
+/// `StatusForConfigurationResources` feature gate is on: which workloads bound the object, and whether they accepted
+/// it. Only read, never written.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigResourceStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Vec<WorkloadBinding>>,
+}
+
+/// One workload (a Prometheus, for us) that selected the object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadBinding {
+    pub group: String,
+    /// `prometheuses`, `prometheusagents`, `thanosrulers` or `alertmanagers`.
+    pub resource: String,
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub conditions: Vec<BindingCondition>,
+}
+
+/// The `Accepted` condition of a binding.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 /// A Prometheus server managed by the Prometheus Operator: only read, for the selectors that decide whether it

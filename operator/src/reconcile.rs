@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -24,8 +25,8 @@ use crate::prometheus_operator::{self as po, Prometheus, PrometheusRule, Service
 use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
 use crate::status::{self, Observed, Part, reason};
 use crate::telemetry::Metrics;
-use crate::verify::binding;
 use crate::verify::periodic::{Verifier, in_cluster_url};
+use crate::verify::{binding, ports, workload_bindings};
 
 /// Requeue period of a healthy resource: children's changes wake it earlier through the watches.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -175,66 +176,32 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     };
     // Which Prometheus selects the ServiceMonitor and PrometheusRule; in auto mode its required labels are added to
     // them before they are applied.
-    let mut chosen: Option<String> = None;
-    let selected = if !needs_operator(&desired) || cbm.spec.monitoring.prometheus.mode == SelectionMode::None {
-        Part::Disabled
+    let selection = if !needs_operator(&desired) || cbm.spec.monitoring.prometheus.mode == SelectionMode::None {
+        None
     } else if !operator_installed {
-        missing()
+        Some(Err(missing()))
     } else {
-        let prometheuses = Api::<Prometheus>::all(client.clone())
-            .list(&ListParams::default())
-            .await?
-            .items;
-        let namespace_labels = Api::<Namespace>::all(client.clone())
-            .get_opt(&ns)
-            .await?
-            .and_then(|n| n.metadata.labels)
-            .unwrap_or_default();
-        let labels_of = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
-        let sm_labels = desired.service_monitor.as_ref().map(|s| labels_of(&s.metadata.labels));
-        let pr_labels = desired.prometheus_rule.as_ref().map(|p| labels_of(&p.metadata.labels));
-        let ours = binding::Ours {
-            namespace: &ns,
-            namespace_labels: &namespace_labels,
-            service_monitor_labels: sm_labels.as_ref(),
-            rule_labels: pr_labels.as_ref(),
-            user_labels_set: !cbm.spec.monitoring.labels.is_empty(),
-        };
-        let (add, verdict) = binding::evaluate(&cbm.spec.monitoring.prometheus, &prometheuses, &ours);
-        for meta in desired
-            .service_monitor
-            .iter_mut()
-            .map(|s| &mut s.metadata)
-            .chain(desired.prometheus_rule.iter_mut().map(|p| &mut p.metadata))
-        {
-            meta.labels.get_or_insert_with(BTreeMap::new).extend(add.clone());
-        }
-        match verdict {
-            binding::Verdict::NotChecked => Part::Disabled,
-            binding::Verdict::Selected { prometheus } => {
-                chosen = Some(prometheus.clone());
-                Part::Ready {
-                    reason: reason::SELECTED,
-                    message: if add.is_empty() {
-                        format!("selected by Prometheus {prometheus}")
-                    } else {
-                        let added: Vec<String> = add.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                        format!(
-                            "selected by Prometheus {prometheus} (labels added: {})",
-                            added.join(", ")
-                        )
-                    },
-                }
-            }
-            binding::Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
-        }
+        Some(Ok(select(cbm, client, &ns, &mut desired).await?))
     };
+    let chosen = match &selection {
+        Some(Ok((_, binding::Verdict::Selected { prometheus }))) => Some(prometheus.clone()),
+        _ => None,
+    };
+    let mut opinions = Vec::new();
 
     let sm_api = Api::<ServiceMonitor>::namespaced(client.clone(), &ns);
     let part = match (&desired.service_monitor, operator_installed) {
         (Some(_), false) => missing(),
         (Some(sm), true) => {
-            ensure(&sm_api, sm).await?;
+            let live = ensure(&sm_api, sm).await?;
+            if let Some(Ok((_, verdict))) = &selection {
+                opinions.push(workload_bindings::compare(
+                    "ServiceMonitor",
+                    verdict,
+                    live.status.as_ref(),
+                    live.metadata.generation,
+                ));
+            }
             children.service_monitor = sm.metadata.name.clone();
             Part::Ready {
                 reason: reason::APPLIED,
@@ -254,7 +221,15 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     let part = match (&desired.prometheus_rule, operator_installed) {
         (Some(_), false) => missing(),
         (Some(pr), true) => {
-            ensure(&pr_api, pr).await?;
+            let live = ensure(&pr_api, pr).await?;
+            if let Some(Ok((_, verdict))) = &selection {
+                opinions.push(workload_bindings::compare(
+                    "PrometheusRule",
+                    verdict,
+                    live.status.as_ref(),
+                    live.metadata.generation,
+                ));
+            }
             children.prometheus_rule = pr.metadata.name.clone();
             let n = alert_names(pr).len() as i32;
             observed.alert_rules = Some(n);
@@ -271,6 +246,15 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         }
     };
     observed.parts.push((status::PROMETHEUS_RULE_READY, part));
+    let port_problems = match &desired.service_monitor {
+        Some(sm) => ports::port_problems(sm, &service, &deployment),
+        None => Vec::new(),
+    };
+    let selected = match selection {
+        None => Part::Disabled,
+        Some(Err(missing)) => missing,
+        Some(Ok((added, verdict))) => binding::selected_part(verdict, &added, &port_problems, &opinions),
+    };
     observed.parts.push((status::SELECTED, selected));
 
     let cm_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
@@ -347,6 +331,45 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         _ if operator_installed || !needs_operator(&desired) => RESYNC,
         _ => PROMETHEUS_OPERATOR_RECHECK,
     }))
+}
+
+/// Which Prometheus is expected to select the ServiceMonitor and PrometheusRule, and does it; in auto mode, the
+/// labels it requires are added to them in `desired` (returned too, for the condition's message).
+async fn select(
+    cbm: &ChatbotMonitoring,
+    client: &Client,
+    ns: &str,
+    desired: &mut Desired,
+) -> Result<(BTreeMap<String, String>, binding::Verdict), Error> {
+    let prometheuses = Api::<Prometheus>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let namespace_labels = Api::<Namespace>::all(client.clone())
+        .get_opt(ns)
+        .await?
+        .and_then(|n| n.metadata.labels)
+        .unwrap_or_default();
+    let labels_of = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
+    let sm_labels = desired.service_monitor.as_ref().map(|s| labels_of(&s.metadata.labels));
+    let pr_labels = desired.prometheus_rule.as_ref().map(|p| labels_of(&p.metadata.labels));
+    let ours = binding::Ours {
+        namespace: ns,
+        namespace_labels: &namespace_labels,
+        service_monitor_labels: sm_labels.as_ref(),
+        rule_labels: pr_labels.as_ref(),
+        user_labels_set: !cbm.spec.monitoring.labels.is_empty(),
+    };
+    let (add, verdict) = binding::evaluate(&cbm.spec.monitoring.prometheus, &prometheuses, &ours);
+    for meta in desired
+        .service_monitor
+        .iter_mut()
+        .map(|s| &mut s.metadata)
+        .chain(desired.prometheus_rule.iter_mut().map(|p| &mut p.metadata))
+    {
+        meta.labels.get_or_insert_with(BTreeMap::new).extend(add.clone());
+    }
+    Ok((add, verdict))
 }
 
 fn needs_operator(desired: &Desired) -> bool {
@@ -458,6 +481,14 @@ async fn publish_status(cbm: &ChatbotMonitoring, ctx: &Context, new: ChatbotMoni
         })
         .cloned()
         .collect();
+    // `Ready` turning False because of another announced condition would tell the same news twice.
+    let told_elsewhere = |c: &Condition| {
+        c.type_ == status::READY
+            && transitions
+                .iter()
+                .any(|o| o.type_ != status::READY && o.reason == c.reason && o.status == c.status)
+    };
+    let transitions: Vec<Condition> = transitions.iter().filter(|c| !told_elsewhere(c)).cloned().collect();
     apply_status(ctx, cbm, &new).await?;
     for c in transitions {
         // A disabled part is not news on the first reconcile, and pods starting is news, not trouble.

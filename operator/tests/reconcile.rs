@@ -652,6 +652,106 @@ async fn mode_none_checks_nothing() {
     assert_eq!(condition(&reread(&fake), "Ready").0, "True");
 }
 
+#[tokio::test]
+async fn a_port_renamed_behind_our_back_is_a_port_name_mismatch() {
+    let (ctx, fake) = setup();
+    // A mutating webhook renames the Service port every time it is applied: the ServiceMonitor scrapes nothing.
+    fake.state().webhooks.push(("/services/chatbot".into(), |o| {
+        o["spec"]["ports"][0]["name"] = json!("web");
+    }));
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Selected"), ("False".into(), "PortNameMismatch".into()));
+    assert!(
+        condition_message(&cbm, "Selected")
+            .contains("Service default/chatbot has no port named \"http\" (its ports: web)"),
+        "{}",
+        condition_message(&cbm, "Selected")
+    );
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "PortNameMismatch".into()));
+    let events = fake.state().events.clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Warning" && e["reason"] == "PortNameMismatch"),
+        "{events:?}"
+    );
+}
+
+/// What the Prometheus Operator writes in `status.bindings` with its StatusForConfigurationResources gate on.
+fn bindings(name: &str, accepted: bool, generation: i64) -> Value {
+    json!({"bindings": [{
+        "group": "monitoring.coreos.com", "resource": "prometheuses", "name": name, "namespace": "monitoring",
+        "conditions": [{"type": "Accepted", "status": if accepted { "True" } else { "False" },
+                        "reason": if accepted { "" } else { "InvalidConfiguration" },
+                        "message": if accepted { "" } else { "sample_limit exceeds enforcedSampleLimit" },
+                        "observedGeneration": generation, "lastTransitionTime": "2026-11-25T10:00:00Z"}],
+    }]})
+}
+
+#[tokio::test]
+async fn the_prometheus_operator_bindings_confirm_or_contradict_our_evaluation() {
+    let (ctx, fake) = setup();
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+
+    // Confirmed: the message says so, the verdict stands.
+    for path in [SERVICE_MONITOR, PROMETHEUS_RULE] {
+        let mut o = fake.get(path).unwrap();
+        o["metadata"]["generation"] = json!(1);
+        o["status"] = bindings("kps", true, 1);
+        fake.put(path, o);
+    }
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Selected"), ("True".into(), "Selected".into()));
+    assert!(
+        condition_message(&cbm, "Selected").ends_with("confirmed by the Prometheus Operator's status.bindings"),
+        "{}",
+        condition_message(&cbm, "Selected")
+    );
+
+    // Rejected by the Prometheus we found selecting it: reported with the operator's reason.
+    let mut sm = fake.get(SERVICE_MONITOR).unwrap();
+    sm["status"] = bindings("kps", false, 1);
+    fake.put(SERVICE_MONITOR, sm);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Selected"), ("False".into(), "Rejected".into()));
+    assert!(
+        condition_message(&cbm, "Selected").contains("InvalidConfiguration: sample_limit exceeds enforcedSampleLimit"),
+        "{}",
+        condition_message(&cbm, "Selected")
+    );
+
+    // Bound to another Prometheus than the one our evaluation found: a disagreement, not hidden.
+    let mut sm = fake.get(SERVICE_MONITOR).unwrap();
+    sm["status"] = bindings("other", true, 1);
+    fake.put(SERVICE_MONITOR, sm);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Selected"),
+        ("False".into(), "BindingDisagreement".into())
+    );
+    assert!(
+        condition_message(&cbm, "Selected").contains("names only monitoring/other"),
+        "{}",
+        condition_message(&cbm, "Selected")
+    );
+    let reasons: Vec<String> = fake
+        .state()
+        .events
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        reasons == ["Reconciled", "Selected", "Rejected", "BindingDisagreement"],
+        "{reasons:?}"
+    );
+}
+
 /// A Prometheus HTTP API answering from canned JSON, counting the requests per path.
 mod fake_prometheus {
     use std::collections::BTreeMap;

@@ -39,6 +39,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> PrometheusR
     PrometheusRule {
         metadata: ctx.meta(&ctx.name, &spec.monitoring.labels),
         spec: PrometheusRuleSpec { groups },
+        status: None,
     }
 }
 

@@ -28,5 +28,6 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> ServiceMoni
                 scheme: "http".into(),
             }],
         },
+        status: None,
     }
 }

@@ -3,8 +3,10 @@
 //! labels). In `auto` mode, the labels the only Prometheus requires are added to the children.
 
 use super::selection::{Labels, labels_to_add, mismatches, namespace_selected};
+use super::workload_bindings::Opinion;
 use crate::crd::{PrometheusSelection, SelectionMode};
 use crate::prometheus_operator::Prometheus;
+use crate::status::{Part, reason};
 use kube::ResourceExt;
 
 /// The verdict on selection.
@@ -96,6 +98,42 @@ pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours
                         prometheus: selecting.join(", "),
                     },
                 )
+            }
+        }
+    }
+}
+
+/// The `Selected` condition: the verdict, unless the Prometheus Operator's bindings disagree with it (they are
+/// reported first: one of the two views is wrong and a person must look), or the ServiceMonitor's endpoint cannot
+/// reach the pods (`port_problems`).
+pub fn selected_part(verdict: Verdict, added: &Labels, port_problems: &[String], opinions: &[Opinion]) -> Part {
+    if let Some(Opinion::Disagrees { reason, message }) =
+        opinions.iter().find(|o| matches!(o, Opinion::Disagrees { .. }))
+    {
+        return Part::Failed {
+            reason,
+            message: message.clone(),
+        };
+    }
+    match verdict {
+        Verdict::NotChecked => Part::Disabled,
+        Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
+        Verdict::Selected { .. } if !port_problems.is_empty() => Part::Failed {
+            reason: "PortNameMismatch",
+            message: port_problems.join("; "),
+        },
+        Verdict::Selected { prometheus } => {
+            let mut message = format!("selected by Prometheus {prometheus}");
+            if !added.is_empty() {
+                let added: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                message.push_str(&format!(" (labels added: {})", added.join(", ")));
+            }
+            if opinions.contains(&Opinion::Agrees) {
+                message.push_str("; confirmed by the Prometheus Operator's status.bindings");
+            }
+            Part::Ready {
+                reason: reason::SELECTED,
+                message,
             }
         }
     }

@@ -5,6 +5,8 @@
 pub mod binding;
 pub mod checks;
 pub mod periodic;
+pub mod ports;
 pub mod prometheus_api;
 pub mod run;
 pub mod selection;
+pub mod workload_bindings;

@@ -27,6 +27,9 @@ impl Call {
     }
 }
 
+/// Changes an object on its way into storage, as a mutating admission webhook does.
+pub type Webhook = fn(&mut Value);
+
 #[derive(Default)]
 pub struct State {
     pub objects: BTreeMap<String, Value>,
@@ -38,6 +41,8 @@ pub struct State {
     pub pods_ready: bool,
     /// Failures to inject: (method, path suffix, HTTP status), each used once.
     pub failures: Vec<(Method, String, u16)>,
+    /// What a mutating admission webhook would do to an applied object, by path suffix.
+    pub webhooks: Vec<(String, Webhook)>,
     next_version: u64,
 }
 
@@ -196,6 +201,11 @@ impl FakeApi {
                     o["metadata"]["resourceVersion"] = json!(s.next_version.to_string());
                     if existing.is_none() {
                         o["metadata"]["uid"] = json!(format!("uid-{}", s.next_version));
+                    }
+                }
+                for (suffix, webhook) in &s.webhooks {
+                    if object_path.ends_with(suffix.as_str()) {
+                        webhook(&mut o);
                     }
                 }
                 if o["kind"] == "Deployment" && s.pods_ready {
