@@ -19,8 +19,9 @@ lint: ## Formatting and clippy, as CI checks them
 
 bench: bench-chatbot bench-operator
 
-bench-operator: ## Reconcile cost against the scripted API server, memory with many resources cached
+bench-operator: ## Reconcile cost against the scripted API server, memory with many resources cached, verification cost
 	cargo bench -p chatbot-operator --bench reconcile
+	cargo bench -p chatbot-operator --bench verify
 
 bench-chatbot: ## Load benchmark of the chatbot, with and without the metrics layer (prints figures)
 	scripts/install-deps.sh --bench

@@ -6,9 +6,10 @@
 
 #[path = "../tests/fake_api/mod.rs"]
 mod fake_api;
+mod support;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::reconcile::{Context, reconcile};
@@ -29,27 +30,6 @@ fn resource(name: &str) -> ChatbotMonitoring {
         "spec": {"monitoring": {"labels": {"release": "kube-prometheus-stack"}}, "alerts": {"slo": {"availabilityTarget": 99.9}}},
     }))
     .unwrap()
-}
-
-/// CPU time of this process (user + system).
-fn cpu() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -73,11 +53,11 @@ async fn main() {
         );
     }
     fake.take_calls();
-    let (c0, t0) = (cpu(), Instant::now());
+    let (c0, t0) = (support::cpu(), Instant::now());
     for r in &resources {
         reconcile(Arc::new(r.clone()), ctx.clone()).await.unwrap();
     }
-    let (first_cpu, first_wall) = (cpu() - c0, t0.elapsed());
+    let (first_cpu, first_wall) = (support::cpu() - c0, t0.elapsed());
     let first_calls = fake.take_calls();
     let first_writes = first_calls
         .iter()
@@ -95,25 +75,25 @@ async fn main() {
             .unwrap()
         })
         .collect();
-    let (c0, t0) = (cpu(), Instant::now());
+    let (c0, t0) = (support::cpu(), Instant::now());
     for r in &stored {
         reconcile(Arc::new(r.clone()), ctx.clone()).await.unwrap();
     }
-    let (noop_cpu, noop_wall) = (cpu() - c0, t0.elapsed());
+    let (noop_cpu, noop_wall) = (support::cpu() - c0, t0.elapsed());
     let noop_calls = fake.take_calls();
     let noop_writes = noop_calls.iter().filter(|c| !c.starts_with("GET")).count();
 
     // The pure part alone: render of one resource.
     let iterations = 2000;
-    let (c0, t0) = (cpu(), Instant::now());
+    let (c0, t0) = (support::cpu(), Instant::now());
     for _ in 0..iterations {
         std::hint::black_box(render(&stored[0], &RenderOptions::default()).unwrap());
     }
-    let render_cpu = (cpu() - c0) / iterations;
+    let render_cpu = (support::cpu() - c0) / iterations;
     let _ = t0;
 
     // Memory: 1,000 and 10,000 resources with their status in a reflector store, as the controller caches them.
-    let before = rss_kib();
+    let before = support::rss_kib();
     let mut writer: Writer<ChatbotMonitoring> = Writer::default();
     let mut figures = Vec::new();
     let mut count = 0;
@@ -125,7 +105,7 @@ async fn main() {
             writer.apply_watcher_event(&watcher::Event::Apply(r));
             count += 1;
         }
-        figures.push((target, rss_kib().saturating_sub(before)));
+        figures.push((target, support::rss_kib().saturating_sub(before)));
     }
     let store = writer.as_reader();
 
@@ -153,7 +133,7 @@ async fn main() {
     }
     println!(
         "  process RSS now: {:.1} MiB ({} objects in the store)",
-        rss_kib() as f64 / 1024.0,
+        support::rss_kib() as f64 / 1024.0,
         store.len()
     );
 }

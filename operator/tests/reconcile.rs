@@ -3,6 +3,7 @@
 //! error with backoff, deletion, a part switched off, and children changed or deleted by hand.
 
 mod fake_api;
+mod fake_prometheus;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -752,77 +753,17 @@ async fn the_prometheus_operator_bindings_confirm_or_contradict_our_evaluation()
     );
 }
 
-/// A Prometheus HTTP API answering from canned JSON, counting the requests per path.
-mod fake_prometheus {
-    use std::collections::BTreeMap;
-    use std::sync::{Arc, Mutex};
-
-    use axum::extract::{Path, State};
-    use axum::routing::get;
-    use serde_json::{Value, json};
-
-    #[derive(Clone, Default)]
-    pub struct Answers {
-        pub targets: Arc<Mutex<Value>>,
-        pub rules: Arc<Mutex<Value>>,
-        pub series: Arc<Mutex<Value>>,
-        pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
-    }
-
-    pub async fn start(answers: Answers) -> String {
-        let app = axum::Router::new()
-            .route("/api/v1/{what}", get(answer))
-            .with_state(answers);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        url
-    }
-
-    async fn answer(State(a): State<Answers>, Path(what): Path<String>) -> axum::Json<Value> {
-        *a.requests.lock().unwrap().entry(what.clone()).or_default() += 1;
-        let data = match what.as_str() {
-            "targets" => a.targets.lock().unwrap().clone(),
-            "rules" => a.rules.lock().unwrap().clone(),
-            _ => a.series.lock().unwrap().clone(),
-        };
-        axum::Json(json!({"status": "success", "data": data}))
-    }
-}
-
-/// Answers of a Prometheus that scrapes the chatbot, loaded its rules, and has every metric the dashboards read.
-fn healthy_prometheus(desired_groups: &[String], up: bool) -> fake_prometheus::Answers {
-    use chatbot_operator::verify::checks::{Subject, panel_selectors};
-    let subject = Subject {
-        namespace: NS.into(),
-        job: "chatbot".into(),
-    };
-    let mut series = Vec::new();
-    for (_, text) in chatbot_operator::render::DASHBOARDS {
-        let dashboard: Value = serde_json::from_str(text).unwrap();
-        for s in panel_selectors(&dashboard, &subject).unwrap() {
-            let mut labels = serde_json::Map::new();
-            labels.insert("__name__".into(), json!(s.metric));
-            labels.insert("namespace".into(), json!(NS));
-            labels.insert("job".into(), json!("chatbot"));
-            for l in s.labels {
-                labels.insert(l, json!("x"));
-            }
-            series.push(Value::Object(labels));
-        }
-    }
-    let groups: Vec<Value> = desired_groups
-        .iter()
-        .map(|g| json!({"name": g, "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/default-chatbot-1.yaml",
-                        "rules": [{"name": "HighErrorRate", "health": "ok", "state": if g == "chatbot-sav.http" { "firing" } else { "inactive" }}]}))
-        .collect();
-    let a = fake_prometheus::Answers::default();
-    *a.targets.lock().unwrap() = json!({"activeTargets": [{"labels": {"namespace": NS, "job": "chatbot"},
-        "health": if up { "up" } else { "down" }, "scrapeUrl": "http://10.0.0.3:8000/metrics",
-        "lastError": if up { "" } else { "Get \"http://10.0.0.3:8000/metrics\": connection refused" }}]});
-    *a.rules.lock().unwrap() = json!({"groups": groups});
-    *a.series.lock().unwrap() = Value::Array(series);
-    a
+/// Answers of a Prometheus that scrapes the resource's chatbot, loaded its rules, and has every metric its
+/// dashboards read.
+fn healthy_prometheus(groups: &[String], up: bool) -> fake_prometheus::Answers {
+    fake_prometheus::healthy(
+        &[fake_prometheus::Monitored {
+            namespace: NS.into(),
+            job: "chatbot".into(),
+            groups: groups.to_vec(),
+        }],
+        up,
+    )
 }
 
 fn rule_groups() -> Vec<String> {
@@ -897,24 +838,56 @@ async fn an_unreachable_prometheus_is_a_condition_not_an_error() {
     assert!(cbm.status.unwrap().scraped.is_none());
 }
 
-/// Targets and rules are asked once per Prometheus per period, whatever the number of resources; each resource
-/// adds one batched series request.
-#[tokio::test]
+/// Targets and rules are asked once per Prometheus per period, whatever the number of resources, even when they
+/// are reconciled at the same time (the controller runs 8 at once); each resource adds one batched series request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_sharing_a_prometheus_share_its_targets_and_rules() {
-    let answers = healthy_prometheus(&rule_groups(), true);
+    let names = ["a", "b", "c", "d", "e", "f"];
+    let monitored: Vec<fake_prometheus::Monitored> = names
+        .iter()
+        .map(|n| fake_prometheus::Monitored {
+            namespace: NS.into(),
+            job: (*n).into(),
+            groups: rule_groups(),
+        })
+        .collect();
+    let answers = fake_prometheus::healthy(&monitored, true);
     let url = fake_prometheus::start(answers.clone()).await;
     let (ctx, fake) = verifying(Duration::from_secs(60), &url);
-    for name in ["a", "b", "c"] {
-        let mut r = resource(json!({}));
-        r.metadata.name = Some(name.into());
-        fake.put(
-            &format!("/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/{name}"),
-            serde_json::to_value(&r).unwrap(),
-        );
-        run(&ctx, &r).await.unwrap();
+    let resources: Vec<ChatbotMonitoring> = names
+        .iter()
+        .map(|name| {
+            let mut r = resource(json!({}));
+            r.metadata.name = Some((*name).into());
+            fake.put(
+                &format!("/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/{name}"),
+                serde_json::to_value(&r).unwrap(),
+            );
+            r
+        })
+        .collect();
+    let results = futures::future::join_all(resources.iter().map(|r| run(&ctx, r))).await;
+    assert!(results.iter().all(Result::is_ok));
+    for name in names {
+        let path = format!("/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/{name}");
+        let cbm: ChatbotMonitoring = serde_json::from_value(fake.get(&path).unwrap()).unwrap();
+        for c in ["Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
+            assert_eq!(
+                condition(&cbm, c).0,
+                "True",
+                "{name} {c}: {}",
+                condition_message(&cbm, c)
+            );
+        }
     }
     let requests = answers.requests.lock().unwrap().clone();
-    assert_eq!(requests.get("targets"), Some(&1), "{requests:?}");
-    assert_eq!(requests.get("rules"), Some(&1), "{requests:?}");
-    assert_eq!(requests.get("series"), Some(&3), "{requests:?}");
+    assert_eq!(
+        (
+            answers.requests("targets"),
+            answers.requests("rules"),
+            answers.requests("series")
+        ),
+        (1, 1, names.len()),
+        "{requests:?}"
+    );
 }

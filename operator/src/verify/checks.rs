@@ -76,6 +76,15 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
     }
 }
 
+/// Whether `file` is the Prometheus Operator's rule file of our PrometheusRule: `<namespace>-<name>-<uid>.yaml`,
+/// exactly, so that the rules of `bot-1` are not taken for those of `bot`.
+fn operator_rule_file_of(file: &str, s: &Subject) -> bool {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    base.strip_prefix(&format!("{}-{}-", s.namespace, s.job))
+        .and_then(|rest| rest.strip_suffix(".yaml"))
+        .is_some_and(|uid| uid.len() == 36 && uid.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+}
+
 /// `/api/v1/rules`: the groups of the resource's rule file, all loaded and healthy; and the alerts firing now.
 pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (Check, Vec<String>) {
     // The Prometheus Operator names rule files <namespace>-<PrometheusRule name>-<uid>.yaml; a plain Prometheus
@@ -88,7 +97,8 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
             let name = g["name"].as_str().unwrap_or("");
             let file = g["file"].as_str().unwrap_or("");
             expected_groups.iter().any(|e| e == name)
-                && (file.contains(&format!("{}-{}-", s.namespace, s.job)) || !file.contains("prometheus-"))
+                // The Prometheus Operator's rule files live in /etc/prometheus/rules/prometheus-<name>-rulefiles-<n>/.
+                && (operator_rule_file_of(file, s) || !file.contains("-rulefiles-"))
         })
         .collect();
     let found: BTreeSet<&str> = groups.iter().filter_map(|g| g["name"].as_str()).collect();
@@ -149,6 +159,15 @@ pub struct Selector {
 
 /// Every metric selector of every panel of a Grafana dashboard, with the variables substituted for the subject.
 pub fn panel_selectors(dashboard: &Value, s: &Subject) -> Result<Vec<Selector>, String> {
+    Ok(template_selectors(dashboard)?
+        .iter()
+        .map(|t| t.for_subject(s))
+        .collect())
+}
+
+/// The selectors of a dashboard with `$namespace` and `$job` left in (they sit in label values, so the query still
+/// parses): parsed once, then given to each resource by [`Selector::for_subject`], a string substitution.
+pub fn template_selectors(dashboard: &Value) -> Result<Vec<Selector>, String> {
     struct Collect(Vec<VectorSelector>);
     impl ExprVisitor for Collect {
         type Error = ();
@@ -166,7 +185,7 @@ pub fn panel_selectors(dashboard: &Value, s: &Subject) -> Result<Vec<Selector>, 
         let title = panel["title"].as_str().unwrap_or("?").to_owned();
         for target in panel["targets"].as_array().into_iter().flatten() {
             let Some(expr) = target["expr"].as_str() else { continue };
-            let expr = substitute(expr, s);
+            let expr = with_durations(expr);
             let ast = parser::parse(&expr).map_err(|e| format!("panel {title:?}: {e}: {expr}"))?;
             let mut c = Collect(Vec::new());
             walk_expr(&mut c, &ast).expect("collecting cannot fail");
@@ -195,10 +214,24 @@ pub fn panel_selectors(dashboard: &Value, s: &Subject) -> Result<Vec<Selector>, 
 
 /// Grafana's variables, for this resource's chatbot.
 pub fn substitute(expr: &str, s: &Subject) -> String {
-    expr.replace("$namespace", &s.namespace)
+    with_durations(expr)
+        .replace("$namespace", &s.namespace)
         .replace("$job", &s.job)
-        .replace("$__rate_interval", "5m")
-        .replace("$__range", "1h")
+}
+
+/// Grafana's duration variables, which PromQL cannot parse as they are.
+fn with_durations(expr: &str) -> String {
+    expr.replace("$__rate_interval", "5m").replace("$__range", "1h")
+}
+
+impl Selector {
+    /// This template selector, for one resource's chatbot.
+    pub fn for_subject(&self, s: &Subject) -> Selector {
+        Selector {
+            text: substitute(&self.text, s),
+            ..self.clone()
+        }
+    }
 }
 
 /// `/api/v1/series` answers for this chatbot's metrics → which metric and label names exist.
@@ -291,14 +324,19 @@ mod tests {
         assert_eq!((none.ok, none.reason), (false, "NoTarget"));
     }
 
+    const DIR: &str = "/etc/prometheus/rules/prometheus-kps-rulefiles-0";
+    const UID: &str = "5e1f7a2c-0000-4000-8000-000000000001";
+
     #[test]
     fn rules_missing_unhealthy_and_firing() {
         let expected = vec!["chatbot-sav.http".to_owned(), "chatbot-sav.slo".to_owned()];
         let rules = json!({"groups": [
-            {"name": "chatbot-sav.http", "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/shop-sav-1234.yaml",
+            {"name": "chatbot-sav.http", "file": format!("{DIR}/shop-sav-{UID}.yaml"),
              "rules": [{"name": "HighErrorRate", "health": "ok", "state": "firing"}]},
-            {"name": "chatbot-sav.slo", "file": "/etc/prometheus/rules/prometheus-kps-rulefiles-0/billing-sav-99.yaml",
-             "rules": []},
+            {"name": "chatbot-sav.slo", "file": format!("{DIR}/billing-sav-{UID}.yaml"), "rules": []},
+            // The rules of shop/sav-2: same group names, not ours.
+            {"name": "chatbot-sav.slo", "file": format!("{DIR}/shop-sav-2-{UID}.yaml"),
+             "rules": [{"name": "ErrorBudgetBurnFast", "health": "ok", "state": "firing"}]},
         ]});
         let (c, firing) = rules_loaded(&rules, &subject(), &expected);
         assert_eq!(

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::OnceCell;
+
 use super::prometheus_api::PrometheusApi;
 use super::run::{Report, Shared, fetch_shared, verify_with};
 use crate::render::Desired;
@@ -14,7 +16,14 @@ pub struct Verifier {
     timeout: Duration,
     /// A Prometheus URL from the operator's flags, used when the resource names none.
     pub url_override: Option<String>,
-    rounds: Mutex<HashMap<String, (Instant, Arc<Shared>)>>,
+    /// The current round per Prometheus URL. Resources reconciled concurrently wait for the one fetch of their
+    /// round instead of each making their own.
+    rounds: Mutex<HashMap<String, Arc<Round>>>,
+}
+
+struct Round {
+    started: Instant,
+    shared: OnceCell<Shared>,
 }
 
 impl Verifier {
@@ -35,25 +44,29 @@ impl Verifier {
     /// The checks of `desired` against the Prometheus at `url`.
     pub async fn check(&self, desired: &Desired, url: &str) -> Report {
         let api = PrometheusApi::new(url, self.timeout);
-        let cached = {
-            let rounds = self.rounds.lock().unwrap();
-            rounds
-                .get(url)
-                .filter(|(at, _)| at.elapsed() < self.period)
-                .map(|(_, shared)| shared.clone())
+        let round = {
+            let mut rounds = self.rounds.lock().unwrap();
+            let round = rounds
+                .entry(url.to_owned())
+                .and_modify(|r| {
+                    if r.started.elapsed() >= self.period {
+                        *r = Arc::new(Round::new());
+                    }
+                })
+                .or_insert_with(|| Arc::new(Round::new()));
+            round.clone()
         };
-        let shared = match cached {
-            Some(shared) => shared,
-            None => {
-                let shared = Arc::new(fetch_shared(&api).await);
-                self.rounds
-                    .lock()
-                    .unwrap()
-                    .insert(url.to_owned(), (Instant::now(), shared.clone()));
-                shared
-            }
-        };
-        verify_with(desired, &shared, &api).await
+        let shared = round.shared.get_or_init(|| fetch_shared(&api)).await;
+        verify_with(desired, shared, &api).await
+    }
+}
+
+impl Round {
+    fn new() -> Self {
+        Round {
+            started: Instant::now(),
+            shared: OnceCell::new(),
+        }
     }
 }
 

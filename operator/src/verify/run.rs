@@ -1,13 +1,25 @@
 //! One verification round for one resource: the three HTTP calls and the checks on their answers.
 
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::checks::{self, Check, Subject};
+use super::checks::{self, Check, Selector, Subject};
 use super::prometheus_api::PrometheusApi;
 use crate::render::{DASHBOARDS, Desired};
+
+/// The selectors of the shipped dashboards, parsed once per process: PromQL parsing is most of a round's CPU.
+static SHIPPED_SELECTORS: LazyLock<Vec<Selector>> = LazyLock::new(|| {
+    DASHBOARDS
+        .iter()
+        .flat_map(|(_, text)| {
+            let dashboard: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
+            checks::template_selectors(&dashboard).expect("shipped dashboards parse")
+        })
+        .collect()
+});
 
 /// The outcome of a round: every check, and the resource's alerts firing now.
 #[derive(Debug, Clone, Serialize)]
@@ -81,11 +93,7 @@ pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi
         });
     }
     if !desired.dashboards.is_empty() {
-        let mut selectors = Vec::new();
-        for (_, text) in DASHBOARDS {
-            let dashboard: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
-            selectors.extend(checks::panel_selectors(&dashboard, &subject).expect("shipped dashboards parse"));
-        }
+        let selectors: Vec<Selector> = SHIPPED_SELECTORS.iter().map(|t| t.for_subject(&subject)).collect();
         let names: Vec<String> = checks::metric_names(&selectors).into_iter().collect();
         let matcher = format!(
             "{{__name__=~\"{}\", namespace=\"{}\", job=\"{}\"}}",
