@@ -1,6 +1,8 @@
 //! On a real cluster where the stack is installed (`scripts/kind-up.sh`, or the CI workflow with kind): apply a
-//! ChatbotMonitoring, wait for its children and Ready, check that Prometheus scrapes the target and loaded the rules,
-//! that the dashboard ConfigMap is there, then switch alerts off and delete the resource and check the result.
+//! ChatbotMonitoring with no labels, wait for its children and Ready, check that Prometheus scrapes the target and
+//! loaded the rules, that the resource says so itself (auto mode added the `release` label; Selected, Scraped "1/1",
+//! RulesLoaded, DashboardMetricsPresent), that the dashboard ConfigMap is there, then switch alerts off and delete
+//! the resource and check the result.
 //! It needs a cluster, so a plain `cargo test` lists it as ignored with the reason; asked for explicitly, it fails
 //! with a clear message where no cluster answers.
 //!
@@ -84,7 +86,8 @@ async fn a_chatbot_monitoring_is_run_scraped_alerted_and_cleaned_up() {
     let resource: ChatbotMonitoring = serde_json::from_value(json!({
         "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
         "metadata": {"name": NAME, "namespace": ns},
-        "spec": {"monitoring": {"interval": "5s", "scrapeTimeout": "3s", "labels": {"release": release}}},
+        // No labels: auto mode must find the only Prometheus and add the `release` label it selects on.
+        "spec": {"monitoring": {"interval": "5s", "scrapeTimeout": "3s"}},
     }))
     .unwrap();
     cbms.create(&PostParams::default(), &resource).await.unwrap();
@@ -155,6 +158,47 @@ async fn a_chatbot_monitoring_is_run_scraped_alerted_and_cleaned_up() {
         }
     })
     .await;
+
+    let sm = monitors.get(NAME).await.unwrap();
+    assert_eq!(
+        sm.metadata.labels.unwrap_or_default().get("release"),
+        Some(&release),
+        "auto mode added the label kube-prometheus-stack selects on"
+    );
+
+    // The resource knows it: selected, scraped, rules loaded, every panel finds its metrics (the operator asks
+    // Prometheus every verification period, 60 s by default).
+    eventually("verification conditions", Duration::from_secs(240), || async {
+        let cbm = cbms.get(NAME).await.map_err(|e| e.to_string())?;
+        let conditions: Vec<_> = ["Selected", "Scraped", "RulesLoaded", "DashboardMetricsPresent"]
+            .iter()
+            .map(|c| (c, condition(&cbm, c)))
+            .collect();
+        let scraped = cbm.status.as_ref().and_then(|s| s.scraped.clone());
+        if conditions
+            .iter()
+            .all(|(_, c)| c.as_ref().is_some_and(|(s, _)| s == "True"))
+            && scraped.as_deref() == Some("1/1")
+        {
+            Ok(())
+        } else {
+            Err(format!("{conditions:?}, scraped {scraped:?}"))
+        }
+    })
+    .await;
+    let cbm = cbms.get(NAME).await.unwrap();
+    let selected = cbm
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Selected")
+        .unwrap();
+    assert!(
+        selected.message.contains(&format!("labels added: release={release}")),
+        "{}",
+        selected.message
+    );
 
     // Alerts switched off: the PrometheusRule goes, the condition says so.
     cbms.patch(
