@@ -37,8 +37,9 @@ pub struct Config {
     )]
     pub database_url: String,
 
-    /// Largest number of database connections.
-    #[arg(long, env = "CHATBOT_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    /// Largest number of database connections: one for writes, the rest for reads.
+    #[arg(long, env = "CHATBOT_DB_MAX_CONNECTIONS", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(2..))]
     pub db_max_connections: u32,
 
     /// How long a request waits for a database connection before it is answered 503.

@@ -108,6 +108,19 @@ fn bad_configuration_exits_non_zero_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid value 'gpt'"));
 
+    // One connection writes and at least one reads.
+    let out = Command::new(BIN)
+        .env_clear()
+        .args(["--db-max-connections", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid value '1' for '--db-max-connections") && stderr.contains("2.."),
+        "{stderr}"
+    );
+
     let kb = dir.path().join("kb.yaml");
     // The shipped base with only its version changed: the version check itself must refuse it.
     let shipped = include_str!("../knowledge/kb.yaml");

@@ -25,6 +25,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct StoreConfig {
     /// `sqlite://PATH` (created when missing) or `postgres://…`.
     pub url: String,
+    /// Connections in all: one for the writer, the others (at least one) for reads.
     pub max_connections: u32,
     /// How long a request waits for a connection before it is answered 503.
     pub acquire_timeout: Duration,
@@ -97,7 +98,10 @@ pub(crate) use on_pool;
 /// The store handle shared by request handlers. Cloning is cheap.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads.
     pool: Pool,
+    /// The writer task's single connection.
+    writer_pool: Pool,
     writes: mpsc::Sender<writer::Job>,
     metrics: Metrics,
 }
@@ -105,19 +109,22 @@ pub struct Store {
 /// Owns the writer task; [`StoreWriter::shutdown`] drains it and closes the pool.
 pub struct StoreWriter {
     task: tokio::task::JoinHandle<()>,
-    pool: Pool,
+    pools: [Pool; 2],
 }
 
 impl Store {
     /// Connects, applies the migrations and starts the writer.
     pub async fn connect(config: &StoreConfig, metrics: Metrics) -> anyhow::Result<(Store, StoreWriter)> {
-        let pool = if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+        let readers = config.max_connections.saturating_sub(1).max(1);
+        let (pool, writer_pool) = if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(&config.url)?.application_name("chatbot");
-            let pool = PgPoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout)
-                .connect_lazy_with(options);
-            Pool::Postgres(pool)
+            let pool = |max| {
+                PgPoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(config.acquire_timeout)
+                    .connect_lazy_with(options.clone())
+            };
+            (Pool::Postgres(pool(readers)), Pool::Postgres(pool(1)))
         } else if config.url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(&config.url)?
                 .create_if_missing(true)
@@ -126,14 +133,18 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(config.max_connections)
-                .acquire_timeout(config.acquire_timeout)
-                // A local file does not drop connections: skip the ping before every query.
-                .test_before_acquire(false)
-                .connect_with(options)
-                .await?;
-            Pool::Sqlite(pool)
+            let pool = |max| {
+                SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .acquire_timeout(config.acquire_timeout)
+                    // A local file does not drop connections: skip the ping before every query.
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+            };
+            let read_pool = pool(readers).await?;
+            // Created after the readers, so that the file exists in WAL mode before the second pool opens it.
+            let write_pool = pool(1).await?;
+            (Pool::Sqlite(read_pool), Pool::Sqlite(write_pool))
         } else {
             anyhow::bail!(
                 "unsupported database URL {:?}: use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
@@ -147,15 +158,21 @@ impl Store {
                 Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
             }
         }
-        metrics.database_connections_max.set(i64::from(config.max_connections));
-        let (writes, task) = writer::spawn(pool.clone(), metrics.clone());
+        metrics.database_connections_max.set(i64::from(readers) + 1);
+        // All writes go through one connection of their own: its page cache stays warm from one group commit to
+        // the next, where a pooled connection would be a different one each time and re-read the pages it touches.
+        let (writes, task) = writer::spawn(writer_pool.clone(), metrics.clone());
         Ok((
             Store {
                 pool: pool.clone(),
+                writer_pool: writer_pool.clone(),
                 writes,
                 metrics,
             },
-            StoreWriter { task, pool },
+            StoreWriter {
+                task,
+                pools: [pool, writer_pool],
+            },
         ))
     }
 
@@ -196,7 +213,10 @@ impl Store {
 
     /// Refreshes the connection gauges; called when `/metrics` is scraped.
     pub fn update_pool_gauges(&self) {
-        let (size, idle) = on_pool!(&self.pool, p => (p.size() as i64, p.num_idle() as i64));
+        let (size, idle) = [&self.pool, &self.writer_pool]
+            .into_iter()
+            .map(|pool| on_pool!(pool, p => (p.size() as i64, p.num_idle() as i64)))
+            .fold((0, 0), |(s, i), (ps, pi)| (s + ps, i + pi));
         self.metrics.database_connections_active.set((size - idle).max(0));
         self.metrics.database_connections_idle.set(idle);
     }
@@ -208,7 +228,9 @@ impl StoreWriter {
         // Every handler awaited its write before answering, so once the server is drained nothing is queued.
         self.task.abort();
         let _ = self.task.await;
-        on_pool!(&self.pool, p => p.close().await);
+        for pool in &self.pools {
+            on_pool!(pool, p => p.close().await);
+        }
     }
 }
 
