@@ -132,7 +132,8 @@ impl Store {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .pragma("cache_size", "-512");
             let pool = |max| {
                 SqlitePoolOptions::new()
                     .max_connections(max)
