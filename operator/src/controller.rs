@@ -1,18 +1,22 @@
 //! Wires the reconciler to the API server: watches `ChatbotMonitoring` and the children it owns (a child changed or
-//! deleted by hand wakes its owner), and runs until told to stop.
+//! deleted by hand wakes its owner), the `Prometheus` objects and the namespaces' labels (which decide whether a
+//! resource is selected), and runs until told to stop. Every event also unsettles what it may change (see
+//! `settled`), which is what lets an unchanged resource be reconciled without reading its children.
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
-use kube::runtime::watcher;
-use kube::{Api, Client, Resource};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::crd::ChatbotMonitoring;
-use crate::prometheus_operator::{PrometheusRule, ServiceMonitor};
+use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
 use crate::reconcile::{Context, error_policy, prometheus_operator_installed, reconcile};
 use crate::render::MANAGER;
 
@@ -36,26 +40,100 @@ impl Scope {
     }
 }
 
+/// The events of our children of kind `K`, each unsettling the resource that owns the child.
+fn children<K>(api: Api<K>, ctx: &Arc<Context>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    // Only our children: the watches stay small in a busy cluster.
+    let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    let ctx = ctx.clone();
+    watcher(api, ours)
+        .default_backoff()
+        .touched_objects()
+        .inspect(move |event| {
+            let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
+                return;
+            };
+            let owner = child.owner_references().iter().find(|o| {
+                o.controller == Some(true)
+                    && o.kind == ChatbotMonitoring::kind(&())
+                    && o.api_version == ChatbotMonitoring::api_version(&())
+            });
+            if let Some(owner) = owner {
+                settled.invalidate(&(child.namespace().unwrap_or_default(), owner.name.clone()));
+            }
+        })
+}
+
 /// Runs the controller until `shutdown` completes; reconciles in flight then finish.
 pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
-    // Only our children: the watches stay small in a busy cluster.
-    let ours = || watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
-    let mut controller = Controller::new(
+    let (resources, writer) = reflector::store();
+    let watched = watcher(
         scope.api::<ChatbotMonitoring>(&client),
         watcher::Config::default().any_semantic(),
     )
-    .owns(scope.api::<Deployment>(&client), ours())
-    .owns(scope.api::<Service>(&client), ours())
-    .owns(scope.api::<ConfigMap>(&client), ours());
+    .default_backoff()
+    .modify(trim)
+    .reflect(writer)
+    .applied_objects();
+    let mut controller = Controller::for_stream(watched, resources.clone())
+        .owns_stream(children(scope.api::<Deployment>(&client), &ctx))
+        .owns_stream(children(scope.api::<Service>(&client), &ctx))
+        .owns_stream(children(scope.api::<ConfigMap>(&client), &ctx));
+
+    // A namespace whose labels change may now be selected, or no longer: its resources are looked at again.
+    let unsettle = ctx.clone();
+    let in_namespace = resources.clone();
+    let namespaces = watcher(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        namespace_watch(&scope),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(predicates::labels, Default::default())
+    .inspect(move |_| {
+        if let Some(settled) = &unsettle.settled {
+            settled.invalidate_all();
+        }
+    });
+    controller = controller.watches_stream(namespaces, move |ns| {
+        let name = ns.name_any();
+        in_namespace
+            .state()
+            .into_iter()
+            .filter(|r| r.namespace().as_deref() == Some(name.as_str()))
+            .map(|r| ObjectRef::from_obj(&*r))
+            .collect::<Vec<_>>()
+    });
+
     // Watching a kind the API server does not serve fails without end: own these only when they exist. Installed
     // later, they are still applied (the reconcile looks every minute while they are missing); hand edits to them
     // are then undone at the next resync rather than at once, until the operator restarts.
     match prometheus_operator_installed(&client).await {
         Ok(true) => {
+            let unsettle = ctx.clone();
+            // Only a change of a Prometheus' spec (its selectors) matters, not its status.
+            let prometheuses = watcher(Api::<Prometheus>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .touched_objects()
+                .predicate_filter(predicates::generation, Default::default())
+                .inspect(move |_| {
+                    if let Some(settled) = &unsettle.settled {
+                        settled.invalidate_all();
+                    }
+                });
+            let all = resources.clone();
             controller = controller
-                .owns(scope.api::<ServiceMonitor>(&client), ours())
-                .owns(scope.api::<PrometheusRule>(&client), ours());
+                .owns_stream(children(scope.api::<ServiceMonitor>(&client), &ctx))
+                .owns_stream(children(scope.api::<PrometheusRule>(&client), &ctx))
+                .watches_stream(prometheuses, move |_| {
+                    all.state()
+                        .iter()
+                        .map(|r| ObjectRef::from_obj(&**r))
+                        .collect::<Vec<_>>()
+                });
         }
         Ok(false) => tracing::warn!(
             "the Prometheus Operator CRDs are not installed: ServiceMonitor and PrometheusRule are applied once they are"
@@ -73,4 +151,21 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             }
         })
         .await;
+}
+
+/// Drops what the reconciler never reads before a resource is cached, which is most of a resource's memory in
+/// the store: `managedFields`, and the copy of the whole spec `kubectl apply` keeps in an annotation.
+pub fn trim(cbm: &mut ChatbotMonitoring) {
+    cbm.managed_fields_mut().clear();
+    if let Some(annotations) = cbm.metadata.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
+/// The namespaces whose labels matter: the one watched, or all.
+fn namespace_watch(scope: &Scope) -> watcher::Config {
+    match scope {
+        Scope::All => watcher::Config::default(),
+        Scope::Namespace(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+    }
 }

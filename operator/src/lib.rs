@@ -11,6 +11,7 @@ pub mod prometheus_operator;
 pub mod rbac;
 pub mod reconcile;
 pub mod render;
+pub mod settled;
 pub mod status;
 pub mod telemetry;
 pub mod verify;

@@ -20,6 +20,7 @@ use chatbot_operator::http::{self, Probe};
 use chatbot_operator::leader::{Lease, LeaseSettings};
 use chatbot_operator::reconcile::Context;
 use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, rule_tests, to_yaml_stream};
+use chatbot_operator::settled::Settled;
 use chatbot_operator::telemetry::Metrics;
 use chatbot_operator::verify;
 
@@ -231,7 +232,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             args.prometheus_url.clone(),
         ));
     }
-    let ctx = Arc::new(ctx);
+    // Settled resources are not read again until the controller's watches see a change: see controller::run.
+    let ctx = Arc::new(ctx.with_settled(Settled::default()));
     let scope = if args.namespace.is_empty() {
         Scope::All
     } else {

@@ -67,17 +67,18 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
 ];
 
 /// Rules that only a ClusterRole can grant, whatever namespaces are watched: which Prometheus servers exist (they
-/// usually live in a monitoring namespace) and the labels of our namespace (for their namespace selectors).
+/// usually live in a monitoring namespace) and the labels of our namespace (for their namespace selectors), both
+/// watched so that a change re-evaluates the resources at once (namespaces as metadata only).
 pub const CLUSTER_WIDE: &[Permission] = &[
     Permission {
         group: "monitoring.coreos.com",
         resource: "prometheuses",
-        verbs: &["list"],
+        verbs: &["list", "watch"],
     },
     Permission {
         group: "",
         resource: "namespaces",
-        verbs: &["get"],
+        verbs: &["get", "list", "watch"],
     },
 ];
 

@@ -23,6 +23,7 @@ use crate::crd::SelectionMode;
 use crate::crd::{ChatbotMonitoring, ChatbotMonitoringStatus, Children, DatabaseType, ModelBackend};
 use crate::prometheus_operator::{self as po, Prometheus, PrometheusRule, ServiceMonitor};
 use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
+use crate::settled::{Settled, Snapshot};
 use crate::status::{self, Observed, Part, reason};
 use crate::telemetry::Metrics;
 use crate::verify::periodic::{Verifier, in_cluster_url};
@@ -45,6 +46,8 @@ pub struct Context {
     failures: Mutex<HashMap<(String, String), u32>>,
     /// Checks against Prometheus' HTTP API (scraped, rules loaded, panels' metrics); off when `None`.
     pub verifier: Option<Verifier>,
+    /// Resources whose children need not be read again; on when the controller's watches keep it true.
+    pub settled: Option<Settled>,
 }
 
 impl Context {
@@ -56,7 +59,14 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             verifier: None,
+            settled: None,
         }
+    }
+
+    /// Skips reading the children of settled resources: only for a caller whose watches invalidate them.
+    pub fn with_settled(mut self, settled: Settled) -> Self {
+        self.settled = Some(settled);
+        self
     }
 
     /// Turns on the periodic checks against Prometheus' HTTP API.
@@ -121,11 +131,9 @@ pub fn backoff(attempt: u32) -> Duration {
     BACKOFF_BASE.saturating_mul(1 << attempt.min(10)).min(BACKOFF_MAX)
 }
 
-async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> {
-    // Deleting: the API server's garbage collector removes the children through their owner references.
-    if cbm.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
+/// Reads every child, applies those that differ from `render`, and says what it found: the reconcile's part that
+/// talks to the API server, skipped for a settled resource.
+async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Snapshot, Desired), Error> {
     let mut desired = render::render(cbm, &ctx.options)?;
     let ns = desired.deployment.metadata.namespace.clone().unwrap_or_default();
     let client = &ctx.client;
@@ -279,11 +287,56 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     };
     observed.parts.push((status::DASHBOARDS_READY, part));
     observed.children = children;
+    let snapshot = Snapshot {
+        uid: cbm.metadata.uid.clone().unwrap_or_default(),
+        generation: cbm.metadata.generation,
+        chosen,
+        prometheus_operator: operator_installed,
+        needs_prometheus_operator: needs_operator(&desired),
+        // Known once the status is published.
+        fingerprint: 0,
+    };
+    Ok((observed, snapshot, desired))
+}
+
+async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> {
+    let key = (cbm.namespace().unwrap_or_default(), cbm.name_any());
+    // Deleting: the API server's garbage collector removes the children through their owner references.
+    if cbm.metadata.deletion_timestamp.is_some() {
+        if let Some(settled) = &ctx.settled {
+            settled.forget(&key);
+        }
+        return Ok(Action::await_change());
+    }
+    let uid = cbm.metadata.uid.clone().unwrap_or_default();
+    // Settled, and its status is still the one the settling pass published: the children need not be read.
+    let cached = ctx
+        .settled
+        .as_ref()
+        .and_then(|s| s.lookup(&key, &uid, cbm.metadata.generation))
+        .filter(|snapshot| {
+            cbm.status
+                .as_ref()
+                .is_some_and(|s| status::children_fingerprint(s) == snapshot.fingerprint)
+        });
+    let (snapshot, mut full_pass) = match cached {
+        Some(snapshot) => (snapshot, None),
+        None => {
+            let ticket = ctx.settled.as_ref().map(|s| s.ticket(&key));
+            let (observed, snapshot, desired) = observe(cbm, ctx).await?;
+            (Arc::new(snapshot), Some((observed, desired, ticket)))
+        }
+    };
+    let (operator_installed, monitoring) = (snapshot.prometheus_operator, snapshot.needs_prometheus_operator);
+    let chosen = snapshot.chosen.as_deref();
+    let mut verification = Vec::new();
+    let mut scraped = None;
+    let mut firing_alerts = Vec::new();
 
     // Is it really monitored: asked of the chosen Prometheus (or the URL the spec or the operator gives), at most
     // once per verification period per Prometheus for targets and rules. An unreachable Prometheus is a condition.
     let verifying = match &ctx.verifier {
-        Some(verifier) if operator_installed && needs_operator(&desired) => {
+        Some(verifier) if operator_installed && monitoring => {
             let url = cbm
                 .spec
                 .monitoring
@@ -292,12 +345,16 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
                 .clone()
                 .or_else(|| verifier.url_override.clone())
                 .or_else(|| {
-                    let c = chosen.as_deref()?;
+                    let c = chosen?;
                     // Several Prometheus servers select us: which to ask is not ours to guess.
                     (!c.contains(',')).then(|| in_cluster_url(c.split('/').next().unwrap_or_default()))
                 });
             if let Some(url) = url {
-                let report = verifier.check(&desired, &url).await;
+                // A settled resource was not rendered: the checks need its children as they should be.
+                let report = match &full_pass {
+                    Some((_, desired, _)) => verifier.check(desired, &url).await,
+                    None => verifier.check(&render::render(cbm, &ctx.options)?, &url).await,
+                };
                 for check in &report.checks {
                     let part = if check.ok {
                         Part::Ready {
@@ -310,12 +367,12 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
                             message: check.message.clone(),
                         }
                     };
-                    observed.parts.push((check.name, part));
+                    verification.push((check.name, part));
                     if check.name == status::SCRAPED && check.reason != "PrometheusUnavailable" {
-                        observed.scraped = check.message.split_whitespace().next().map(str::to_owned);
+                        scraped = check.message.split_whitespace().next().map(str::to_owned);
                     }
                 }
-                observed.firing_alerts = report.firing_alerts;
+                firing_alerts = report.firing_alerts;
                 true
             } else {
                 false
@@ -324,11 +381,33 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         _ => false,
     };
 
-    let new = status::status_from(&observed, cbm.status.as_ref(), Timestamp::now());
+    let new = match (&mut full_pass, &cbm.status) {
+        (Some((observed, _, _)), previous) => {
+            observed.parts.extend(verification);
+            observed.scraped = scraped;
+            observed.firing_alerts = firing_alerts;
+            status::status_from(observed, previous.as_ref(), Timestamp::now())
+        }
+        (None, Some(previous)) => {
+            status::settled_status(previous, &verification, scraped, firing_alerts, Timestamp::now())
+        }
+        (None, None) => unreachable!("a settled resource has a status"),
+    };
+    let fingerprint = status::children_fingerprint(&new);
     publish_status(cbm, ctx, new).await?;
+    // Settled once its status is published; while the Prometheus Operator is missing, every pass looks for it.
+    if let (Some(settled), Some((_, _, Some(ticket)))) = (&ctx.settled, full_pass)
+        && (operator_installed || !monitoring)
+    {
+        let snapshot = Snapshot {
+            fingerprint,
+            ..(*snapshot).clone()
+        };
+        settled.settle(ticket, Arc::new(snapshot));
+    }
     Ok(Action::requeue(match &ctx.verifier {
         Some(v) if verifying => v.period().min(RESYNC),
-        _ if operator_installed || !needs_operator(&desired) => RESYNC,
+        _ if operator_installed || !monitoring => RESYNC,
         _ => PROMETHEUS_OPERATOR_RECHECK,
     }))
 }

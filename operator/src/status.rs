@@ -68,53 +68,138 @@ pub fn status_from(
     previous: Option<&ChatbotMonitoringStatus>,
     now: Timestamp,
 ) -> ChatbotMonitoringStatus {
-    let mut conditions = Vec::with_capacity(observed.parts.len() + 1);
-    let mut not_ready: Option<(&'static str, String)> = None;
-    for (type_, part) in &observed.parts {
-        let (status, reason, message) = match part {
-            Part::Ready { reason, message } => ("True", *reason, message.clone()),
-            Part::Progressing { message } => ("False", reason::PROGRESSING, message.clone()),
-            Part::Disabled => (
-                "False",
-                reason::DISABLED,
-                format!("{} is disabled in the spec", child_of(type_)),
-            ),
-            Part::Failed { reason, message } => ("False", *reason, message.clone()),
-        };
-        if status != "True" && *part != Part::Disabled && not_ready.is_none() {
-            not_ready = Some((reason, format!("{}: {message}", child_of(type_))));
-        }
-        conditions.push(condition(
-            type_,
-            status,
-            reason,
-            message,
-            observed.generation,
-            previous,
-            now,
-        ));
-    }
-    let (status, reason, message) = match not_ready {
-        None => ("True", reason::RECONCILED, summary(observed)),
-        Some((reason, message)) => ("False", reason, message),
-    };
-    conditions.insert(
-        0,
-        condition(READY, status, reason, message, observed.generation, previous, now),
-    );
+    let mut conditions: Vec<Condition> = observed
+        .parts
+        .iter()
+        .map(|(type_, part)| part_condition(type_, part, observed.generation, previous, now))
+        .collect();
+    let replicas = observed
+        .desired_replicas
+        .map(|d| (observed.ready_replicas.unwrap_or(0), d));
+    let summary = summary(replicas, observed.alert_rules, observed.dashboards);
+    conditions.insert(0, ready_of(&conditions, summary, observed.generation, previous, now));
 
     ChatbotMonitoringStatus {
         observed_generation: observed.generation,
         conditions,
-        replicas: observed
-            .desired_replicas
-            .map(|d| format!("{}/{d}", observed.ready_replicas.unwrap_or(0))),
+        replicas: replicas.map(|(r, d)| format!("{r}/{d}")),
         ready_replicas: observed.ready_replicas,
         alert_rules: observed.alert_rules,
         dashboards: observed.dashboards,
         scraped: observed.scraped.clone(),
         firing_alerts: observed.firing_alerts.clone(),
         children: Some(observed.children.clone()),
+    }
+}
+
+/// Conditions that a verification round sets, settled resource or not.
+pub const VERIFICATION: &[&str] = &[SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
+
+/// The status of a settled resource, whose children were not read again: their conditions as `previous` has them
+/// (what the settling pass published), this round's verification, and `Ready` from both. For the same world it is
+/// exactly what `status_from` gives.
+pub fn settled_status(
+    previous: &ChatbotMonitoringStatus,
+    verification: &[(&'static str, Part)],
+    scraped: Option<String>,
+    firing_alerts: Vec<String>,
+    now: Timestamp,
+) -> ChatbotMonitoringStatus {
+    let generation = previous.observed_generation;
+    let mut conditions: Vec<Condition> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != READY && !VERIFICATION.contains(&c.type_.as_str()))
+        .cloned()
+        .collect();
+    conditions.extend(
+        verification
+            .iter()
+            .map(|(type_, part)| part_condition(type_, part, generation, Some(previous), now)),
+    );
+    let replicas = previous.ready_replicas.zip(
+        previous
+            .replicas
+            .as_deref()
+            .and_then(|r| r.split_once('/')?.1.parse().ok()),
+    );
+    let summary = summary(replicas, previous.alert_rules, previous.dashboards);
+    conditions.insert(0, ready_of(&conditions, summary, generation, Some(previous), now));
+    ChatbotMonitoringStatus {
+        conditions,
+        scraped,
+        firing_alerts,
+        ..previous.clone()
+    }
+}
+
+/// What a settled resource's status says of its children; a settled resource is answered from its status only
+/// while this is what the settling pass published (a stale or edited status is read again in full).
+pub fn children_fingerprint(status: &ChatbotMonitoringStatus) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in status
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != READY && !VERIFICATION.contains(&c.type_.as_str()))
+    {
+        (&c.type_, &c.status, &c.reason, &c.message, c.observed_generation).hash(&mut h);
+    }
+    (
+        status.observed_generation,
+        &status.replicas,
+        status.ready_replicas,
+        status.alert_rules,
+        status.dashboards,
+    )
+        .hash(&mut h);
+    serde_json::to_string(&status.children).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+fn part_condition(
+    type_: &str,
+    part: &Part,
+    generation: Option<i64>,
+    previous: Option<&ChatbotMonitoringStatus>,
+    now: Timestamp,
+) -> Condition {
+    let (status, reason, message) = match part {
+        Part::Ready { reason, message } => ("True", *reason, message.clone()),
+        Part::Progressing { message } => ("False", reason::PROGRESSING, message.clone()),
+        Part::Disabled => (
+            "False",
+            reason::DISABLED,
+            format!("{} is disabled in the spec", child_of(type_)),
+        ),
+        Part::Failed { reason, message } => ("False", *reason, message.clone()),
+    };
+    condition(type_, status, reason, message, generation, previous, now)
+}
+
+/// `Ready`: False with the first condition that is neither True nor disabled, True with `summary` otherwise.
+fn ready_of(
+    conditions: &[Condition],
+    summary: String,
+    generation: Option<i64>,
+    previous: Option<&ChatbotMonitoringStatus>,
+    now: Timestamp,
+) -> Condition {
+    let failing = conditions
+        .iter()
+        .filter(|c| c.type_ != READY)
+        .find(|c| c.status != "True" && c.reason != reason::DISABLED);
+    match failing {
+        None => condition(READY, "True", reason::RECONCILED, summary, generation, previous, now),
+        Some(c) => condition(
+            READY,
+            "False",
+            &c.reason,
+            format!("{}: {}", child_of(&c.type_), c.message),
+            generation,
+            previous,
+            now,
+        ),
     }
 }
 
@@ -166,15 +251,15 @@ fn child_of(condition_type: &str) -> &str {
     condition_type.strip_suffix("Ready").unwrap_or(condition_type)
 }
 
-fn summary(o: &Observed) -> String {
+fn summary(replicas: Option<(i32, i32)>, alert_rules: Option<i32>, dashboards: Option<i32>) -> String {
     let mut parts = Vec::new();
-    if let (Some(d), Some(r)) = (o.desired_replicas, o.ready_replicas) {
+    if let Some((r, d)) = replicas {
         parts.push(format!("{r}/{d} chatbot pods ready"));
     }
-    if let Some(n) = o.alert_rules {
+    if let Some(n) = alert_rules {
         parts.push(format!("{n} alerting rules"));
     }
-    if let Some(n) = o.dashboards {
+    if let Some(n) = dashboards {
         parts.push(format!("{n} dashboard(s)"));
     }
     parts.join(", ")
@@ -295,5 +380,52 @@ mod tests {
             Time(t("2026-01-01T02:00:00Z"))
         );
         assert_eq!(changed.conditions[0].reason, "Progressing");
+    }
+
+    #[test]
+    fn a_settled_status_is_what_a_full_pass_would_publish() {
+        let scraped = |up: bool| {
+            if up {
+                Part::Ready {
+                    reason: "TargetsUp",
+                    message: "1/1 up".into(),
+                }
+            } else {
+                Part::Failed {
+                    reason: "TargetDown",
+                    message: "0/1 up".into(),
+                }
+            }
+        };
+        let with = |up: bool| {
+            let mut o = observed(vec![
+                (DEPLOYMENT_READY, applied()),
+                (SERVICE_MONITOR_READY, Part::Disabled),
+            ]);
+            o.parts.push((SCRAPED, scraped(up)));
+            o.scraped = Some(if up { "1/1" } else { "0/1" }.into());
+            o
+        };
+        let first = status_from(&with(true), None, t("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            settled_status(
+                &first,
+                &[(SCRAPED, scraped(true))],
+                Some("1/1".into()),
+                vec![],
+                t("2026-01-01T01:00:00Z")
+            ),
+            first,
+            "nothing changed: the same status, so no write"
+        );
+        let later = t("2026-01-01T02:00:00Z");
+        let settled = settled_status(&first, &[(SCRAPED, scraped(false))], Some("0/1".into()), vec![], later);
+        assert_eq!(settled, status_from(&with(false), Some(&first), later));
+        assert_eq!(ready(Some(&settled)).unwrap().reason, "TargetDown");
+        assert_eq!(children_fingerprint(&settled), children_fingerprint(&first));
+
+        let mut edited = first.clone();
+        edited.conditions[1].message = "changed by someone else".into();
+        assert_ne!(children_fingerprint(&edited), children_fingerprint(&first));
     }
 }

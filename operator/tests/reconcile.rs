@@ -11,6 +11,7 @@ use std::time::Duration;
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::reconcile::{Context, Error, error_policy, reconcile};
 use chatbot_operator::render::RenderOptions;
+use chatbot_operator::settled::Settled;
 use chatbot_operator::telemetry::Metrics;
 use fake_api::FakeApi;
 use http::Method;
@@ -448,6 +449,69 @@ async fn children_changed_or_deleted_by_hand_are_restored() {
         true
     );
     assert!(fake.get(SERVICE).is_some());
+}
+
+/// The controller's way: settled resources are not read again until a watch event says one of their children,
+/// a Prometheus or their namespace changed (the events are delivered by hand here, as the watches would).
+#[tokio::test]
+async fn a_settled_resource_costs_no_request_until_a_watch_event_unsettles_it() {
+    let (client, fake) = FakeApi::start();
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Arc::new(
+        Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()))
+            .with_settled(Settled::default()),
+    );
+    let key = (NS.to_owned(), "chatbot".to_owned());
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    // The events of the operator's own applies come back through the watches: one full pass reads them.
+    ctx.settled.as_ref().unwrap().invalidate(&key);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    fake.take_calls();
+
+    let cbm = reread(&fake);
+    run(&ctx, &cbm).await.unwrap();
+    assert_eq!(fake.take_calls(), Vec::<String>::new(), "settled: not a single request");
+    assert_eq!(reread(&fake).status, cbm.status, "and the same status");
+
+    // A hand edit: the Deployment's watch event unsettles its owner, and the next pass restores it.
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["spec"]["replicas"] = json!(5);
+    fake.put(DEPLOYMENT, deployment);
+    ctx.settled.as_ref().unwrap().invalidate(&key);
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert_eq!(writes, lines(&[("PATCH", DEPLOYMENT)]));
+    assert_eq!(fake.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 1);
+
+    // A new generation of the spec is never answered from the settled pass.
+    run(&ctx, &cbm).await.unwrap();
+    assert!(fake.take_calls().is_empty());
+    let mut changed = resource(json!({"chatbot": {"replicas": 0}}));
+    changed.metadata.generation = Some(2);
+    changed.status = cbm.status.clone();
+    stored(&fake, &changed);
+    run(&ctx, &changed).await.unwrap();
+    assert_eq!(fake.get(DEPLOYMENT).unwrap()["spec"]["replicas"], 0);
+    assert_eq!(reread(&fake).status.unwrap().observed_generation, Some(2));
+
+    // A Prometheus whose selector changes unsettles every resource: selection is evaluated again, and auto mode
+    // adds the label it now asks for.
+    run(&ctx, &reread(&fake)).await.unwrap();
+    fake.take_calls();
+    let mut p = fake_api::default_prometheus();
+    p["spec"]["serviceMonitorSelector"] = json!({"matchLabels": {"team": "sav"}});
+    fake.put(fake_api::PROMETHEUS, p);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    assert!(fake.take_calls().is_empty(), "no event yet: still settled");
+    ctx.settled.as_ref().unwrap().invalidate_all();
+    run(&ctx, &reread(&fake)).await.unwrap();
+    assert_eq!(fake.get(SERVICE_MONITOR).unwrap()["metadata"]["labels"]["team"], "sav");
+    assert!(condition_message(&reread(&fake), "Selected").contains("team=sav"));
 }
 
 #[tokio::test]
