@@ -535,33 +535,6 @@ async fn pods_not_ready_yet_show_as_progressing() {
 }
 
 /// (API group, resource, verb) of a request, as RBAC sees it; `None` for discovery, which every user may read.
-fn rbac_of(call: &fake_api::Call) -> Option<(String, String, &'static str)> {
-    let parts: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match parts.as_slice() {
-        ["api", "v1", rest @ ..] => ("".to_owned(), rest.to_vec()),
-        ["apis", group, _version, rest @ ..] => (group.to_string(), rest.to_vec()),
-        _ => return None,
-    };
-    let (resource, named) = match rest.as_slice() {
-        [resource] => (resource.to_string(), false),
-        ["namespaces", _] => ("namespaces".to_owned(), true),
-        ["namespaces", _, resource] => (resource.to_string(), false),
-        ["namespaces", _, resource, _name] => (resource.to_string(), true),
-        ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
-        [] => return None,
-        other => panic!("unexpected path shape {other:?}"),
-    };
-    let verb = match (call.method.as_str(), named) {
-        ("GET", true) => "get",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PATCH", _) => "patch",
-        ("DELETE", _) => "delete",
-        (m, _) => panic!("unexpected method {m}"),
-    };
-    Some((group, resource, verb))
-}
-
 /// Every request of every scenario is granted by the operator's RBAC list (the one the Helm chart must match);
 /// a server-side apply that creates its object needs `create` as well as `patch`.
 #[tokio::test]
@@ -586,7 +559,7 @@ async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
     let calls = fake.state().calls.clone();
     let mut seen = std::collections::BTreeSet::new();
     for call in &calls {
-        let Some((group, resource, verb)) = rbac_of(call) else {
+        let Some((group, resource, verb)) = call.rbac() else {
             continue;
         };
         let granted =

@@ -7,10 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use http::{Method, Request, Response, StatusCode};
+use futures::StreamExt;
+use http::{Method, Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 /// One request as the operator sent it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,37 @@ impl Call {
     /// `"PATCH /apis/apps/v1/namespaces/default/deployments/chatbot"`.
     pub fn line(&self) -> String {
         format!("{} {}", self.method, self.path)
+    }
+
+    /// The RBAC (group, resource, verb) the request needs; `None` for discovery.
+    pub fn rbac(&self) -> Option<(String, String, &'static str)> {
+        let call = self;
+        let parts: Vec<&str> = call.path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match parts.as_slice() {
+            ["api", "v1", rest @ ..] => ("".to_owned(), rest.to_vec()),
+            ["apis", group, _version, rest @ ..] => (group.to_string(), rest.to_vec()),
+            _ => return None,
+        };
+        let (resource, named) = match rest.as_slice() {
+            [resource] => (resource.to_string(), false),
+            ["namespaces", _] => ("namespaces".to_owned(), true),
+            ["namespaces", _, resource] => (resource.to_string(), false),
+            ["namespaces", _, resource, _name] => (resource.to_string(), true),
+            ["namespaces", _, resource, _name, sub] => (format!("{resource}/{sub}"), true),
+            [] => return None,
+            other => panic!("unexpected path shape {other:?}"),
+        };
+        let watch = call.query.contains("watch=true") || call.query.contains("watch=1");
+        let verb = match (call.method.as_str(), named) {
+            ("GET", _) if watch => "watch",
+            ("GET", true) => "get",
+            ("GET", false) => "list",
+            ("POST", _) => "create",
+            ("PATCH", _) => "patch",
+            ("DELETE", _) => "delete",
+            (m, _) => panic!("unexpected method {m}"),
+        };
+        Some((group, resource, verb))
     }
 }
 
@@ -41,26 +74,21 @@ pub struct State {
     pub pods_ready: bool,
     /// Failures to inject: (method, path suffix, HTTP status), each used once.
     pub failures: Vec<(Method, String, u16)>,
+    /// Every watch event so far, with the resourceVersion it happened at, for watches that start from a version.
+    log: Vec<(u64, String, Value)>,
     /// What a mutating admission webhook would do to an applied object, by path suffix.
     pub webhooks: Vec<(String, Webhook)>,
     next_version: u64,
 }
 
 #[derive(Clone)]
-pub struct FakeApi(pub Arc<Mutex<State>>);
+pub struct FakeApi(pub Arc<Mutex<State>>, broadcast::Sender<(String, Value)>);
 
 impl FakeApi {
     /// A client talking to a fresh fake server; the server runs until the client and its clones are dropped.
     pub fn start() -> (Client, FakeApi) {
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let fake = FakeApi(Arc::new(Mutex::new(State {
-            prometheus_operator: true,
-            pods_ready: true,
-            next_version: 100,
-            ..State::default()
-        })));
-        // kube-prometheus-stack's Prometheus, as installed in most clusters: selects `release: kps` everywhere.
-        fake.put(PROMETHEUS, default_prometheus());
+        let fake = FakeApi::new();
         let server = fake.clone();
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
@@ -69,6 +97,30 @@ impl FakeApi {
             }
         });
         (Client::new(service, "default"), fake)
+    }
+
+    /// The same server on a real port of 127.0.0.1, with watches: for the controller's own wiring.
+    pub async fn serve(&self) -> String {
+        let app = axum::Router::new().fallback(serve_one).with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    fn new() -> FakeApi {
+        let fake = FakeApi(
+            Arc::new(Mutex::new(State {
+                prometheus_operator: true,
+                pods_ready: true,
+                next_version: 100,
+                ..State::default()
+            })),
+            broadcast::channel(1024).0,
+        );
+        // kube-prometheus-stack's Prometheus, as installed in most clusters: selects `release: kps` everywhere.
+        fake.put(PROMETHEUS, default_prometheus());
+        fake
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -84,29 +136,91 @@ impl FakeApi {
         self.state().objects.get(path).cloned()
     }
 
+    /// Stores an object as another client would, and tells the watches.
     pub fn put(&self, path: &str, object: Value) {
-        self.state().objects.insert(path.to_owned(), object);
+        let mut object = object;
+        let mut s = self.state();
+        s.next_version += 1;
+        if object["metadata"].is_object() {
+            object["metadata"]["resourceVersion"] = json!(s.next_version.to_string());
+        }
+        let kind = if s.objects.contains_key(path) {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        s.objects.insert(path.to_owned(), object.clone());
+        drop(s);
+        self.tell(path, kind, &object);
     }
 
     pub fn remove(&self, path: &str) -> Option<Value> {
-        self.state().objects.remove(path)
+        let removed = self.state().objects.remove(path);
+        if let Some(o) = &removed {
+            self.tell(path, "DELETED", o);
+        }
+        removed
+    }
+
+    /// A watch event for the object at `path`, logged and sent to the watches open now.
+    fn tell(&self, path: &str, kind: &str, object: &Value) {
+        let event = json!({"type": kind, "object": object});
+        let mut s = self.state();
+        let version = s.next_version;
+        s.log.push((version, path.to_owned(), event.clone()));
+        drop(s);
+        let _ = self.1.send((path.to_owned(), event));
+    }
+
+    /// A watch of the collection at `path` from `since`: the logged events after it, then the new ones.
+    fn watch(&self, path: &str, since: u64) -> impl futures::Stream<Item = Value> + Send + 'static {
+        let live = self.1.subscribe();
+        let backlog: Vec<Value> = self
+            .state()
+            .log
+            .iter()
+            .filter(|(v, p, _)| *v > since && in_collection(path, p))
+            .map(|(_, _, e)| e.clone())
+            .collect();
+        let collection = path.to_owned();
+        let live = futures::stream::unfold(live, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .filter_map(move |(p, e)| futures::future::ready(in_collection(&collection, &p).then_some(e)));
+        futures::stream::iter(backlog).chain(live)
     }
 
     async fn handle(&self, request: Request<Body>) -> Response<Body> {
         let method = request.method().clone();
         let uri = request.uri().clone();
-        let path = uri.path().to_owned();
-        let query = uri.query().unwrap_or("").to_owned();
         let content_type = request
             .headers()
             .get(http::header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
         let body = request.into_body().collect_bytes().await.unwrap();
+        let (code, value) = self.respond(method, uri.path(), uri.query().unwrap_or(""), &content_type, &body);
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .unwrap()
+    }
+
+    /// The answer to one request: a status code and a JSON body.
+    fn respond(&self, method: Method, path: &str, query: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let path = path.to_owned();
+        let query = query.to_owned();
         let body: Value = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
+            serde_json::from_slice(body).unwrap_or(Value::Null)
         };
         let mut s = self.0.lock().unwrap();
         s.calls.push(Call {
@@ -147,18 +261,16 @@ impl FakeApi {
             Some(p) => (p.to_owned(), true),
             None => (path.clone(), false),
         };
-        // A list of a kind across namespaces, e.g. GET /apis/monitoring.coreos.com/v1/prometheuses.
-        if method == Method::GET && path.ends_with("/prometheuses") {
+        // A list of a kind, in a namespace or across namespaces, e.g. GET /apis/monitoring.coreos.com/v1/prometheuses.
+        if method == Method::GET && is_collection(&path) {
             let items: Vec<Value> = s
                 .objects
                 .iter()
-                .filter(|(p, _)| p.contains("/prometheuses/"))
+                .filter(|(p, _)| in_collection(&path, p))
                 .map(|(_, o)| o.clone())
                 .collect();
-            return ok(
-                &json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusList",
-                              "metadata": {"resourceVersion": "1"}, "items": items}),
-            );
+            return ok(&json!({"apiVersion": "v1", "kind": "List",
+                              "metadata": {"resourceVersion": s.next_version.to_string()}, "items": items}));
         }
         match method {
             Method::GET => match s.objects.get(&object_path) {
@@ -172,12 +284,17 @@ impl FakeApi {
                 let Some(mut o) = s.objects.get(&object_path).cloned() else {
                     return status(404, "not found");
                 };
-                if o["status"] != body["status"] {
+                let changed = o["status"] != body["status"];
+                if changed {
                     o["status"] = body["status"].clone();
                     s.next_version += 1;
                     o["metadata"]["resourceVersion"] = json!(s.next_version.to_string());
                 }
-                s.objects.insert(object_path, o.clone());
+                s.objects.insert(object_path.clone(), o.clone());
+                drop(s);
+                if changed {
+                    self.tell(&object_path, "MODIFIED", &o);
+                }
                 ok(&o)
             }
             Method::PATCH => {
@@ -216,16 +333,71 @@ impl FakeApi {
                 if o["status"].is_null() {
                     o.as_object_mut().unwrap().remove("status");
                 }
-                s.objects.insert(object_path, o.clone());
+                s.objects.insert(object_path.clone(), o.clone());
+                drop(s);
+                if changed {
+                    self.tell(&object_path, if existing.is_none() { "ADDED" } else { "MODIFIED" }, &o);
+                }
                 ok(&o)
             }
             Method::DELETE => match s.objects.remove(&object_path) {
-                Some(_) => ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+                Some(o) => {
+                    drop(s);
+                    self.tell(&object_path, "DELETED", &o);
+                    ok(&json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}))
+                }
                 None => status(404, "not found"),
             },
             other => panic!("unexpected {other} {path}"),
         }
     }
+}
+
+/// One request to the HTTP server: a watch streams events, anything else is answered as the mock answers it.
+async fn serve_one(
+    axum::extract::State(fake): axum::extract::State<FakeApi>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let params: std::collections::HashMap<String, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    if parts.method == Method::GET && matches!(params.get("watch").map(String::as_str), Some("true" | "1")) {
+        fake.state().calls.push(Call {
+            method: Method::GET,
+            path: path.clone(),
+            query,
+        });
+        let since = params.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let lines = fake.watch(&path, since).map(|event| {
+            let mut line = serde_json::to_vec(&event).unwrap();
+            line.push(b'\n');
+            Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(line))
+        });
+        return (
+            [("content-type", "application/json")],
+            axum::body::Body::from_stream(lines),
+        )
+            .into_response();
+    }
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let (code, value) = fake.respond(parts.method, &path, &query, &content_type, &body);
+    (
+        http::StatusCode::from_u16(code).unwrap(),
+        [("content-type", "application/json")],
+        serde_json::to_vec(&value).unwrap(),
+    )
+        .into_response()
 }
 
 /// Path of the Prometheus every fake cluster starts with.
@@ -253,25 +425,48 @@ fn strip_server_fields(o: &Value) -> Value {
     o
 }
 
-fn ok(v: &Value) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(v).unwrap()))
-        .unwrap()
+fn ok(v: &Value) -> (u16, Value) {
+    (200, v.clone())
 }
 
-fn status(code: u16, message: &str) -> Response<Body> {
+fn status(code: u16, message: &str) -> (u16, Value) {
     let reason = match code {
         404 => "NotFound",
         409 => "Conflict",
         _ => "InternalError",
     };
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": message, "reason": reason, "code": code});
-    Response::builder()
-        .status(code)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap()
+    (
+        code,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": message, "reason": reason, "code": code}),
+    )
+}
+
+/// A path split into its API prefix (`/api/v1` or `/apis/<group>/<version>`) and the segments after it.
+fn split(path: &str) -> Option<(String, Vec<&str>)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["api", "v1", rest @ ..] => Some(("/api/v1".to_owned(), rest.to_vec())),
+        ["apis", group, version, rest @ ..] => Some((format!("/apis/{group}/{version}"), rest.to_vec())),
+        _ => None,
+    }
+}
+
+/// A list (or watch) path: `/api/v1/services`, `/api/v1/namespaces/default/services`, `/api/v1/namespaces`.
+fn is_collection(path: &str) -> bool {
+    matches!(split(path), Some((_, rest)) if matches!(rest.as_slice(), [_] | ["namespaces", _, _]))
+}
+
+/// Whether the object stored at `object` belongs to the collection at `collection`.
+fn in_collection(collection: &str, object: &str) -> bool {
+    let (Some((cp, c)), Some((op, o))) = (split(collection), split(object)) else {
+        return false;
+    };
+    cp == op
+        && match (c.as_slice(), o.as_slice()) {
+            ([r], [r2, _]) => r == r2,
+            ([r], ["namespaces", _, r2, _]) => r == r2,
+            (["namespaces", ns, r], ["namespaces", ns2, r2, _]) => ns == ns2 && r == r2,
+            _ => false,
+        }
 }

@@ -1,0 +1,131 @@
+//! The controller as `chatbot-operator run` wires it (its watches, the reconciler, settling), against the scripted
+//! API server served over HTTP with watches: it reconciles a resource from its list, settles, then a hand edit to a
+//! child comes back through the Deployment watch and is undone; every request, watches included, is one the
+//! operator's RBAC grants.
+
+mod fake_api;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatbot_operator::controller::{self, Scope};
+use chatbot_operator::rbac::{CLUSTER_WIDE, WATCHED_NAMESPACES, allows};
+use chatbot_operator::reconcile::Context;
+use chatbot_operator::render::RenderOptions;
+use chatbot_operator::settled::Settled;
+use chatbot_operator::telemetry::Metrics;
+use fake_api::FakeApi;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use serde_json::{Value, json};
+
+const CBM: &str = "/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/default/chatbotmonitorings/chatbot";
+const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/default/deployments/chatbot";
+
+/// Waits up to 10 s for `check` to hold on the fake's state.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ready(cbm: Option<Value>) -> bool {
+    cbm.and_then(|c| {
+        c["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "Ready")
+            .map(|c| c["status"] == "True")
+    })
+    .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_edit() {
+    let (_, fake) = FakeApi::start();
+    let url = fake.serve().await;
+    let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    fake.put(
+        "/api/v1/namespaces/default",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
+    );
+    fake.put(
+        CBM,
+        json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+               "metadata": {"name": "chatbot", "namespace": "default", "uid": "5e1f7a2c-0000-4000-8000-000000000001",
+                            "generation": 1},
+               "spec": {}}),
+    );
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Arc::new(
+        Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()))
+            .with_settled(Settled::default()),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(controller::run(ctx.clone(), Scope::All, async {
+        stopped.await.ok();
+    }));
+
+    eventually("the resource Ready", || ready(fake.get(CBM))).await;
+    // The watch events of its own applies come back and are read once more; then the resource is settled and
+    // nothing more is asked of the API server.
+    eventually("the resource settled", || ctx.settled.as_ref().unwrap().len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut calls = std::mem::take(&mut fake.state().calls);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.take_calls(),
+        Vec::<String>::new(),
+        "a settled resource costs no request"
+    );
+
+    // A hand edit reaches the controller through the Deployment watch and is undone.
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["spec"]["replicas"] = json!(4);
+    fake.put(DEPLOYMENT, deployment);
+    eventually("the Deployment restored", || {
+        fake.get(DEPLOYMENT).unwrap()["spec"]["replicas"] == 1
+    })
+    .await;
+
+    calls.extend(fake.state().calls.clone());
+    let watched: Vec<String> = calls
+        .iter()
+        .filter(|c| c.query.contains("watch=true") || c.query.contains("watch=1"))
+        .map(|c| c.path.clone())
+        .collect();
+    for kind in [
+        "chatbotmonitorings",
+        "deployments",
+        "services",
+        "configmaps",
+        "servicemonitors",
+        "prometheusrules",
+        "prometheuses",
+        "namespaces",
+    ] {
+        assert!(
+            watched.iter().any(|p| p.ends_with(kind)),
+            "{kind} is watched: {watched:?}"
+        );
+    }
+    for call in &calls {
+        let Some((group, resource, verb)) = call.rbac() else {
+            continue;
+        };
+        assert!(
+            allows(WATCHED_NAMESPACES, &group, &resource, verb) || allows(CLUSTER_WIDE, &group, &resource, verb),
+            "{call:?} needs {verb} on {group}/{resource}"
+        );
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the controller stops when told")
+        .unwrap();
+}
