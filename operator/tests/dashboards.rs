@@ -144,3 +144,68 @@ fn panels_do_not_overlap() {
         }
     }
 }
+
+/// The SLO panels show the resource's own objective: its threshold, its budget, its title.
+#[test]
+fn slo_panels_follow_the_resources_availability_target() {
+    use chatbot_operator::crd::ChatbotMonitoring;
+    use chatbot_operator::render::{RenderOptions, render};
+    let rendered = |slo: serde_json::Value| -> Value {
+        let cbm: ChatbotMonitoring = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+            "metadata": {"name": "bot", "namespace": "shop"}, "spec": {"alerts": slo},
+        }))
+        .unwrap();
+        let desired = render(&cbm, &RenderOptions::default()).unwrap();
+        let data = desired.dashboards[0].data.as_ref().unwrap();
+        serde_json::from_str(data.values().next().unwrap()).expect("the rendered dashboard is valid JSON")
+    };
+    let panel = |d: &Value, prefix: &str| -> Value {
+        panels(d)
+            .into_iter()
+            .find(|p| p["title"].as_str().unwrap().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no panel {prefix}"))
+            .clone()
+    };
+    for (slo, percent, ratio, budget) in [
+        (serde_json::json!({}), "99.9", 0.999, "0.001"),
+        (
+            serde_json::json!({"slo": {"availabilityTarget": 99.5}}),
+            "99.5",
+            0.995,
+            "0.005",
+        ),
+        (
+            serde_json::json!({"slo": {"availabilityTarget": 99.95}}),
+            "99.95",
+            0.9995,
+            "0.0005",
+        ),
+    ] {
+        let d = rendered(slo);
+        let availability = panel(&d, "Availability");
+        let steps = availability["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            .as_array()
+            .unwrap();
+        assert_eq!(steps.last().unwrap()["value"].as_f64(), Some(ratio), "{percent}");
+        assert!(
+            availability["description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("{percent} %"))
+        );
+        let remaining = panel(&d, "Error budget remaining");
+        assert_eq!(
+            remaining["title"].as_str().unwrap(),
+            format!("Error budget remaining ({percent} %)")
+        );
+        let expr = remaining["targets"][0]["expr"].as_str().unwrap();
+        assert!(expr.ends_with(&format!("/ (1 - {ratio}))")), "{expr}");
+        assert!(
+            remaining["description"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("/ {budget} ("))
+        );
+    }
+}

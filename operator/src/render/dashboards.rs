@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
 use super::Context;
+use super::prometheus_rule::error_budget;
 use crate::crd::ChatbotMonitoringSpec;
 
 /// The dashboards shipped in the operator: (short id, Grafana JSON).
@@ -33,7 +34,18 @@ static TEMPLATES: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
                     v["current"] = json!({"selected": true, "text": current, "value": current});
                 }
             }
-            (*id, serde_json::to_string_pretty(&d).expect("JSON serializes"))
+            let mut text = serde_json::to_string_pretty(&d).expect("JSON serializes");
+            // The shipped JSON shows the default 99.9 % objective; each resource gets its own.
+            for (shipped, placeholder) in [
+                ("\"value\": 0.999", format!("\"value\": {SLO_RATIO}")),
+                ("(1 - 0.999)", format!("(1 - {SLO_RATIO})")),
+                ("99.9 %", format!("{SLO_PERCENT} %")),
+                ("/ 0.001 (", format!("/ {SLO_BUDGET} (")),
+            ] {
+                assert!(text.contains(shipped), "dashboard {id} no longer shows {shipped:?}");
+                text = text.replace(shipped, &placeholder);
+            }
+            (*id, text)
         })
         .collect()
 });
@@ -41,9 +53,20 @@ static TEMPLATES: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
 const UID: &str = "@@cbm-uid@@";
 const NAMESPACE: &str = "@@cbm-namespace@@";
 const NAME: &str = "@@cbm-name@@";
+const SLO_RATIO: &str = "@@cbm-slo-ratio@@";
+const SLO_PERCENT: &str = "@@cbm-slo-percent@@";
+const SLO_BUDGET: &str = "@@cbm-slo-budget@@";
+/// The objective the dashboards show when the resource sets none.
+const DEFAULT_AVAILABILITY_TARGET: f64 = 99.9;
 
 pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigMap> {
     let d = &spec.dashboards;
+    let target = spec
+        .alerts
+        .slo
+        .as_ref()
+        .map_or(DEFAULT_AVAILABILITY_TARGET, |s| s.availability_target);
+    let budget = error_budget(target);
     TEMPLATES
         .iter()
         .map(|(id, template)| {
@@ -51,7 +74,10 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigM
             let json = template
                 .replace(UID, &dashboard_uid(&ctx.namespace, &ctx.name, id))
                 .replace(NAMESPACE, &ctx.namespace)
-                .replace(NAME, &ctx.name);
+                .replace(NAME, &ctx.name)
+                .replace(SLO_RATIO, &(1.0 - budget).to_string())
+                .replace(SLO_PERCENT, &target.to_string())
+                .replace(SLO_BUDGET, &budget.to_string());
             let mut meta = ctx.meta(&format!("{}-dashboard-{id}", ctx.name), &d.labels);
             meta.annotations = Some(BTreeMap::from([(d.folder_annotation.clone(), d.folder.clone())]));
             ConfigMap {
