@@ -228,3 +228,38 @@ async fn postgres_outage_gives_503_and_recovers_by_itself() {
     assert_eq!(server.get(&format!("/conversations/{session}")).await.0, StatusCode::OK);
     server.stop().await.unwrap();
 }
+
+/// PostgreSQL often starts beside the chatbot: a database that is down when the chatbot starts makes it serve as
+/// not ready (liveness fine, so Kubernetes does not restart it), then migrate and turn ready once it answers.
+#[tokio::test]
+async fn postgres_down_at_startup_serves_not_ready_then_migrates_and_recovers() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    pg.stop_server().unwrap();
+    let server = TestServer::start(config(&pg.url())).await;
+    assert_eq!(server.get("/health").await.0, StatusCode::OK);
+    let (status, body) = server.get("/ready").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("schema is not in place"),
+        "{body}"
+    );
+    let (status, body) = server.chat(json!({"message": "Where is my order?"})).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("database"), "{body}");
+
+    pg.start_server().unwrap();
+    let start = std::time::Instant::now();
+    while server.get("/ready").await.0 != StatusCode::OK {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not ready 30 s after PostgreSQL came up"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = server.chat(json!({"message": "Where is my order?"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(count_rows(&pg.url(), "messages").await, 2);
+    let m = server.metrics().await;
+    assert!(m.value("db_query_duration_seconds_count", &[("operation", "migrate")]) >= 2.0);
+    server.stop().await.unwrap();
+}

@@ -7,6 +7,8 @@ mod records;
 mod writer;
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -104,11 +106,22 @@ pub struct Store {
     writer_pool: Pool,
     writes: mpsc::Sender<writer::Job>,
     metrics: Metrics,
+    schema: Arc<Schema>,
+}
+
+/// Whether the migrations have run; until then every operation is refused as "unavailable" (503), not attempted
+/// against tables that may not exist.
+#[derive(Default)]
+struct Schema {
+    ready: AtomicBool,
+    last_error: Mutex<String>,
 }
 
 /// Owns the writer task; [`StoreWriter::shutdown`] drains it and closes the pool.
 pub struct StoreWriter {
     task: tokio::task::JoinHandle<()>,
+    /// Migrations still being retried in the background, if the database was down at startup.
+    migrating: Option<tokio::task::JoinHandle<()>>,
     pools: [Pool; 2],
 }
 
@@ -152,13 +165,26 @@ impl Store {
                 redact(&config.url)
             );
         };
-        {
-            let _timer = metrics.db_timer("migrate").start_timer();
-            match &pool {
-                Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await?,
-                Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await?,
+        let schema = Arc::new(Schema::default());
+        let migrating = match migrate(&pool, &metrics).await {
+            Ok(()) => {
+                schema.ready.store(true, Ordering::Release);
+                None
             }
-        }
+            // A PostgreSQL server that is not up yet (it often starts beside the chatbot): serve anyway, not ready,
+            // and keep trying; the pod joins its Service once the schema is in place. A database that answers
+            // but refuses the schema, or a SQLite file that cannot be opened, is a configuration error.
+            Err(e) if matches!(pool, Pool::Postgres(_)) && ping(&pool).await.is_err() => {
+                tracing::warn!(error = %e, "the database is not reachable yet; serving as not ready and retrying");
+                *schema.last_error.lock().unwrap() = e.to_string();
+                Some(tokio::spawn(migrate_until_done(
+                    pool.clone(),
+                    metrics.clone(),
+                    schema.clone(),
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
         metrics.database_connections_max.set(i64::from(readers) + 1);
         // All writes go through one connection of their own: its page cache stays warm from one group commit to
         // the next, where a pooled connection would be a different one each time and re-read the pages it touches.
@@ -169,9 +195,11 @@ impl Store {
                 writer_pool: writer_pool.clone(),
                 writes,
                 metrics,
+                schema,
             },
             StoreWriter {
                 task,
+                migrating,
                 pools: [pool, writer_pool],
             },
         ))
@@ -179,6 +207,7 @@ impl Store {
 
     /// Stores one exchange (and its ticket) durably; returns once it is committed.
     pub async fn save(&self, exchange: NewExchange) -> Result<(), StoreError> {
+        self.schema_ready()?;
         let (done, result) = oneshot::channel();
         self.writes
             .send(writer::Job { exchange, done })
@@ -191,6 +220,7 @@ impl Store {
 
     /// Checks that the database answers, for `/ready`.
     pub async fn ping(&self) -> Result<(), StoreError> {
+        self.schema_ready()?;
         let _timer = self.metrics.db_timer("ping").start_timer();
         // Read a table, not a constant: SQLite answers `SELECT 1` even when its file is gone or unreadable.
         on_pool!(&self.pool, p => sqlx::query("SELECT 1 FROM sessions LIMIT 1").execute(p).await.map(drop))?;
@@ -198,18 +228,31 @@ impl Store {
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.schema_ready()?;
         let _timer = self.metrics.db_timer("load_session").start_timer();
         records::load_session(&self.pool, id).await
     }
 
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        self.schema_ready()?;
         let _timer = self.metrics.db_timer("load_conversation").start_timer();
         records::load_conversation(&self.pool, id).await
     }
 
     pub async fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {
+        self.schema_ready()?;
         let _timer = self.metrics.db_timer("load_ticket").start_timer();
         records::load_ticket(&self.pool, id).await
+    }
+
+    fn schema_ready(&self) -> Result<(), StoreError> {
+        if self.schema.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(StoreError::Unavailable(format!(
+            "the database schema is not in place yet (the database was unreachable at startup: {})",
+            self.schema.last_error.lock().unwrap()
+        )))
     }
 
     /// Refreshes the connection gauges; called when `/metrics` is scraped.
@@ -229,8 +272,44 @@ impl StoreWriter {
         // Every handler awaited its write before answering, so once the server is drained nothing is queued.
         self.task.abort();
         let _ = self.task.await;
+        if let Some(migrating) = self.migrating {
+            migrating.abort();
+            let _ = migrating.await;
+        }
         for pool in &self.pools {
             on_pool!(pool, p => p.close().await);
+        }
+    }
+}
+
+async fn migrate(pool: &Pool, metrics: &Metrics) -> Result<(), sqlx::migrate::MigrateError> {
+    let _timer = metrics.db_timer("migrate").start_timer();
+    match pool {
+        Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+        Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+    }
+}
+
+async fn ping(pool: &Pool) -> Result<(), sqlx::Error> {
+    on_pool!(pool, p => sqlx::query("SELECT 1").execute(p).await.map(drop))
+}
+
+/// Retries the migrations (0.5 s, doubling to 30 s) until they succeed, then marks the schema ready.
+async fn migrate_until_done(pool: Pool, metrics: Metrics, schema: Arc<Schema>) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        tokio::time::sleep(delay).await;
+        match migrate(&pool, &metrics).await {
+            Ok(()) => {
+                schema.ready.store(true, Ordering::Release);
+                tracing::info!("the database is reachable and its schema in place: ready");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "the database is still not reachable");
+                *schema.last_error.lock().unwrap() = e.to_string();
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
         }
     }
 }
