@@ -190,7 +190,7 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
                     .push_bind(s.language)
                     .push_bind(e.created_at);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         let mut q = QueryBuilder::new(
             "INSERT INTO messages (session_id, role, content, intent, confidence, model, ticket_id, created_at) ",
@@ -206,7 +206,7 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
                 .push_bind(m.ticket_id.as_deref())
                 .push_bind(e.created_at);
         });
-        q.build().execute(&mut *tx).await?;
+        q.build().persistent(false).execute(&mut *tx).await?;
         let tickets: Vec<(&NewExchange, &NewTicket)> =
             batch.iter().filter_map(|e| e.ticket.as_ref().map(|t| (*e, t))).collect();
         if !tickets.is_empty() {
@@ -224,7 +224,7 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
                     .push_bind(t.message.as_str())
                     .push_bind(e.created_at);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
