@@ -5,6 +5,7 @@ pub mod app;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod http_metrics;
 pub mod metrics;
 pub mod model;
 pub mod routes;

@@ -5,11 +5,7 @@
 //! set, model backend names and a closed list of database operations.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -227,68 +223,6 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// axum middleware recording the HTTP series for every request, including rejected and unmatched ones.
-pub async fn track_http(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    // The matched route template keeps the label bounded; raw paths would let any client create series.
-    let endpoint = request.extensions().get::<MatchedPath>().cloned();
-    let mut guard = InFlight {
-        metrics,
-        method: method_label(request.method()),
-        endpoint,
-        start: Instant::now(),
-        status: None,
-    };
-    guard.metrics.http_requests_active.inc();
-    let response = next.run(request).await;
-    guard.status = Some(response.status());
-    response
-}
-
-/// Status label of a request whose client went away before the answer: nginx's "client closed request".
-pub const CLIENT_CLOSED_STATUS: &str = "499";
-
-/// Records a request when it ends, answered or not: a client that disconnects drops the handler's future, and the
-/// active gauge must still come down.
-struct InFlight {
-    metrics: Metrics,
-    method: &'static str,
-    endpoint: Option<MatchedPath>,
-    start: Instant,
-    status: Option<axum::http::StatusCode>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let m = &self.metrics;
-        m.http_requests_active.dec();
-        let endpoint = self.endpoint.as_ref().map_or(UNMATCHED_ENDPOINT, MatchedPath::as_str);
-        let status = self.status.as_ref().map_or(CLIENT_CLOSED_STATUS, |s| s.as_str());
-        m.http_requests_total
-            .with_label_values(&[self.method, endpoint, status])
-            .inc();
-        m.http_request_duration_seconds
-            .with_label_values(&[self.method, endpoint])
-            .observe(self.start.elapsed().as_secs_f64());
-    }
-}
-
-/// Maps a method to a static label; extension methods collapse to `OTHER` so they cannot create series.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "OTHER",
     }
 }
 

@@ -7,12 +7,11 @@ mod probes;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
-use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::metrics::track_http;
+use crate::http_metrics::HttpMetricsLayer;
 
 /// Largest accepted request body. A chat body is a 4 KiB message plus a few fields; JSON escaping can grow it.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
@@ -31,7 +30,7 @@ pub fn router(state: AppState, http_metrics: bool) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
     let router = if http_metrics {
         // `layer` (not `route_layer`) so unmatched paths and 405s are counted too, as `unmatched` or their template.
-        router.layer(middleware::from_fn_with_state(state.metrics.clone(), track_http))
+        router.layer(HttpMetricsLayer::new(state.metrics.clone()))
     } else {
         router
     };
