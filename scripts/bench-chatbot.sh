@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Load benchmark of the chatbot (figures printed, not asserted).
-# For /health, POST /chat and /metrics: requests/s and p50/p99 latency with wrk, the process's peak RSS, once with
-# the HTTP metrics layer and once without it, so its overhead reads as a ratio. Then checks that every 200 answer
-# of the /chat load left its two messages in the database, and times /metrics rendering in-process.
-#   DURATION=10s THREADS=2 CONNECTIONS=64 scripts/bench-chatbot.sh
+# For /health, POST /chat and /metrics: requests/s and p50/p99 latency with wrk, the process's peak RSS, with the
+# HTTP metrics layer and without it, so its overhead reads as a ratio. On two shared cores one run swings by 10 %
+# either way: the on and off runs alternate ROUNDS times (default 3) and the best run of each is kept. Then checks
+# that every 200 answer of the /chat load left its two messages in the database, and times /metrics rendering.
+#   DURATION=10s THREADS=2 CONNECTIONS=64 ROUNDS=3 scripts/bench-chatbot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,16 +33,23 @@ wrk_run() {
   echo "$rps $p50 $p99 ${non2xx:-0}"
 }
 
+ROUNDS=${ROUNDS:-3}
 declare -A RESULT
+# keep MODE ROUTE "rps p50 p99 non2xx": the run with the higher throughput.
+keep() {
+  local old=${RESULT[$1,$2]:-0}
+  awk -v a="${old%% *}" -v b="${3%% *}" 'BEGIN {exit !(b > a)}' && RESULT[$1,$2]=$3 || true
+}
+for round in $(seq "$ROUNDS"); do
 for mode in on off; do
   rm -f "$work"/bench.db*
   "$BIN" --listen "127.0.0.1:$PORT" --database-url "sqlite://$work/bench.db" --http-metrics="$([[ $mode == on ]] && echo true || echo false)" \
     --log-format text >"$work/chatbot-$mode.log" 2>&1 &
   pid=$!
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  RESULT[$mode,health]=$(wrk_run "http://127.0.0.1:$PORT/health")
-  RESULT[$mode,chat]=$(wrk_run "http://127.0.0.1:$PORT/chat" bench/chat.lua)
-  if [[ $mode == on ]]; then
+  keep "$mode" health "$(wrk_run "http://127.0.0.1:$PORT/health")"
+  keep "$mode" chat "$(wrk_run "http://127.0.0.1:$PORT/chat" bench/chat.lua)"
+  if [[ $mode == on && $round == 1 ]]; then
     # wrk hangs up on the requests in flight when it stops (counted 499): their exchange may or may not be stored.
     scrape=$(curl -fs "http://127.0.0.1:$PORT/metrics")
     ok=$(awk '/^http_requests_total\{/ && /endpoint="\/chat"/ && /status="200"/ {print $2}' <<<"$scrape")
@@ -51,12 +59,15 @@ for mode in on off; do
     verdict=$([[ $stored -ge $((ok * 2)) && $stored -le $(((ok + cut) * 2)) ]] && echo "every answered exchange is stored" || echo "MISMATCH")
     RESULT[stored]="$ok answers (200), $cut cut off by wrk at the end (499), $stored messages stored: $verdict"
   fi
-  RESULT[$mode,metrics]=$(wrk_run "http://127.0.0.1:$PORT/metrics")
-  RESULT[$mode,rss]=$(awk '/VmHWM/ {printf "%.1f MiB", $2/1024}' "/proc/$pid/status")
+  keep "$mode" metrics "$(wrk_run "http://127.0.0.1:$PORT/metrics")"
+  rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
+  awk -v a="${RESULT[$mode,rss]:-0}" -v b="$rss" 'BEGIN {exit !(b > a)}' && RESULT[$mode,rss]=$rss
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
 done
+done
 
-printf '\nchatbot load benchmark: wrk -t%s -c%s -d%s on %s cores, builtin model, SQLite\n\n' "$THREADS" "$CONNECTIONS" "$DURATION" "$(nproc)"
+printf '\nchatbot load benchmark: wrk -t%s -c%s -d%s on %s cores, builtin model, SQLite; best of %s alternating runs\n\n' \
+  "$THREADS" "$CONNECTIONS" "$DURATION" "$(nproc)" "$ROUNDS"
 printf '%-10s %-8s %12s %10s %10s %8s\n' route metrics req/s p50 p99 non-2xx
 for route in health chat metrics; do
   for mode in on off; do
@@ -70,7 +81,7 @@ for route in health chat; do
   read -r off _ <<<"${RESULT[off,$route]}"
   awk -v r="$route" -v on="$on" -v off="$off" 'BEGIN {printf "metrics layer on %-7s throughput with/without = %.3f (overhead %.1f%%)\n", r, on/off, (1-on/off)*100}'
 done
-echo "peak RSS: with metrics ${RESULT[on,rss]}, without ${RESULT[off,rss]}"
+echo "peak RSS (highest of the runs): with metrics ${RESULT[on,rss]} MiB, without ${RESULT[off,rss]} MiB"
 echo "storage: ${RESULT[stored]}"
 echo
 cargo bench -q -p chatbot --bench metrics_render 2>/dev/null | grep -v '^$'
