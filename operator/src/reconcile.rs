@@ -195,6 +195,11 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         Some(Ok((_, binding::Verdict::Selected { prometheus }))) => Some(prometheus.clone()),
         _ => None,
     };
+    // The Prometheus Operator's word on each child we apply is compared with this verdict.
+    let verdict = match &selection {
+        Some(Ok((_, verdict))) => Some(verdict),
+        _ => None,
+    };
     let mut opinions = Vec::new();
 
     let sm_api = Api::<ServiceMonitor>::namespaced(client.clone(), &ns);
@@ -202,14 +207,10 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         (Some(_), false) => missing(),
         (Some(sm), true) => {
             let live = ensure(&sm_api, sm).await?;
-            if let Some(Ok((_, verdict))) = &selection {
-                opinions.push(workload_bindings::compare(
-                    "ServiceMonitor",
-                    verdict,
-                    live.status.as_ref(),
-                    live.metadata.generation,
-                ));
-            }
+            let generation = live.metadata.generation;
+            opinions.extend(
+                verdict.map(|v| workload_bindings::compare("ServiceMonitor", v, live.status.as_ref(), generation)),
+            );
             children.service_monitor = sm.metadata.name.clone();
             Part::Ready {
                 reason: reason::APPLIED,
@@ -230,14 +231,10 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         (Some(_), false) => missing(),
         (Some(pr), true) => {
             let live = ensure(&pr_api, pr).await?;
-            if let Some(Ok((_, verdict))) = &selection {
-                opinions.push(workload_bindings::compare(
-                    "PrometheusRule",
-                    verdict,
-                    live.status.as_ref(),
-                    live.metadata.generation,
-                ));
-            }
+            let generation = live.metadata.generation;
+            opinions.extend(
+                verdict.map(|v| workload_bindings::compare("PrometheusRule", v, live.status.as_ref(), generation)),
+            );
             children.prometheus_rule = pr.metadata.name.clone();
             let n = alert_names(pr).len() as i32;
             observed.alert_rules = Some(n);

@@ -717,6 +717,18 @@ async fn a_port_renamed_behind_our_back_is_a_port_name_mismatch() {
     );
 }
 
+/// Puts `status` on the ServiceMonitor as the Prometheus Operator would, reconciles, and returns `Selected` (status,
+/// reason, message).
+async fn selected_with(ctx: &Arc<Context>, fake: &FakeApi, status: Value) -> (String, String, String) {
+    let mut sm = fake.get(SERVICE_MONITOR).unwrap();
+    sm["status"] = status;
+    fake.put(SERVICE_MONITOR, sm);
+    run(ctx, &reread(fake)).await.unwrap();
+    let cbm = reread(fake);
+    let (status, reason) = condition(&cbm, "Selected");
+    (status, reason, condition_message(&cbm, "Selected"))
+}
+
 /// What the Prometheus Operator writes in `status.bindings` with its StatusForConfigurationResources gate on.
 fn bindings(name: &str, accepted: bool, generation: i64) -> Value {
     json!({"bindings": [{
@@ -751,33 +763,17 @@ async fn the_prometheus_operator_bindings_confirm_or_contradict_our_evaluation()
     );
 
     // Rejected by the Prometheus we found selecting it: reported with the operator's reason.
-    let mut sm = fake.get(SERVICE_MONITOR).unwrap();
-    sm["status"] = bindings("kps", false, 1);
-    fake.put(SERVICE_MONITOR, sm);
-    run(&ctx, &reread(&fake)).await.unwrap();
-    let cbm = reread(&fake);
-    assert_eq!(condition(&cbm, "Selected"), ("False".into(), "Rejected".into()));
+    let (status, reason, message) = selected_with(&ctx, &fake, bindings("kps", false, 1)).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "Rejected"));
     assert!(
-        condition_message(&cbm, "Selected").contains("InvalidConfiguration: sample_limit exceeds enforcedSampleLimit"),
-        "{}",
-        condition_message(&cbm, "Selected")
+        message.contains("InvalidConfiguration: sample_limit exceeds enforcedSampleLimit"),
+        "{message}"
     );
 
     // Bound to another Prometheus than the one our evaluation found: a disagreement, not hidden.
-    let mut sm = fake.get(SERVICE_MONITOR).unwrap();
-    sm["status"] = bindings("other", true, 1);
-    fake.put(SERVICE_MONITOR, sm);
-    run(&ctx, &reread(&fake)).await.unwrap();
-    let cbm = reread(&fake);
-    assert_eq!(
-        condition(&cbm, "Selected"),
-        ("False".into(), "BindingDisagreement".into())
-    );
-    assert!(
-        condition_message(&cbm, "Selected").contains("names only monitoring/other"),
-        "{}",
-        condition_message(&cbm, "Selected")
-    );
+    let (status, reason, message) = selected_with(&ctx, &fake, bindings("other", true, 1)).await;
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "BindingDisagreement"));
+    assert!(message.contains("names only monitoring/other"), "{message}");
     let reasons: Vec<String> = fake
         .state()
         .events
