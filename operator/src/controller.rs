@@ -77,6 +77,15 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     .default_backoff()
     .modify(trim)
     .reflect(writer)
+    .inspect({
+        // A deleted resource is never reconciled again: drop its settled entry here.
+        let ctx = ctx.clone();
+        move |event| {
+            if let (Ok(watcher::Event::Delete(cbm)), Some(settled)) = (event, &ctx.settled) {
+                settled.forget(&(cbm.namespace().unwrap_or_default(), cbm.name_any()));
+            }
+        }
+    })
     .applied_objects();
     let mut controller = Controller::for_stream(watched, resources.clone())
         .owns_stream(children(scope.api::<Deployment>(&client), &ctx))

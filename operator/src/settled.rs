@@ -70,12 +70,15 @@ impl Settled {
         (snapshot.uid == uid && snapshot.generation == generation && at.elapsed() < MAX_AGE).then(|| snapshot.clone())
     }
 
+    /// Starts tracking the resource (so that events during the pass are counted against it).
     pub fn ticket(&self, key: &Key) -> Ticket {
-        let inner = self.inner.lock().unwrap();
+        let mut inner = self.inner.lock().unwrap();
+        let global = inner.epoch;
+        let local = inner.entries.entry(key.clone()).or_default().epoch;
         Ticket {
             key: key.clone(),
-            global: inner.epoch,
-            local: inner.entries.get(key).map_or(0, |e| e.epoch),
+            global,
+            local,
         }
     }
 
@@ -85,18 +88,22 @@ impl Settled {
         if inner.epoch != ticket.global {
             return;
         }
-        let entry = inner.entries.entry(ticket.key).or_default();
-        if entry.epoch == ticket.local {
+        // Gone (forgotten while the pass ran, the resource deleted): nothing to record.
+        if let Some(entry) = inner.entries.get_mut(&ticket.key)
+            && entry.epoch == ticket.local
+        {
             entry.settled = Some((Instant::now(), snapshot));
         }
     }
 
     /// A child of this resource changed (or was deleted): read everything again next time.
+    /// Only resources already tracked: the children that the garbage collector deletes after their owner must not
+    /// bring its entry back.
     pub fn invalidate(&self, key: &Key) {
-        let mut inner = self.inner.lock().unwrap();
-        let entry = inner.entries.entry(key.clone()).or_default();
-        entry.epoch += 1;
-        entry.settled = None;
+        if let Some(entry) = self.inner.lock().unwrap().entries.get_mut(key) {
+            entry.epoch += 1;
+            entry.settled = None;
+        }
     }
 
     /// Something every resource depends on changed (a `Prometheus`, a namespace's labels).
@@ -109,7 +116,7 @@ impl Settled {
         }
     }
 
-    /// The resource is gone.
+    /// The resource is gone (the controller's watch saw it deleted).
     pub fn forget(&self, key: &Key) {
         self.inner.lock().unwrap().entries.remove(key);
     }
@@ -121,6 +128,11 @@ impl Settled {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Resources tracked, settled or not.
+    pub fn tracked(&self) -> usize {
+        self.inner.lock().unwrap().entries.len()
     }
 }
 
@@ -183,5 +195,15 @@ mod tests {
         assert!(s.lookup(&key(), "u1", Some(1)).is_some(), "another resource's child");
         s.invalidate_all();
         assert!(s.lookup(&key(), "u1", Some(1)).is_none());
+    }
+
+    #[test]
+    fn deleted_resources_are_not_brought_back_by_their_childrens_events() {
+        let s = Settled::default();
+        s.settle(s.ticket(&key()), snapshot(1));
+        s.forget(&key());
+        // The garbage collector deletes the children after the owner: their events must not re-create the entry.
+        s.invalidate(&key());
+        assert_eq!(s.tracked(), 0);
     }
 }

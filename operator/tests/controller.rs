@@ -123,6 +123,13 @@ async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_ed
             "{call:?} needs {verb} on {group}/{resource}"
         );
     }
+    // Deleted: its settled entry goes with it.
+    fake.remove(CBM);
+    eventually("the settled entry dropped", || {
+        ctx.settled.as_ref().unwrap().tracked() == 0
+    })
+    .await;
+
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(10), running)
         .await
