@@ -16,8 +16,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::crd::ChatbotMonitoring;
+use crate::discovery;
 use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
-use crate::reconcile::{Context, error_policy, prometheus_operator_installed, reconcile};
+use crate::reconcile::{Context, error_policy, reconcile};
 use crate::render::MANAGER;
 
 /// Which namespaces the operator watches.
@@ -41,7 +42,7 @@ impl Scope {
 }
 
 /// The events of our children of kind `K`, each unsettling the resource that owns the child.
-fn children<K>(api: Api<K>, ctx: &Arc<Context>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static
+fn children<K>(api: Api<K>, ctx: &Arc<Context>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -117,38 +118,54 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             .collect::<Vec<_>>()
     });
 
-    // Watching a kind the API server does not serve fails without end: own these only when they exist. Installed
-    // later, they are still applied (the reconcile looks every minute while they are missing); hand edits to them
-    // are then undone at the next resync rather than at once, until the operator restarts.
-    match prometheus_operator_installed(&client).await {
-        Ok(true) => {
-            let unsettle = ctx.clone();
-            // Only a change of a Prometheus' spec (its selectors) matters, not its status.
-            let prometheuses = watcher(Api::<Prometheus>::all(client.clone()), watcher::Config::default())
-                .default_backoff()
-                .touched_objects()
-                .predicate_filter(predicates::generation, Default::default())
-                .inspect(move |_| {
-                    if let Some(settled) = &unsettle.settled {
-                        settled.invalidate_all();
-                    }
-                });
-            let all = resources.clone();
-            controller = controller
-                .owns_stream(children(scope.api::<ServiceMonitor>(&client), &ctx))
-                .owns_stream(children(scope.api::<PrometheusRule>(&client), &ctx))
-                .watches_stream(prometheuses, move |_| {
-                    all.state()
-                        .iter()
-                        .map(|r| ObjectRef::from_obj(&**r))
-                        .collect::<Vec<_>>()
-                });
+    // The Prometheus Operator's kinds come and go independently of us: each is watched only while it is served
+    // (watching a kind the API server does not serve fails without end), and any change of what is served
+    // re-evaluates every resource.
+    let refresh = {
+        let ctx = ctx.clone();
+        let client = client.clone();
+        tokio::spawn(async move { ctx.kinds.refresh(client, discovery::REFRESH).await })
+    };
+    let unsettle = ctx.clone();
+    let kinds_changed = ctx.kinds.changes().map(move |_| {
+        if let Some(settled) = &unsettle.settled {
+            settled.invalidate_all();
         }
-        Ok(false) => tracing::warn!(
-            "the Prometheus Operator CRDs are not installed: ServiceMonitor and PrometheusRule are applied once they are"
-        ),
-        Err(e) => tracing::warn!(error = %e, "could not tell whether the Prometheus Operator CRDs are installed"),
-    }
+    });
+    let unsettle = ctx.clone();
+    let watch_prometheuses = move || {
+        let unsettle = unsettle.clone();
+        // Only a change of a Prometheus' spec (its selectors) matters, not its status.
+        watcher(Api::<Prometheus>::all(client.clone()), watcher::Config::default())
+            .default_backoff()
+            .touched_objects()
+            .predicate_filter(predicates::generation, Default::default())
+            .inspect(move |_| {
+                if let Some(settled) = &unsettle.settled {
+                    settled.invalidate_all();
+                }
+            })
+    };
+    let prometheuses = ctx.kinds.while_served(|k| k.prometheus, watch_prometheuses);
+    let all = resources.clone();
+    let (sm_ctx, sm_scope, sm_client) = (ctx.clone(), scope.clone(), ctx.client.clone());
+    let (pr_ctx, pr_scope, pr_client) = (ctx.clone(), scope.clone(), ctx.client.clone());
+    controller = controller
+        .owns_stream(ctx.kinds.while_served(
+            |k| k.service_monitor,
+            move || children(sm_scope.api::<ServiceMonitor>(&sm_client), &sm_ctx),
+        ))
+        .owns_stream(ctx.kinds.while_served(
+            |k| k.prometheus_rule,
+            move || children(pr_scope.api::<PrometheusRule>(&pr_client), &pr_ctx),
+        ))
+        .watches_stream(prometheuses, move |_| {
+            all.state()
+                .iter()
+                .map(|r| ObjectRef::from_obj(&**r))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_all_on(kinds_changed);
     controller
         .with_config(ControllerConfig::default().concurrency(8))
         .graceful_shutdown_on(shutdown)
@@ -160,6 +177,7 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             }
         })
         .await;
+    refresh.abort();
 }
 
 /// Drops what the reconciler never reads before a resource is cached, which is most of a resource's memory in

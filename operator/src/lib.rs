@@ -5,7 +5,9 @@
 
 pub mod controller;
 pub mod crd;
+pub mod discovery;
 pub mod http;
+pub mod last_applied;
 pub mod leader;
 pub mod prometheus_operator;
 pub mod rbac;

@@ -21,7 +21,9 @@ use serde_json::{Value, json};
 
 use crate::crd::SelectionMode;
 use crate::crd::{ChatbotMonitoring, ChatbotMonitoringStatus, Children, DatabaseType, ModelBackend};
-use crate::prometheus_operator::{self as po, Prometheus, PrometheusRule, ServiceMonitor};
+use crate::discovery::{KindsCache, PrometheusOperatorKinds};
+use crate::last_applied;
+use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
 use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
 use crate::settled::{Settled, Snapshot};
 use crate::status::{self, Observed, Part, reason};
@@ -48,6 +50,8 @@ pub struct Context {
     pub verifier: Option<Verifier>,
     /// Resources whose children need not be read again; on when the controller's watches keep it true.
     pub settled: Option<Settled>,
+    /// Which Prometheus Operator kinds are served: asked at each reconcile unless the controller keeps it fresh.
+    pub kinds: KindsCache,
 }
 
 impl Context {
@@ -60,6 +64,7 @@ impl Context {
             failures: Mutex::default(),
             verifier: None,
             settled: None,
+            kinds: KindsCache::default(),
         }
     }
 
@@ -175,7 +180,8 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         },
     ));
 
-    let operator_installed = prometheus_operator_installed(client).await?;
+    let kinds = ctx.kinds.get(client).await?;
+    let operator_installed = kinds.writable();
     let missing = || Part::Failed {
         reason: reason::PROMETHEUS_OPERATOR_MISSING,
         message: "the monitoring.coreos.com/v1 API is not served: install the Prometheus Operator \
@@ -189,7 +195,7 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
     } else if !operator_installed {
         Some(Err(missing()))
     } else {
-        Some(Ok(select(cbm, client, &ns, &mut desired).await?))
+        Some(Ok(select(cbm, client, &ns, kinds, &mut desired).await?))
     };
     let chosen = match &selection {
         Some(Ok((_, binding::Verdict::Selected { prometheus }))) => Some(prometheus.clone()),
@@ -415,8 +421,16 @@ async fn select(
     cbm: &ChatbotMonitoring,
     client: &Client,
     ns: &str,
+    kinds: PrometheusOperatorKinds,
     desired: &mut Desired,
 ) -> Result<(BTreeMap<String, String>, binding::Verdict), Error> {
+    // Something else reads ServiceMonitors here (or only the CRDs were installed): no Prometheus to evaluate.
+    if !kinds.prometheus {
+        return Ok((
+            BTreeMap::new(),
+            binding::prometheus_kind_missing(&cbm.spec.monitoring.prometheus),
+        ));
+    }
     let prometheuses = Api::<Prometheus>::all(client.clone())
         .list(&ListParams::default())
         .await?
@@ -474,32 +488,34 @@ async fn check_secrets(cbm: &ChatbotMonitoring, client: &Client, ns: &str) -> Re
     Ok(())
 }
 
-/// Whether the API server serves `monitoring.coreos.com/v1` with both kinds we write.
-pub async fn prometheus_operator_installed(client: &Client) -> Result<bool, kube::Error> {
-    match client.list_api_group_resources(&format!("{}/v1", po::GROUP)).await {
-        Ok(list) => {
-            let kinds: Vec<&str> = list.resources.iter().map(|r| r.kind.as_str()).collect();
-            Ok(kinds.contains(&"ServiceMonitor") && kinds.contains(&"PrometheusRule"))
-        }
-        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// Applies `desired` unless the live object already holds every field we set: an unchanged resource writes nothing.
+/// Applies `desired` unless it is what we applied last time and the live object still holds every field we set: an
+/// unchanged resource writes nothing, a hand edit is undone, and a field we stopped setting is removed.
 async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<K, kube::Error>
 where
     K: Resource + Clone + Serialize + DeserializeOwned + Debug,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
+    let applied = last_applied::hash(desired);
+    let mut desired = desired.clone();
+    desired
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(last_applied::ANNOTATION.into(), applied.clone());
     if let Some(live) = api.get_opt(&name).await? {
-        let want = serde_json::to_value(desired).expect("children serialize");
+        let same_as_last = live
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(last_applied::ANNOTATION))
+            == Some(&applied);
+        let want = serde_json::to_value(&desired).expect("children serialize");
         let have = serde_json::to_value(&live).expect("children serialize");
-        if is_subset(&want, &have) {
+        if same_as_last && is_subset(&want, &have) {
             return Ok(live);
         }
     }
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(desired))
+    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
         .await
 }
 

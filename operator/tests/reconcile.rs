@@ -266,6 +266,94 @@ async fn without_the_prometheus_operator_the_chatbot_still_runs_and_it_is_picked
     assert_eq!(condition(&reread(&fake), "Ready"), ("True".into(), "Reconciled".into()));
 }
 
+/// A field removed from the spec leaves the live child a superset of what is rendered: only a new apply lets
+/// server-side apply drop it (issue 11, defect 1).
+#[tokio::test]
+async fn fields_removed_from_the_spec_are_applied_away() {
+    let (ctx, fake) = setup();
+    let spec = json!({"chatbot": {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                                  "podLabels": {"team": "sav"}},
+                      "alerts": {"slo": {"availabilityTarget": 0.999}}});
+    let cbm = stored(&fake, &resource(spec));
+    run(&ctx, &cbm).await.unwrap();
+    let groups = |fake: &FakeApi| {
+        fake.get(PROMETHEUS_RULE).unwrap()["spec"]["groups"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let with_slo = groups(&fake);
+    fake.take_calls();
+
+    let mut cbm = reread(&fake);
+    cbm.spec.chatbot.env.retain(|e| e.name != "B");
+    cbm.spec.chatbot.pod_labels.clear();
+    cbm.spec.alerts.slo = None;
+    cbm.metadata.generation = Some(2);
+    let cbm = stored(&fake, &cbm);
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert!(
+        writes.contains(&format!("PATCH {DEPLOYMENT}")) && writes.contains(&format!("PATCH {PROMETHEUS_RULE}")),
+        "{writes:?}"
+    );
+    let deployment = fake.get(DEPLOYMENT).unwrap();
+    let pod = &deployment["spec"]["template"];
+    let env: Vec<&str> = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(env.contains(&"A") && !env.contains(&"B"), "{env:?}");
+    assert!(pod["metadata"]["labels"].get("team").is_none());
+    assert_eq!(groups(&fake), with_slo - 1, "the SLO rule group is gone");
+
+    // Applied once: the next pass writes nothing.
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+/// Only the ServiceMonitor and PrometheusRule CRDs (another agent reads them): the children are applied, and
+/// `Selected` says why no Prometheus can be evaluated instead of failing on a plain-text 404 (issue 11, defect 2).
+#[tokio::test]
+async fn service_monitors_served_without_the_prometheus_kind() {
+    let (ctx, fake) = setup();
+    fake.state().prometheus_kind = false;
+    let cbm = stored(&fake, &resource(json!({})));
+    let action = run(&ctx, &cbm).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    let calls = fake.take_calls();
+    assert!(!calls.iter().any(|c| c.contains("prometheuses")), "{calls:?}");
+    assert!(fake.get(SERVICE_MONITOR).is_some() && fake.get(PROMETHEUS_RULE).is_some());
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Selected"),
+        ("False".into(), "PrometheusKindMissing".into())
+    );
+    assert!(condition_message(&cbm, "Selected").contains("Prometheus kind"));
+    assert_eq!(condition(&cbm, "ServiceMonitorReady").0, "True");
+    let labels = &fake.get(SERVICE_MONITOR).unwrap()["metadata"]["labels"];
+    assert!(labels.get("release").is_none(), "no Prometheus: no label added");
+
+    // The Prometheus CRD gets installed: the next pass evaluates it.
+    fake.state().prometheus_kind = true;
+    run(&ctx, &cbm).await.unwrap();
+    assert_eq!(
+        condition(&reread(&fake), "Selected"),
+        ("True".into(), "Selected".into())
+    );
+}
+
 #[tokio::test]
 async fn a_missing_secret_is_reported_and_retried_with_backoff() {
     let (ctx, fake) = setup();
@@ -867,6 +955,14 @@ async fn an_unreachable_prometheus_is_a_condition_not_an_error() {
     assert_eq!(
         condition(&cbm, "Scraped"),
         ("False".into(), "PrometheusUnavailable".into())
+    );
+    // One sentence for a person, not a request URL with its query (issue 11, defect 3).
+    let message = condition_message(&cbm, "DashboardMetricsPresent");
+    assert!(
+        message.starts_with("Prometheus at http://127.0.0.1:9 could not be reached")
+            && !message.contains("/api/v1")
+            && message.len() < 200,
+        "{message}"
     );
     assert!(cbm.status.unwrap().scraped.is_none());
 }

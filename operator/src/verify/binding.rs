@@ -103,6 +103,21 @@ pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours
     }
 }
 
+/// The verdict when the API server serves ServiceMonitors but not the `Prometheus` kind: another agent may read them
+/// (an OpenTelemetry target allocator, Grafana Alloy, VictoriaMetrics), but no Prometheus can be evaluated.
+pub fn prometheus_kind_missing(selection: &PrometheusSelection) -> Verdict {
+    match selection.mode {
+        SelectionMode::None => Verdict::NotChecked,
+        _ => Verdict::NotSelected {
+            reason: "PrometheusKindMissing",
+            message: "the ServiceMonitor and PrometheusRule are applied, but the cluster does not serve the \
+                      monitoring.coreos.com/v1 Prometheus kind, so which server reads them cannot be checked: \
+                      install the Prometheus Operator, or set spec.monitoring.prometheus.mode to none"
+                .into(),
+        },
+    }
+}
+
 /// The `Selected` condition: the verdict, unless the Prometheus Operator's bindings disagree with it (they are
 /// reported first: one of the two views is wrong and a person must look), or the ServiceMonitor's endpoint cannot
 /// reach the pods (`port_problems`).

@@ -11,13 +11,19 @@ pub struct PrometheusApi {
     http: reqwest::Client,
 }
 
-/// Why the API could not answer: a condition, never a crash.
+/// Why the API could not answer: a condition, never a crash. The messages are one sentence a person reads in
+/// `kubectl describe`: the server and the endpoint, never the request's URL with its (long) query.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("Prometheus at {url} is unreachable: {error}")]
+    #[error("Prometheus at {url} could not be reached: {error}")]
     Unreachable { url: String, error: String },
-    #[error("Prometheus answered {status} to {path}: {body}")]
-    Refused { path: String, status: u16, body: String },
+    #[error("Prometheus at {url} answered HTTP {status} to /api/v1/{path}: {error}")]
+    Refused {
+        url: String,
+        path: String,
+        status: u16,
+        error: String,
+    },
 }
 
 impl PrometheusApi {
@@ -42,7 +48,7 @@ impl PrometheusApi {
             .await
             .map_err(|e| ApiError::Unreachable {
                 url: self.base.clone(),
-                error: e.to_string(),
+                error: cause(&e),
             })?;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap_or_default();
@@ -51,10 +57,87 @@ impl PrometheusApi {
             Ok(v["data"].clone())
         } else {
             Err(ApiError::Refused {
+                url: self.base.clone(),
                 path: path.to_owned(),
                 status,
-                body: body.chars().take(300).collect(),
+                error: explanation(&body),
             })
         }
+    }
+}
+
+/// The longest server-given explanation kept in a message.
+const MAX_DETAIL: usize = 160;
+
+/// What went wrong with a request, without its URL: the innermost cause (connection refused, name not resolved).
+fn cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "no answer before the deadline".into();
+    }
+    // reqwest's own message names the URL; the causes under it never do.
+    let mut innermost = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        innermost = Some(s);
+        source = s.source();
+    }
+    match innermost {
+        Some(s) => shorten(&s.to_string()),
+        None if e.is_connect() => "connection failed".into(),
+        None => "request failed".into(),
+    }
+}
+
+/// Prometheus' `error` field when the body is its JSON envelope, else the body's first line; at most MAX_DETAIL.
+fn explanation(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let text = v["error"]
+        .as_str()
+        .unwrap_or_else(|| body.lines().next().unwrap_or("empty answer"));
+    shorten(text)
+}
+
+fn shorten(text: &str) -> String {
+    let text = text.trim();
+    if text.chars().count() <= MAX_DETAIL {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(MAX_DETAIL).collect();
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_prometheus_is_one_sentence_without_the_query() {
+        // A port nothing listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let api = PrometheusApi::new(&base, Duration::from_secs(2));
+        let long = "x".repeat(700);
+        let e = api.get("series", &[("match[]", long)]).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("Prometheus at {base} could not be reached: ")),
+            "{e}"
+        );
+        assert!(
+            !e.contains("match") && !e.contains("xxx") && !e.contains("/api/v1"),
+            "{e}"
+        );
+        assert!(e.len() < 200, "{e}");
+    }
+
+    #[test]
+    fn a_refusal_keeps_prometheus_explanation_short() {
+        let body = format!(
+            r#"{{"status":"error","errorType":"bad_data","error":"{}"}}"#,
+            "y".repeat(500)
+        );
+        let e = explanation(&body);
+        assert!(e.starts_with("yyy") && e.ends_with('…') && e.chars().count() == MAX_DETAIL + 1);
+        assert_eq!(explanation("404 page not found\nmore"), "404 page not found");
     }
 }

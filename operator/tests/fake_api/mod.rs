@@ -70,6 +70,8 @@ pub struct State {
     pub events: Vec<Value>,
     /// Serve monitoring.coreos.com/v1 (the Prometheus Operator CRDs are installed).
     pub prometheus_operator: bool,
+    /// Among them, the Prometheus kind (false: only the ServiceMonitor and PrometheusRule CRDs are installed).
+    pub prometheus_kind: bool,
     /// Deployments report all their pods ready once applied.
     pub pods_ready: bool,
     /// Failures to inject: (method, path suffix, HTTP status), each used once.
@@ -112,6 +114,7 @@ impl FakeApi {
         let fake = FakeApi(
             Arc::new(Mutex::new(State {
                 prometheus_operator: true,
+                prometheus_kind: true,
                 pods_ready: true,
                 next_version: 100,
                 ..State::default()
@@ -206,10 +209,11 @@ impl FakeApi {
             .unwrap_or_default();
         let body = request.into_body().collect_bytes().await.unwrap();
         let (code, value) = self.respond(method, uri.path(), uri.query().unwrap_or(""), &content_type, &body);
+        let (content_type, bytes) = encode(&value);
         Response::builder()
             .status(code)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .header("content-type", content_type)
+            .body(Body::from(bytes))
             .unwrap()
     }
 
@@ -237,20 +241,39 @@ impl FakeApi {
             return status(code, "injected failure");
         }
 
-        if path == "/apis/monitoring.coreos.com/v1" {
-            return if s.prometheus_operator {
-                ok(&json!({
-                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
-                    "resources": [
-                        {"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
-                         "kind": "ServiceMonitor", "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-                        {"name": "prometheusrules", "singularName": "prometheusrule", "namespaced": true,
-                         "kind": "PrometheusRule", "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-                    ],
-                }))
-            } else {
-                status(404, "the server could not find the requested resource")
+        // What the real API server serves under monitoring.coreos.com/v1; anything else there is a plain-text 404.
+        if path.starts_with("/apis/monitoring.coreos.com/") {
+            let served = |kind: &str| match kind {
+                "prometheuses" => s.prometheus_operator && s.prometheus_kind,
+                _ => s.prometheus_operator,
             };
+            if path == "/apis/monitoring.coreos.com/v1" && s.prometheus_operator {
+                let verbs = json!(["get", "list", "watch", "create", "patch", "delete"]);
+                let mut resources = vec![
+                    json!({"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
+                           "kind": "ServiceMonitor", "verbs": verbs}),
+                    json!({"name": "prometheusrules", "singularName": "prometheusrule", "namespaced": true,
+                           "kind": "PrometheusRule", "verbs": verbs}),
+                ];
+                if served("prometheuses") {
+                    resources.push(
+                        json!({"name": "prometheuses", "singularName": "prometheus", "namespaced": true,
+                                          "kind": "Prometheus", "verbs": verbs}),
+                    );
+                }
+                return ok(&json!({
+                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1",
+                    "resources": resources,
+                }));
+            }
+            let kind = split(&path).and_then(|(_, rest)| match rest.as_slice() {
+                [kind, ..] if *kind != "namespaces" => Some(kind.to_string()),
+                ["namespaces", _, kind, ..] => Some(kind.to_string()),
+                _ => None,
+            });
+            if !kind.is_some_and(|k| served(&k)) {
+                return (404, Value::String(PLAIN_404.into()));
+            }
         }
         if path.contains("/events") {
             s.events.push(body.clone());
@@ -392,12 +415,21 @@ async fn serve_one(
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
     let (code, value) = fake.respond(parts.method, &path, &query, &content_type, &body);
+    let (content_type, bytes) = encode(&value);
     (
         http::StatusCode::from_u16(code).unwrap(),
-        [("content-type", "application/json")],
-        serde_json::to_vec(&value).unwrap(),
+        [("content-type", content_type)],
+        bytes,
     )
         .into_response()
+}
+
+/// A JSON answer, or a plain-text one (a bare string, as for unknown paths).
+fn encode(value: &Value) -> (&'static str, Vec<u8>) {
+    match value {
+        Value::String(text) => ("text/plain; charset=utf-8", format!("{text}\n").into_bytes()),
+        other => ("application/json", serde_json::to_vec(other).unwrap()),
+    }
 }
 
 /// Path of the Prometheus every fake cluster starts with.
@@ -424,6 +456,9 @@ fn strip_server_fields(o: &Value) -> Value {
     }
     o
 }
+
+/// The real API server's answer for a path it does not serve: plain text, not a `Status`.
+const PLAIN_404: &str = "404 page not found";
 
 fn ok(v: &Value) -> (u16, Value) {
     (200, v.clone())
