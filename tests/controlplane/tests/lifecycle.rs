@@ -1,0 +1,263 @@
+//! A resource's life on a real API server, each test in its own namespace of one shared control plane, with the
+//! operator installed for that namespace (the chart's one-namespace RBAC) and running as its ServiceAccount:
+//! defaults, validation, creation, changes (nothing stale may remain), drift, and condition messages.
+
+use std::time::Duration;
+
+use chatbot_operator::crd::ChatbotMonitoring;
+use controlplane_tests::env::{Env, get, owned_by, state};
+use controlplane_tests::require_control_plane;
+use kube::api::{Patch, PatchParams};
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(60);
+
+fn ready(cbm: &ChatbotMonitoring) -> bool {
+    state(cbm, "Ready").0 == "True"
+}
+
+async fn converged(env: &Env, name: &str) {
+    controlplane_tests::eventually("every child equal to render's output", SETTLE, || env.converged(name)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_with_an_empty_spec_gets_the_defaults_render_assumes() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "defaults", None).await;
+    let stored = env.apply("bot", json!({})).await;
+    // What the server stored, read back, is what `render` reads: every default filled in by the server.
+    let defaults: ChatbotMonitoring = serde_json::from_value(json!({
+        "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+        "metadata": {"name": "bot", "namespace": "defaults"}, "spec": {}}))
+    .unwrap();
+    assert_eq!(
+        stored.spec, defaults.spec,
+        "the CRD's defaults and the Rust defaults agree"
+    );
+    let raw: Value = serde_json::to_value(&stored).unwrap();
+    for field in ["chatbot", "monitoring", "alerts", "dashboards"] {
+        assert!(
+            raw["spec"][field].is_object(),
+            "spec.{field} defaulted by the server: {raw}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_resources_are_refused_by_the_server_naming_the_field() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "validation", None).await;
+    let cases = [
+        (
+            json!({"chatbot": {"model": {"backend": "openai"}}}),
+            "model.openai (endpoint, model, apiKeySecretRef) is required",
+        ),
+        (
+            json!({"chatbot": {"database": {"type": "postgres"}}}),
+            "database.postgres.urlSecretRef is required",
+        ),
+        (
+            json!({"chatbot": {"replicas": 3}}),
+            "set database.type to postgres to run more than one replica",
+        ),
+        (
+            json!({"monitoring": {"interval": "10s", "scrapeTimeout": "30s"}}),
+            "scrapeTimeout must not be longer than",
+        ),
+        (
+            json!({"alerts": {"runbookBaseUrl": "wiki/runbooks"}}),
+            "runbookBaseUrl must be an http(s) URL",
+        ),
+        (
+            json!({"chatbot": {"model": {"backend": "openai", "openai": {"endpoint": "api.openai.com", "model": "m",
+                "apiKeySecretRef": {"name": "s", "key": "k"}}}}}),
+            "endpoint must be an http(s) URL",
+        ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "reference", "name": "kps"}}}),
+            "name and namespace are required when mode is reference",
+        ),
+        (
+            json!({"monitoring": {"interval": "10 seconds"}}),
+            "spec.monitoring.interval",
+        ),
+        (json!({"chatbot": {"port": 80}}), "spec.chatbot.port"),
+        (json!({"chatbot": {"replicas": -1}}), "spec.chatbot.replicas"),
+        (
+            json!({"chatbot": {"model": {"backend": "gpt"}}}),
+            "spec.chatbot.model.backend",
+        ),
+        (
+            json!({"alerts": {"errorRate": {"threshold": 0.1, "for": "2m", "severity": "page"}}}),
+            "spec.alerts.errorRate.severity",
+        ),
+        (
+            json!({"alerts": {"slo": {"availabilityTarget": 100}}}),
+            "spec.alerts.slo.availabilityTarget",
+        ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "pick-one"}}}),
+            "spec.monitoring.prometheus.mode",
+        ),
+        (json!({"chatbot": {"replica": 2}}), "spec.chatbot.replica"),
+    ];
+    for (i, (spec, expected)) in cases.into_iter().enumerate() {
+        // As `kubectl create` sends it: strict field validation, so that an unknown field is an error too.
+        let body = json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                          "metadata": {"name": format!("bad-{i}"), "namespace": env.ns}, "spec": spec});
+        let request = http::Request::post(format!(
+            "/apis/monitoring.chatbot-sav.io/v1alpha1/namespaces/{}/chatbotmonitorings?fieldValidation=Strict",
+            env.ns
+        ))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&body).unwrap())
+        .unwrap();
+        match env.admin.request::<Value>(request).await {
+            Err(kube::Error::Api(s)) => assert!(
+                (s.code == 422 || s.code == 400) && s.message.contains(expected),
+                "{spec} should be refused with {expected:?}, got {} {}",
+                s.code,
+                s.message
+            ),
+            other => panic!("{spec} should be refused, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_are_render_s_output_owned_by_the_resource() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "create", None).await;
+    env.apply("bot", json!({})).await;
+    let has_gc = env.cp.has_controller_manager();
+    let cbm = env.wait_status("bot", "Ready", SETTLE, |c| !has_gc || ready(c)).await;
+    converged(&env, "bot").await;
+    for (kind, name) in [
+        ("Deployment", "bot"),
+        ("Service", "bot"),
+        ("ServiceMonitor", "bot"),
+        ("PrometheusRule", "bot"),
+        ("ConfigMap", "bot-dashboard-overview"),
+    ] {
+        let child = get(&env.admin, &env.ns, kind, name).await.unwrap();
+        assert!(owned_by(&child, &cbm), "{kind} {name} has a controller owner reference");
+        // One field manager, server-side apply only.
+        let managers: Vec<(&str, &str)> = child["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["manager"] == "chatbot-operator")
+            .map(|m| {
+                (
+                    m["operation"].as_str().unwrap(),
+                    m["subresource"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(managers, [("Apply", "")], "{kind} {name}");
+    }
+    assert_eq!(state(&cbm, "Selected"), ("True".into(), "Selected".into()));
+}
+
+/// Issue 11, defect 1: fields, list entries, map keys and whole parts removed from the spec are removed from the
+/// children, as well as added and changed ones applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_leaves_the_children_exactly_as_rendered() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "change", None).await;
+    let full = json!({
+        "chatbot": {"env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}],
+                    "podLabels": {"team": "sav", "tier": "front"}},
+        "monitoring": {"interval": "15s"},
+        "alerts": {"slo": {"availabilityTarget": 99.9}},
+    });
+    env.apply("bot", full).await;
+    converged(&env, "bot").await;
+    let groups = |rule: Value| rule["spec"]["groups"].as_array().unwrap().len();
+    let with_slo = groups(get(&env.admin, &env.ns, "PrometheusRule", "bot").await.unwrap());
+
+    let steps = [
+        // An env entry, a pod label, a field and the SLO removed; an env value changed; an env entry added.
+        json!({"chatbot": {"env": [{"name": "A", "value": "changed"}, {"name": "C", "value": "3"}],
+                           "podLabels": {"team": "sav"}}}),
+        // Whole parts switched off.
+        json!({"chatbot": {"env": [{"name": "A", "value": "changed"}]}, "alerts": {"enabled": false},
+               "dashboards": {"enabled": false}}),
+        json!({"monitoring": {"enabled": false}, "alerts": {"enabled": false}}),
+        // And back on.
+        json!({}),
+    ];
+    for spec in steps {
+        env.apply("bot", spec.clone()).await;
+        controlplane_tests::eventually(&format!("the children of {spec}"), SETTLE, || env.converged("bot")).await;
+    }
+    let deployment = get(&env.admin, &env.ns, "Deployment", "bot").await.unwrap();
+    let pod = &deployment["spec"]["template"];
+    assert!(pod["metadata"]["labels"].get("team").is_none(), "{pod}");
+    let env_names: Vec<&str> = pod["spec"]["containers"][0]["env"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!env_names.contains(&"A") && !env_names.contains(&"B"), "{env_names:?}");
+    let rule = get(&env.admin, &env.ns, "PrometheusRule", "bot").await.unwrap();
+    assert_eq!(groups(rule), with_slo - 1, "the SLO rule group is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_edits_and_deleted_children_are_restored() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "drift", None).await;
+    env.apply("bot", json!({})).await;
+    converged(&env, "bot").await;
+
+    let edit = PatchParams::default();
+    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
+        kube::Api::namespaced(env.admin.clone(), &env.ns);
+    deployments
+        .patch("bot", &edit, &Patch::Merge(json!({"spec": {"replicas": 5}})))
+        .await
+        .unwrap();
+    let rules: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        env.admin.clone(),
+        &env.ns,
+        &controlplane_tests::env::resource_of("PrometheusRule"),
+    );
+    let mut rule = get(&env.admin, &env.ns, "PrometheusRule", "bot").await.unwrap();
+    rule["spec"]["groups"][0]["rules"][0]["expr"] = json!("vector(0)");
+    rules
+        .patch("bot", &edit, &Patch::Merge(json!({"spec": rule["spec"]})))
+        .await
+        .unwrap();
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> = kube::Api::namespaced(env.admin.clone(), &env.ns);
+    services.delete("bot", &Default::default()).await.unwrap();
+    converged(&env, "bot").await;
+}
+
+/// Issue 11, defect 3: a condition message is a sentence, not a request URL with its query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_prometheus_is_told_in_one_sentence() {
+    let assets = require_control_plane!();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let env = Env::namespaced(&assets, "messages", Some((Duration::from_secs(1), closed.clone()))).await;
+    env.apply("bot", json!({})).await;
+    let cbm = env
+        .wait_status("bot", "DashboardMetricsPresent", SETTLE, |c| {
+            state(c, "DashboardMetricsPresent").1 == "PrometheusUnavailable"
+        })
+        .await;
+    for type_ in ["Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
+        let c = controlplane_tests::env::condition(&cbm, type_).unwrap();
+        assert!(
+            c.message
+                .starts_with(&format!("Prometheus at {closed} could not be reached: "))
+                && !c.message.contains("/api/v1")
+                && !c.message.contains("match")
+                && c.message.len() < 200,
+            "{type_}: {}",
+            c.message
+        );
+    }
+}
