@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -168,16 +168,38 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         .reconcile_all_on(kinds_changed);
     controller
         .with_config(ControllerConfig::default().concurrency(8))
+        .trigger_backoff(TriggerPause)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             match result {
                 Ok((object, _)) => tracing::debug!(%object, "reconciled"),
-                Err(e) => tracing::warn!(error = %e, "reconcile failed"),
+                // Logged with its resource and retry by error_policy.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(controller::Error::QueueError(e)) => tracing::warn!(error = %e, "a watch failed; it is retried"),
+                Err(e) => tracing::warn!(error = %e, "controller"),
             }
         })
         .await;
     refresh.abort();
+}
+
+/// The pause of every watch after an error of any one of them. kube-runtime's default backs off exponentially up to
+/// 30 s and resets only after 120 s without error, so a burst of watch errors (a CRD installed, an API server
+/// restarted) stalls all the watches for minutes. Each watch already backs off on its own: this only keeps a
+/// failing one from spinning.
+struct TriggerPause;
+
+impl Iterator for TriggerPause {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(std::time::Duration::from_millis(200))
+    }
+}
+
+impl kube::runtime::utils::Backoff for TriggerPause {
+    fn reset(&mut self) {}
 }
 
 /// Drops what the reconciler never reads before a resource is cached, which is most of a resource's memory in

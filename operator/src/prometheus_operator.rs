@@ -1,6 +1,9 @@
 //! The prometheus-operator kinds the operator writes (`ServiceMonitor`, `PrometheusRule`), reduced to the fields it
 //! sets. Server-side apply sends only these fields, so the rest of the real schema stays the cluster's business.
 //! Tests validate what we render against the real CRDs (`../shared/crds/prometheus-operator/`).
+//!
+//! Every field reads with a default: an object edited by hand or by another tool may lack any of them, and one that
+//! fails to decode would be lost to the watch (and fail the reconcile) instead of being put right by the next apply.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +23,7 @@ pub const GROUP: &str = "monitoring.coreos.com";
     schema = "disabled",
     derive = "PartialEq"
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct ServiceMonitorSpec {
     pub selector: LabelSelector,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -29,14 +32,14 @@ pub struct ServiceMonitorSpec {
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct NamespaceSelector {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub match_names: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Endpoint {
     pub port: String,
     pub path: String,
@@ -55,13 +58,13 @@ pub struct Endpoint {
     schema = "disabled",
     derive = "PartialEq"
 )]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct PrometheusRuleSpec {
     pub groups: Vec<RuleGroup>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct RuleGroup {
     pub name: String,
     pub rules: Vec<Rule>,
@@ -69,7 +72,7 @@ pub struct RuleGroup {
 
 /// A recording rule (`record`) or an alerting rule (`alert`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct Rule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub record: Option<String>,
@@ -144,4 +147,24 @@ pub struct PrometheusSpec {
     pub rule_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_namespace_selector: Option<LabelSelector>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_edited_by_others_still_decode() {
+        // A ServiceMonitor whose endpoint was replaced by hand with only a port, and a rule group with no rules.
+        let sm: ServiceMonitor = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+            "metadata": {"name": "bot"}, "spec": {"endpoints": [{"port": "wrong"}]}}))
+        .unwrap();
+        assert_eq!(sm.spec.endpoints[0].port, "wrong");
+        let pr: PrometheusRule = serde_json::from_value(serde_json::json!({
+            "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+            "metadata": {"name": "bot"}, "spec": {"groups": [{"name": "g"}]}}))
+        .unwrap();
+        assert!(pr.spec.groups[0].rules.is_empty());
+    }
 }

@@ -52,27 +52,33 @@ pub struct Env {
 }
 
 impl Env {
-    /// A namespace `ns` on the shared control plane, watched by an operator installed for it alone (the chart's
-    /// one-namespace install) that verifies against `verify` when given.
+    /// A namespace `ns` on the shared control plane with every CRD installed, watched by an operator installed for it
+    /// alone (the chart's one-namespace install) that verifies against `verify` when given.
     pub async fn namespaced(assets: &std::path::Path, ns: &str, verify: Option<(Duration, String)>) -> Env {
-        crate::init_logs();
         let cp = shared(assets).await;
+        install_everything(&cp.admin().await).await;
+        Env::new(cp, ns, false, verify).await
+    }
+
+    /// The namespace `ns` on `cp`, and an operator installed with the chart's RBAC (cluster-wide, or for `ns` only)
+    /// running as its ServiceAccount. The CRDs are the caller's business.
+    pub async fn new(cp: Arc<ControlPlane>, ns: &str, cluster_wide: bool, verify: Option<(Duration, String)>) -> Env {
+        crate::init_logs();
         let admin = cp.admin().await;
-        install_everything(&admin).await;
-        let installed = chart::install_rbac(&admin, &format!("op-{ns}"), &format!("{ns}-operator"), Some(ns))
+        let watched = (!cluster_wide).then_some(ns);
+        chart::ensure_namespace(&admin, ns).await.unwrap();
+        let installed = chart::install_rbac(&admin, &format!("op-{ns}"), &format!("{ns}-operator"), watched)
             .await
             .expect("the chart's RBAC");
         let client = cp
             .service_account(&installed.namespace, &installed.service_account)
             .await;
         let kubelet = kubelet::start(admin.clone(), Some(ns)).await.expect("the kubelet");
-        let operator = Operator::start(
-            client,
-            Settings {
-                scope: Scope::Namespace(ns.to_owned()),
-                verify,
-            },
-        );
+        let scope = match watched {
+            Some(ns) => Scope::Namespace(ns.to_owned()),
+            None => Scope::All,
+        };
+        let operator = Operator::start(client, Settings { scope, verify });
         Env {
             cp,
             admin,
