@@ -1,5 +1,5 @@
 # Entry points; each is documented in README.md.
-.PHONY: demo run test lint bench bench-chatbot bench-operator kind-up kind-down
+.PHONY: demo run test test-controlplane lint bench bench-chatbot bench-operator kind-up kind-down
 
 demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)
 	scripts/demo.sh
@@ -12,6 +12,12 @@ test: ## Install what the tests need, then run every test of the workspace and t
 	scripts/install-deps.sh
 	cargo test --workspace
 	scripts/test-charts.sh
+
+test-controlplane: ## Only the tests on a real control plane (etcd + kube-apiserver from KUBEBUILDER_ASSETS; see README)
+	@test -n "$$KUBEBUILDER_ASSETS" || { echo "KUBEBUILDER_ASSETS is not set: see README.md, 'Tests on a real control plane'" >&2; exit 1; }
+	scripts/install-deps.sh
+	cargo build -p chatbot-operator
+	cargo test -p controlplane-tests -- --nocapture
 
 lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

@@ -4,6 +4,7 @@
 #                                    kubernetes-validate (PyPI: Kubernetes' own schemas, offline)
 #   scripts/install-deps.sh --demo   what `make demo` needs (Prometheus, curl)
 #   scripts/install-deps.sh --bench  also the load generator (wrk)
+# With KUBEBUILDER_ASSETS set, also what the real-control-plane tests need (openssl, helm-python-sdk).
 set -euo pipefail
 
 need=()
@@ -24,6 +25,16 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   python3 -m pip install -q --disable-pip-version-check kubernetes-validate
   # pyenv installs console scripts behind shims that need a rehash.
   command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+
+# The real-control-plane tests (only when KUBEBUILDER_ASSETS names the binaries): openssl for the service-account
+# key, and Helm's engine (helm-python-sdk) to render the chart's RBAC the operator runs with.
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+  command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  if ! python3 -c "import helm_python, yaml" >/dev/null 2>&1; then
+    echo "install-deps: installing helm-python-sdk and pyyaml (PyPI) for the real-control-plane tests"
+    python3 -m pip install -q --disable-pip-version-check helm-python-sdk pyyaml
+  fi
 fi
 
 if [[ ${#need[@]} -eq 0 ]]; then

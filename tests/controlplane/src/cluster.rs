@@ -135,6 +135,8 @@ impl ControlPlane {
                     "--authorization-kubeconfig={}",
                     cp.dir.join("kubeconfig").display()
                 ))
+                // Token authentication only: no client-CA ConfigMap to look up.
+                .arg("--authentication-skip-lookup=true")
                 .arg("--concurrent-gc-syncs=5");
             cp.processes.lock().unwrap().controller_manager = Some(cp.spawn(kcm, "kube-controller-manager")?);
         }
@@ -227,6 +229,17 @@ impl ControlPlane {
             .timeout(Duration::from_secs(5))
             .build()
             .expect("an HTTP client")
+    }
+
+    /// The directory of this control plane's files and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A kubeconfig that acts as `user` (a ServiceAccount's `system:serviceaccount:<ns>:<name>`).
+    pub fn kubeconfig_as(&self, user: &str) -> String {
+        self.kubeconfig()
+            .replace("    token: ", &format!("    as: {user}\n    token: "))
     }
 
     fn kubeconfig(&self) -> String {

@@ -61,8 +61,23 @@ impl Env {
     }
 
     /// The namespace `ns` on `cp`, and an operator installed with the chart's RBAC (cluster-wide, or for `ns` only)
-    /// running as its ServiceAccount. The CRDs are the caller's business.
+    /// running in the test process as its ServiceAccount. The CRDs are the caller's business.
     pub async fn new(cp: Arc<ControlPlane>, ns: &str, cluster_wide: bool, verify: Option<(Duration, String)>) -> Env {
+        let (mut env, installed) = Env::without_operator(cp, ns, cluster_wide).await;
+        let client = env
+            .cp
+            .service_account(&installed.namespace, &installed.service_account)
+            .await;
+        let scope = match cluster_wide {
+            true => Scope::All,
+            false => Scope::Namespace(ns.to_owned()),
+        };
+        env.operator = Some(Operator::start(client, Settings { scope, verify }));
+        env
+    }
+
+    /// The namespace, the chart's RBAC and a kubelet, but no operator: the test runs its own.
+    pub async fn without_operator(cp: Arc<ControlPlane>, ns: &str, cluster_wide: bool) -> (Env, chart::Installed) {
         crate::init_logs();
         let admin = cp.admin().await;
         let watched = (!cluster_wide).then_some(ns);
@@ -70,22 +85,15 @@ impl Env {
         let installed = chart::install_rbac(&admin, &format!("op-{ns}"), &format!("{ns}-operator"), watched)
             .await
             .expect("the chart's RBAC");
-        let client = cp
-            .service_account(&installed.namespace, &installed.service_account)
-            .await;
         let kubelet = kubelet::start(admin.clone(), Some(ns)).await.expect("the kubelet");
-        let scope = match watched {
-            Some(ns) => Scope::Namespace(ns.to_owned()),
-            None => Scope::All,
-        };
-        let operator = Operator::start(client, Settings { scope, verify });
-        Env {
+        let env = Env {
             cp,
             admin,
             ns: ns.to_owned(),
-            operator: Some(operator),
+            operator: None,
             _kubelet: kubelet,
-        }
+        };
+        (env, installed)
     }
 
     pub fn api(&self) -> Api<ChatbotMonitoring> {
@@ -186,6 +194,54 @@ impl Env {
             }
         }
         Ok(())
+    }
+
+    /// The pods and Deployments of the namespace in one line each, for a failure message.
+    pub async fn describe_pods(&self) -> String {
+        use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+        use k8s_openapi::api::core::v1::Pod;
+        let mut out = String::new();
+        for p in Api::<Pod>::namespaced(self.admin.clone(), &self.ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
+            let s = p.status.unwrap_or_default();
+            out += &format!(
+                "pod {} node={:?} phase={:?} conditions={:?}\n",
+                p.metadata.name.unwrap_or_default(),
+                p.spec.and_then(|s| s.node_name),
+                s.phase,
+                s.conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|c| (&c.type_, &c.status))
+                    .collect::<Vec<_>>()
+            );
+        }
+        for r in Api::<ReplicaSet>::namespaced(self.admin.clone(), &self.ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
+            out += &format!(
+                "replicaset {} status={:?}\n",
+                r.metadata.name.unwrap_or_default(),
+                r.status
+            );
+        }
+        for d in Api::<Deployment>::namespaced(self.admin.clone(), &self.ns)
+            .list(&Default::default())
+            .await
+            .unwrap()
+        {
+            out += &format!(
+                "deployment {} status={:?}\n",
+                d.metadata.name.unwrap_or_default(),
+                d.status
+            );
+        }
+        out
     }
 
     /// Stops the operator (reconciles in flight finish).

@@ -31,8 +31,10 @@ pub async fn start(admin: Client, namespace: Option<&str>) -> anyhow::Result<Kub
         None => Api::all(admin.clone()),
     };
     let task = tokio::spawn(async move {
+        // A short constant pause: the default backoff grows to 30 s across an API server restart, and pods would
+        // wait for it as if the kubelet were slow.
         let mut events = watcher(pods, watcher::Config::default())
-            .default_backoff()
+            .backoff(Pause)
             .applied_objects()
             .boxed();
         while let Some(event) = events.next().await {
@@ -97,4 +99,18 @@ impl Drop for Kubelet {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+struct Pause;
+
+impl Iterator for Pause {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(std::time::Duration::from_millis(500))
+    }
+}
+
+impl kube::runtime::utils::Backoff for Pause {
+    fn reset(&mut self) {}
 }

@@ -6,6 +6,7 @@
 //!
 //! Tests call [`assets`] first and return early (printing how to get the binaries) when it is `None`.
 
+pub mod binary;
 pub mod chart;
 pub mod cluster;
 pub mod env;

@@ -21,11 +21,13 @@ use tokio::task::JoinHandle;
 
 use crate::eventually;
 
-/// The Prometheus Operator's CRDs (v0.93), as `../shared/crds/prometheus-operator/` holds them.
+/// The Prometheus Operator's CRDs (v0.93): from the directory in `PROMETHEUS_OPERATOR_CRDS`, else the project's
+/// shared copy beside the repository (`../shared/crds/prometheus-operator/`).
 pub fn prometheus_operator_crd(kind_plural: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/crds/prometheus-operator")
-        .join(format!("monitoring.coreos.com_{kind_plural}.yaml"))
+    let dir = std::env::var_os("PROMETHEUS_OPERATOR_CRDS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crds/prometheus-operator"));
+    dir.join(format!("monitoring.coreos.com_{kind_plural}.yaml"))
 }
 
 /// Our CRD, as `crds/` holds it (generated from the Rust types).

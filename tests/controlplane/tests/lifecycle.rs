@@ -261,3 +261,35 @@ async fn an_unreachable_prometheus_is_told_in_one_sentence() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_resource_removes_every_child() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "deletion", None).await;
+    if !env.cp.has_controller_manager() {
+        eprintln!("skipped: no kube-controller-manager in KUBEBUILDER_ASSETS, so no garbage collector");
+        return;
+    }
+    env.apply("bot", json!({})).await;
+    converged(&env, "bot").await;
+    env.api().delete("bot", &Default::default()).await.unwrap();
+    controlplane_tests::eventually("every child garbage-collected", SETTLE, || async {
+        let mut left = Vec::new();
+        for (kind, name) in [
+            ("Deployment", "bot"),
+            ("Service", "bot"),
+            ("ServiceMonitor", "bot"),
+            ("PrometheusRule", "bot"),
+            ("ConfigMap", "bot-dashboard-overview"),
+        ] {
+            if get(&env.admin, &env.ns, kind, name).await.is_some() {
+                left.push(kind);
+            }
+        }
+        left.is_empty().then_some(()).ok_or_else(|| format!("{left:?}"))
+    })
+    .await;
+    // And the operator forgot it: nothing is recreated.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(get(&env.admin, &env.ns, "Deployment", "bot").await.is_none());
+}

@@ -1,0 +1,192 @@
+//! What a cluster does to an operator: kube-apiserver killed and restarted, the leader replica stopped, and the
+//! long quiet of a steady state. Each test has a control plane of its own (they watch the API server's own
+//! counters, or kill it), one at a time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use controlplane_tests::binary::OperatorProcess;
+use controlplane_tests::env::{Env, install_everything, state};
+use controlplane_tests::{ControlPlane, eventually, require_control_plane};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+/// Control planes are started one at a time: two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+async fn all_converged(env: &Env, names: &[&str], within: Duration, what: &str) {
+    for name in names {
+        eventually(&format!("{what}: {name}"), within, || env.converged(name)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_apiserver_killed_and_restarted_while_resources_change() {
+    let assets = require_control_plane!();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cp = Arc::new(ControlPlane::start(&assets).await);
+    install_everything(&cp.admin().await).await;
+    let env = Env::new(cp.clone(), "shop", true, None).await;
+    for name in NAMES {
+        env.apply(name, json!({})).await;
+    }
+    all_converged(&env, &NAMES, Duration::from_secs(60), "before the restart").await;
+
+    // Changes land while the API server is down for 10 s: some reconciles fail, watches break.
+    cp.restart_apiserver(Duration::from_secs(10)).await;
+    let restarted = Instant::now();
+    for name in NAMES {
+        env.apply(
+            name,
+            json!({"chatbot": {"env": [{"name": "AFTER_RESTART", "value": name}]}}),
+        )
+        .await;
+    }
+    all_converged(&env, &NAMES, Duration::from_secs(90), "after the restart").await;
+    eprintln!(
+        "changes made after a kube-apiserver restart applied within {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
+
+    // Nothing duplicated or lost, and the conditions end right.
+    let deployments = Api::<Deployment>::namespaced(env.admin.clone(), "shop")
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=chatbot-operator"))
+        .await
+        .unwrap();
+    let mut names: Vec<String> = deployments
+        .items
+        .iter()
+        .map(|d| d.metadata.name.clone().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, NAMES);
+    let has_gc = cp.has_controller_manager();
+    for name in NAMES {
+        let ready = env.wait_status(name, "Ready after the restart", Duration::from_secs(90), |c| {
+            state(c, "Selected").0 == "True" && (!has_gc || state(c, "Ready").0 == "True")
+        });
+        if tokio::time::timeout(Duration::from_secs(95), ready).await.is_err() {
+            panic!("{name} not Ready after the restart:\n{}", env.describe_pods().await);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_within_15_s_when_the_leader_stops() {
+    let assets = require_control_plane!();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cp = Arc::new(ControlPlane::start(&assets).await);
+    install_everything(&cp.admin().await).await;
+    let (env, installed) = Env::without_operator(cp.clone(), "shop", true).await;
+    let mut replicas = [
+        OperatorProcess::start(&cp, &installed, "replica-a", "debug", None),
+        OperatorProcess::start(&cp, &installed, "replica-b", "debug", None),
+    ];
+    let leader = eventually("one replica leads", Duration::from_secs(30), || async {
+        let leading = [replicas[0].is_leader().await, replicas[1].is_leader().await];
+        match leading {
+            [true, false] => Ok(0),
+            [false, true] => Ok(1),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    env.apply("bot", json!({})).await;
+    all_converged(&env, &["bot"], Duration::from_secs(60), "reconciled by the leader").await;
+
+    replicas[leader].stop();
+    let stopped = Instant::now();
+    let standby = &replicas[1 - leader];
+    eventually("the standby leads", Duration::from_secs(15), || async {
+        standby.is_leader().await.then_some(()).ok_or_default()
+    })
+    .await;
+    let took_over = stopped.elapsed();
+    env.apply(
+        "bot",
+        json!({"chatbot": {"env": [{"name": "AFTER_FAILOVER", "value": "1"}]}}),
+    )
+    .await;
+    all_converged(&env, &["bot"], Duration::from_secs(15), "reconciled by the new leader").await;
+    eprintln!(
+        "leader stopped: the standby led after {:.1} s and applied a change {:.1} s after the stop",
+        took_over.as_secs_f64(),
+        stopped.elapsed().as_secs_f64()
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(15) + Duration::from_secs(15));
+}
+
+/// Writes to the kinds the operator writes, by verb, from kube-apiserver's own `apiserver_request_total`.
+fn writes(metrics: &str) -> BTreeMap<String, f64> {
+    const OURS: &[&str] = &[
+        "deployments",
+        "services",
+        "configmaps",
+        "servicemonitors",
+        "prometheusrules",
+        "chatbotmonitorings",
+        "events",
+    ];
+    let mut out = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+        };
+        let (verb, resource) = (label("verb"), label("resource"));
+        let write = matches!(verb, "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "DELETECOLLECTION");
+        if write && OURS.contains(&resource) {
+            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            *out.entry(format!("{verb} {resource}/{}", label("subresource")))
+                .or_default() += value;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_state_costs_no_write_for_a_minute() {
+    let assets = require_control_plane!();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cp = Arc::new(ControlPlane::start(&assets).await);
+    install_everything(&cp.admin().await).await;
+    let env = Env::new(cp.clone(), "shop", true, None).await;
+    for name in NAMES {
+        env.apply(name, json!({"alerts": {"slo": {"availabilityTarget": 99.5}}}))
+            .await;
+    }
+    all_converged(&env, &NAMES, Duration::from_secs(60), "first reconcile").await;
+    let has_gc = cp.has_controller_manager();
+    for name in NAMES {
+        env.wait_status(name, "Ready", Duration::from_secs(60), |c| {
+            !has_gc || state(c, "Ready").0 == "True"
+        })
+        .await;
+    }
+    // Let the last status writes and events of the first reconciles land.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = writes(&cp.apiserver_metrics().await);
+    assert!(!before.is_empty(), "the counters are read");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let after = writes(&cp.apiserver_metrics().await);
+    assert_eq!(after, before, "writes during a minute of steady state");
+    let total: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
+    eprintln!("steady state: {total} writes in 60 s for {} resources", NAMES.len());
+}
+
+trait OkOrDefault {
+    fn ok_or_default(self) -> Result<(), String>;
+}
+
+impl OkOrDefault for Option<()> {
+    fn ok_or_default(self) -> Result<(), String> {
+        self.ok_or_else(|| "not yet".to_owned())
+    }
+}
