@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use crate::backoff::{TriggerPause, WatchBackoff};
 use crate::crd::ChatbotMonitoring;
 use crate::discovery;
 use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
@@ -42,7 +43,11 @@ impl Scope {
 }
 
 /// The events of our children of kind `K`, each unsettling the resource that owns the child.
-fn children<K>(api: Api<K>, ctx: &Arc<Context>) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
+fn children<K>(
+    api: Api<K>,
+    kind: &'static str,
+    ctx: &Arc<Context>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
@@ -50,7 +55,8 @@ where
     let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let ctx = ctx.clone();
     watcher(api, ours)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
+        .inspect(tracked(kind, &ctx))
         .touched_objects()
         .inspect(move |event| {
             let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
@@ -67,6 +73,15 @@ where
         })
 }
 
+/// Records each event or error of the watch `name` for `/readyz`.
+fn tracked<T>(name: &'static str, ctx: &Arc<Context>) -> impl FnMut(&Result<T, watcher::Error>) + use<T> {
+    let ctx = ctx.clone();
+    move |event| match event {
+        Ok(_) => ctx.watches.ok(name),
+        Err(e) => ctx.watches.failed(name, e),
+    }
+}
+
 /// Runs the controller until `shutdown` completes; reconciles in flight then finish.
 pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
     let client = ctx.client.clone();
@@ -75,7 +90,8 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         scope.api::<ChatbotMonitoring>(&client),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
+    .inspect(tracked("ChatbotMonitoring", &ctx))
     .modify(trim)
     .reflect(writer)
     .inspect({
@@ -89,9 +105,9 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     })
     .applied_objects();
     let mut controller = Controller::for_stream(watched, resources.clone())
-        .owns_stream(children(scope.api::<Deployment>(&client), &ctx))
-        .owns_stream(children(scope.api::<Service>(&client), &ctx))
-        .owns_stream(children(scope.api::<ConfigMap>(&client), &ctx));
+        .owns_stream(children(scope.api::<Deployment>(&client), "Deployment", &ctx))
+        .owns_stream(children(scope.api::<Service>(&client), "Service", &ctx))
+        .owns_stream(children(scope.api::<ConfigMap>(&client), "ConfigMap", &ctx));
 
     // A namespace whose labels change may now be selected, or no longer: its resources are looked at again.
     let unsettle = ctx.clone();
@@ -100,7 +116,8 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         namespace_watch(&scope),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
+    .inspect(tracked("Namespace", &ctx))
     .touched_objects()
     .predicate_filter(predicates::labels, Default::default())
     .inspect(move |_| {
@@ -137,7 +154,8 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         let unsettle = unsettle.clone();
         // Only a change of a Prometheus' spec (its selectors) matters, not its status.
         watcher(Api::<Prometheus>::all(client.clone()), watcher::Config::default())
-            .default_backoff()
+            .backoff(WatchBackoff::default())
+            .inspect(tracked("Prometheus", &unsettle))
             .touched_objects()
             .predicate_filter(predicates::generation, Default::default())
             .inspect(move |_| {
@@ -153,11 +171,11 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     controller = controller
         .owns_stream(ctx.kinds.while_served(
             |k| k.service_monitor,
-            move || children(sm_scope.api::<ServiceMonitor>(&sm_client), &sm_ctx),
+            move || children(sm_scope.api::<ServiceMonitor>(&sm_client), "ServiceMonitor", &sm_ctx),
         ))
         .owns_stream(ctx.kinds.while_served(
             |k| k.prometheus_rule,
-            move || children(pr_scope.api::<PrometheusRule>(&pr_client), &pr_ctx),
+            move || children(pr_scope.api::<PrometheusRule>(&pr_client), "PrometheusRule", &pr_ctx),
         ))
         .watches_stream(prometheuses, move |_| {
             all.state()
@@ -182,24 +200,6 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         })
         .await;
     refresh.abort();
-}
-
-/// The pause of every watch after an error of any one of them. kube-runtime's default backs off exponentially up to
-/// 30 s and resets only after 120 s without error, so a burst of watch errors (a CRD installed, an API server
-/// restarted) stalls all the watches for minutes. Each watch already backs off on its own: this only keeps a
-/// failing one from spinning.
-struct TriggerPause;
-
-impl Iterator for TriggerPause {
-    type Item = std::time::Duration;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        Some(std::time::Duration::from_millis(200))
-    }
-}
-
-impl kube::runtime::utils::Backoff for TriggerPause {
-    fn reset(&mut self) {}
 }
 
 /// Drops what the reconciler never reads before a resource is cached, which is most of a resource's memory in

@@ -1,5 +1,5 @@
 //! The operator's own HTTP endpoint: `/metrics` for Prometheus, `/healthz` (alive) and `/readyz` (connected to the
-//! API server and either leading or standing by).
+//! API server, either leading or standing by, and, when leading, its watches established).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,11 +12,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 
 use crate::telemetry::Metrics;
+use crate::watch_health::WatchHealth;
 
 #[derive(Clone)]
 pub struct Probe {
     pub metrics: Arc<Metrics>,
     pub ready: Arc<AtomicBool>,
+    pub watches: Arc<WatchHealth>,
 }
 
 pub async fn serve(
@@ -40,9 +42,11 @@ async fn metrics(State(p): State<Probe>) -> impl IntoResponse {
 }
 
 async fn readyz(State(p): State<Probe>) -> impl IntoResponse {
-    if p.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !p.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "starting".to_owned());
+    }
+    match p.watches.check() {
+        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! `render` says what should exist (pure), `reconcile` makes the cluster match it, `status` says what happened (pure).
 
+pub mod backoff;
 pub mod controller;
 pub mod crd;
 pub mod discovery;
@@ -17,3 +18,4 @@ pub mod settled;
 pub mod status;
 pub mod telemetry;
 pub mod verify;
+pub mod watch_health;

@@ -195,9 +195,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let metrics = Arc::new(Metrics::new());
     let ready = Arc::new(AtomicBool::new(false));
+    let watches = Arc::new(chatbot_operator::watch_health::WatchHealth::default());
     let probe = Probe {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        watches: watches.clone(),
     };
     let server = tokio::spawn(http::serve(args.metrics_addr, probe, stopped()));
 
@@ -224,7 +226,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Recorder::new(client.clone(), reporter),
         options,
         metrics.clone(),
-    );
+    )
+    .with_watch_health(watches);
     if !args.verify_period.is_zero() {
         ctx = ctx.with_verifier(verify::periodic::Verifier::new(
             args.verify_period,

@@ -30,6 +30,7 @@ use crate::status::{self, Observed, Part, reason};
 use crate::telemetry::Metrics;
 use crate::verify::periodic::{Verifier, in_cluster_url};
 use crate::verify::{binding, ports, workload_bindings};
+use crate::watch_health::WatchHealth;
 
 /// Requeue period of a healthy resource: children's changes wake it earlier through the watches.
 pub const RESYNC: Duration = Duration::from_secs(300);
@@ -52,6 +53,8 @@ pub struct Context {
     pub settled: Option<Settled>,
     /// Which Prometheus Operator kinds are served: asked at each reconcile unless the controller keeps it fresh.
     pub kinds: KindsCache,
+    /// Whether the controller's watches are established, for `/readyz`.
+    pub watches: Arc<WatchHealth>,
 }
 
 impl Context {
@@ -65,12 +68,19 @@ impl Context {
             verifier: None,
             settled: None,
             kinds: KindsCache::default(),
+            watches: Arc::default(),
         }
     }
 
     /// Skips reading the children of settled resources: only for a caller whose watches invalidate them.
     pub fn with_settled(mut self, settled: Settled) -> Self {
         self.settled = Some(settled);
+        self
+    }
+
+    /// Reports the watches' health into `watches` (the one `/readyz` reads).
+    pub fn with_watch_health(mut self, watches: Arc<WatchHealth>) -> Self {
+        self.watches = watches;
         self
     }
 

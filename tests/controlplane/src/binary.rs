@@ -84,6 +84,12 @@ impl OperatorProcess {
         response.text().await.ok()
     }
 
+    /// The status code of its `/readyz`, or `None` while it does not answer.
+    pub async fn readyz(&self) -> Option<u16> {
+        let response = reqwest::get(format!("{}/readyz", self.url)).await.ok()?;
+        Some(response.status().as_u16())
+    }
+
     /// Whether it says it holds the lease (`chatbot_operator_leader 1`).
     pub async fn is_leader(&self) -> bool {
         self.metrics()

@@ -151,7 +151,7 @@ impl ControlPlane {
             .arg(format!("--secure-port={}", self.apiserver_port))
             .arg("--bind-address=127.0.0.1")
             .arg("--advertise-address=127.0.0.1")
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg("--service-cluster-ip-range=10.0.0.0/16")
             .arg(format!("--token-auth-file={}", dir.join("tokens.csv").display()))
             .arg("--authorization-mode=RBAC")
             .arg("--service-account-issuer=https://kubernetes.default.svc")

@@ -98,6 +98,13 @@ async fn the_standby_takes_over_within_15_s_when_the_leader_stops() {
     .await;
     env.apply("bot", json!({})).await;
     all_converged(&env, &["bot"], Duration::from_secs(60), "reconciled by the leader").await;
+    // Never both: the standby stays a standby while the leader renews.
+    for _ in 0..20 {
+        let leading = [replicas[0].is_leader().await, replicas[1].is_leader().await];
+        assert_ne!(leading, [true, true], "both replicas lead");
+        assert!(leading[leader], "the leader kept its lease");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     replicas[leader].stop();
     let stopped = Instant::now();
@@ -119,6 +126,67 @@ async fn the_standby_takes_over_within_15_s_when_the_leader_stops() {
         stopped.elapsed().as_secs_f64()
     );
     assert!(stopped.elapsed() < Duration::from_secs(15) + Duration::from_secs(15));
+}
+
+/// Issue 16 on the real control plane: with leader election, as deployed, the operator turns unready while the API
+/// server is away and applies changes made after its return within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_leader_election_the_operator_is_unready_while_the_apiserver_is_away_and_catches_up() {
+    let assets = require_control_plane!();
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let cp = Arc::new(ControlPlane::start(&assets).await);
+    install_everything(&cp.admin().await).await;
+    let (env, installed) = Env::without_operator(cp.clone(), "shop", true).await;
+    let operator = OperatorProcess::start(&cp, &installed, "only", "debug", None);
+    eventually("the operator leads", Duration::from_secs(30), || async {
+        operator.is_leader().await.then_some(()).ok_or_default()
+    })
+    .await;
+    for name in NAMES {
+        env.apply(name, json!({})).await;
+    }
+    all_converged(&env, &NAMES, Duration::from_secs(60), "before the restart").await;
+    assert_eq!(operator.readyz().await, Some(200));
+
+    let watching = {
+        let url = operator.url.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let client = reqwest::Client::new();
+            for _ in 0..100 {
+                let code = client
+                    .get(format!("{url}/readyz"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16());
+                seen.push(code.unwrap_or(0));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            seen
+        })
+    };
+    cp.restart_apiserver(Duration::from_secs(10)).await;
+    let restarted = Instant::now();
+    for name in NAMES {
+        env.apply(
+            name,
+            json!({"chatbot": {"env": [{"name": "AFTER_RESTART", "value": name}]}}),
+        )
+        .await;
+    }
+    all_converged(&env, &NAMES, Duration::from_secs(30), "changes after the restart").await;
+    let caught_up = restarted.elapsed();
+    let seen = watching.await.unwrap();
+    assert!(seen.contains(&503), "unready while the API server was away: {seen:?}");
+    eventually("ready again", Duration::from_secs(30), || async {
+        (operator.readyz().await == Some(200)).then_some(()).ok_or_default()
+    })
+    .await;
+    assert!(operator.is_leader().await, "the same process still leads");
+    eprintln!(
+        "with leader election: changes made after a kube-apiserver restart applied within {:.1} s",
+        caught_up.as_secs_f64()
+    );
 }
 
 /// Writes to the kinds the operator writes, by verb, from kube-apiserver's own `apiserver_request_total`.

@@ -1,0 +1,255 @@
+//! The operator binary (release build) on a real control plane: N resources created at once, time until every
+//! child is applied and every status published, API requests per resource, writes in a minute of steady state, and
+//! the operator's peak RSS. Prints figures; needs KUBEBUILDER_ASSETS (skipped otherwise).
+//!
+//!     cargo bench -p controlplane-tests --bench controlplane [-- 100 1000]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatbot_operator::crd::ChatbotMonitoring;
+use controlplane_tests::binary::OperatorProcess;
+use controlplane_tests::env::install_everything;
+use controlplane_tests::{ControlPlane, assets, chart};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+/// Kinds the operator reads or writes; the bench's own creates and polling LISTs of ChatbotMonitorings and
+/// ConfigMaps, and the controller manager's Deployment status updates, are left out. (The operator lists those
+/// kinds once, when it starts, before the counting begins.)
+const OPERATOR_KINDS: &[&str] = &[
+    "deployments",
+    "services",
+    "configmaps",
+    "servicemonitors",
+    "prometheusrules",
+    "chatbotmonitorings",
+    "events",
+    "prometheuses",
+    "namespaces",
+];
+
+/// (verb resource/subresource code) -> count, from kube-apiserver's apiserver_request_total.
+fn requests(metrics: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let label = |name: &str| {
+            line.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("")
+        };
+        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
+        if !OPERATOR_KINDS.contains(&resource)
+            || (resource == "chatbotmonitorings" && sub.is_empty() && matches!(verb, "POST" | "APPLY" | "LIST"))
+            || (resource == "configmaps" && verb == "LIST")
+            || (resource == "deployments" && sub == "status")
+        {
+            continue;
+        }
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *out.entry(format!(
+            "{verb} {resource}{}{} {}",
+            if sub.is_empty() { "" } else { "/" },
+            sub,
+            label("code")
+        ))
+        .or_default() += value;
+    }
+    out
+}
+
+/// A sum of counters, without the `-0` of an empty float sum.
+fn sum<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    values.sum::<f64>() + 0.0
+}
+
+fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect()
+}
+
+fn is_write(key: &str) -> bool {
+    ["POST ", "PUT ", "PATCH ", "APPLY ", "DELETE "]
+        .iter()
+        .any(|v| key.starts_with(v))
+}
+
+async fn run(assets: &std::path::Path, n: usize) {
+    let cp = Arc::new(ControlPlane::start(assets).await);
+    let admin = cp.admin().await;
+    install_everything(&admin).await;
+    let ns = "bench";
+    chart::ensure_namespace(&admin, ns).await.unwrap();
+    let installed = chart::install_rbac(&admin, "bench", "bench-operator", None)
+        .await
+        .unwrap();
+    let operator = OperatorProcess::start(&cp, &installed, "bench", "release", None);
+    let start = Instant::now();
+    while !operator.is_leader().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the operator leads; log in {}",
+            operator.log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let idle_rss = operator.peak_rss().unwrap_or(0);
+    let before = requests(&cp.apiserver_metrics().await);
+
+    let api = Api::<ChatbotMonitoring>::namespaced(admin.clone(), ns);
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .for_each_concurrent(32, |i| {
+            let api = api.clone();
+            async move {
+                let name = format!("bot-{i}");
+                let cbm = json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                                 "metadata": {"name": name, "namespace": ns}, "spec": {}});
+                api.patch(&name, &PatchParams::apply("bench"), &Patch::Apply(&cbm))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let created = start.elapsed();
+    // The dashboard ConfigMap is each resource's last child, and the status comes after it.
+    let dashboards = Api::<ConfigMap>::namespaced(admin.clone(), ns);
+    let managed = ListParams::default().labels("app.kubernetes.io/managed-by=chatbot-operator");
+    loop {
+        let children = dashboards.list_metadata(&managed).await.unwrap().items.len();
+        let published = api
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|c| c.status.as_ref().is_some_and(|s| s.observed_generation.is_some()))
+            .count();
+        if children == n && published == n {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{children}/{n} dashboards, {published}/{n} statuses after 10 min"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let applied = start.elapsed();
+    let first = diff(&requests(&cp.apiserver_metrics().await), &before);
+    let total = sum(first.values());
+    let conflicts: usize = first.iter().filter(|(k, _)| k.ends_with(" 409")).count();
+    let applies = sum(first
+        .iter()
+        .filter(|(k, _)| k.starts_with("APPLY ") && !k.contains("/status"))
+        .map(|(_, v)| v));
+
+    // The controller manager's own work (ReplicaSets, pods, Deployment status, its events) wakes reconciles: the
+    // steady state starts once it is done.
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(admin.clone(), ns);
+    let settle = Instant::now();
+    while cp.has_controller_manager() && settle.elapsed() < Duration::from_secs(300) {
+        let done = deployments
+            .list(&managed)
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|d| {
+                let s = d.status.clone().unwrap_or_default();
+                s.observed_generation == d.metadata.generation && s.replicas == Some(1)
+            })
+            .count();
+        if done == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let quiet = requests(&cp.apiserver_metrics().await);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let steady = diff(&requests(&cp.apiserver_metrics().await), &quiet);
+    // Events are written by the controller manager too: the operator's are counted from the events themselves.
+    let steady_writes = sum(steady
+        .iter()
+        .filter(|(k, _)| is_write(k) && !k.contains(" events"))
+        .map(|(_, v)| v));
+    let peak = operator.peak_rss().unwrap_or(0);
+    // Who wrote events during the quiet minute (the API server's counters do not say).
+    let mut by_source: BTreeMap<String, usize> = BTreeMap::new();
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    for e in events.items {
+        let recent = e
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .is_some_and(|t| t.0.duration_until(k8s_openapi::jiff::Timestamp::now()).as_secs() < 65);
+        if recent {
+            let source = e
+                .reporting_component
+                .clone()
+                .or(e.source.and_then(|s| s.component))
+                .unwrap_or_default();
+            *by_source
+                .entry(format!("{source} {}", e.reason.unwrap_or_default()))
+                .or_default() += 1;
+        }
+    }
+
+    println!(
+        "{n} resources created at once ({:.1} s to create them, 32 at a time):",
+        created.as_secs_f64()
+    );
+    println!(
+        "  every child applied and every status published: {:.1} s after the first create",
+        applied.as_secs_f64()
+    );
+    println!(
+        "  API requests by the operator: {total} ({:.1} per resource); child applies {applies} ({:.1} per resource, 5 children each); answers 409 (conflict): {conflicts}",
+        total / n as f64,
+        applies / n as f64
+    );
+    for (k, v) in &first {
+        println!("    {k}: {v}");
+    }
+    let operator_events = by_source
+        .iter()
+        .filter(|(k, _)| k.starts_with("chatbot-operator"))
+        .map(|(_, v)| v)
+        .sum::<usize>();
+    println!(
+        "  steady state: {} writes by the operator in 60 s ({steady_writes} applies or patches, {operator_events} events); {} requests in all",
+        steady_writes + operator_events as f64,
+        sum(steady.values())
+    );
+    for (k, v) in &steady {
+        println!("    {k}: {v}");
+    }
+    for (k, v) in &by_source {
+        println!("    events from {k}: {v}");
+    }
+    println!(
+        "  operator peak RSS: {:.1} MiB (idle before the resources: {:.1} MiB)",
+        peak as f64 / 1048576.0,
+        idle_rss as f64 / 1048576.0
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let Some(assets) = assets() else { return };
+    let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() { vec![100, 1000] } else { sizes };
+    for n in sizes {
+        run(&assets, n).await;
+    }
+}
