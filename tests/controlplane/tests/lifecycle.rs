@@ -157,6 +157,13 @@ async fn children_are_render_s_output_owned_by_the_resource() {
         assert_eq!(managers, [("Apply", "")], "{kind} {name}");
     }
     assert_eq!(state(&cbm, "Selected"), ("True".into(), "Selected".into()));
+    // The chart's RBAC is enough: the API server refused nothing to anyone on this control plane.
+    let metrics = env.cp.apiserver_metrics().await;
+    let forbidden: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains("code=\"403\""))
+        .collect();
+    assert!(forbidden.is_empty(), "{forbidden:#?}");
 }
 
 /// Issue 11, defect 1: fields, list entries, map keys and whole parts removed from the spec are removed from the
