@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chatbot_operator::crd::ChatbotMonitoring;
 use controlplane_tests::binary::OperatorProcess;
 use controlplane_tests::env::install_everything;
+use controlplane_tests::requests::{self, Request, since};
 use controlplane_tests::{ControlPlane, assets, chart};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -32,53 +33,18 @@ const OPERATOR_KINDS: &[&str] = &[
     "namespaces",
 ];
 
-/// (verb resource/subresource code) -> count, from kube-apiserver's apiserver_request_total.
-fn requests(metrics: &str) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-        };
-        let (verb, resource, sub) = (label("verb"), label("resource"), label("subresource"));
-        if !OPERATOR_KINDS.contains(&resource)
-            || (resource == "chatbotmonitorings" && sub.is_empty() && matches!(verb, "POST" | "APPLY" | "LIST"))
-            || (resource == "configmaps" && verb == "LIST")
-            || (resource == "deployments" && sub == "status")
-        {
-            continue;
-        }
-        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *out.entry(format!(
-            "{verb} {resource}{}{} {}",
-            if sub.is_empty() { "" } else { "/" },
-            sub,
-            label("code")
-        ))
-        .or_default() += value;
-    }
-    out
-}
-
-/// A sum of counters, without the `-0` of an empty float sum.
-fn sum<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
-    values.sum::<f64>() + 0.0
-}
-
-fn diff(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
-        .filter(|(_, v)| *v > 0.0)
+/// The operator's requests, by verb, resource and code, from kube-apiserver's `apiserver_request_total`.
+fn operator_requests(metrics: &str) -> BTreeMap<Request, f64> {
+    requests::counts(metrics)
+        .into_iter()
+        .filter(|(r, _)| {
+            let (verb, resource, sub) = (r.verb.as_str(), r.resource.as_str(), r.subresource.as_str());
+            OPERATOR_KINDS.contains(&resource)
+                && !(resource == "chatbotmonitorings" && sub.is_empty() && matches!(verb, "POST" | "APPLY" | "LIST"))
+                && !(resource == "configmaps" && verb == "LIST")
+                && !(resource == "deployments" && sub == "status")
+        })
         .collect()
-}
-
-fn is_write(key: &str) -> bool {
-    ["POST ", "PUT ", "PATCH ", "APPLY ", "DELETE "]
-        .iter()
-        .any(|v| key.starts_with(v))
 }
 
 async fn run(assets: &std::path::Path, n: usize) {
@@ -101,7 +67,7 @@ async fn run(assets: &std::path::Path, n: usize) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let idle_rss = operator.peak_rss().unwrap_or(0);
-    let before = requests(&cp.apiserver_metrics().await);
+    let before = operator_requests(&cp.apiserver_metrics().await);
 
     let api = Api::<ChatbotMonitoring>::namespaced(admin.clone(), ns);
     let start = Instant::now();
@@ -142,13 +108,15 @@ async fn run(assets: &std::path::Path, n: usize) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let applied = start.elapsed();
-    let first = diff(&requests(&cp.apiserver_metrics().await), &before);
-    let total = sum(first.values());
-    let conflicts: usize = first.iter().filter(|(k, _)| k.ends_with(" 409")).count();
-    let applies = sum(first
-        .iter()
-        .filter(|(k, _)| k.starts_with("APPLY ") && !k.contains("/status"))
-        .map(|(_, v)| v));
+    let first = since(&operator_requests(&cp.apiserver_metrics().await), &before);
+    let total = requests::total(first.values());
+    let conflicts: usize = first.keys().filter(|r| r.code == "409").count();
+    let applies = requests::total(
+        first
+            .iter()
+            .filter(|(r, _)| r.verb == "APPLY" && r.subresource.is_empty())
+            .map(|(_, v)| v),
+    );
 
     // The controller manager's own work (ReplicaSets, pods, Deployment status, its events) wakes reconciles: the
     // steady state starts once it is done.
@@ -172,14 +140,16 @@ async fn run(assets: &std::path::Path, n: usize) {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let quiet = requests(&cp.apiserver_metrics().await);
+    let quiet = operator_requests(&cp.apiserver_metrics().await);
     tokio::time::sleep(Duration::from_secs(60)).await;
-    let steady = diff(&requests(&cp.apiserver_metrics().await), &quiet);
+    let steady = since(&operator_requests(&cp.apiserver_metrics().await), &quiet);
     // Events are written by the controller manager too: the operator's are counted from the events themselves.
-    let steady_writes = sum(steady
-        .iter()
-        .filter(|(k, _)| is_write(k) && !k.contains(" events"))
-        .map(|(_, v)| v));
+    let steady_writes = requests::total(
+        steady
+            .iter()
+            .filter(|(r, _)| r.is_write() && r.resource != "events")
+            .map(|(_, v)| v),
+    );
     let peak = operator.peak_rss().unwrap_or(0);
     // Who wrote events during the quiet minute (the API server's counters do not say).
     let mut by_source: BTreeMap<String, usize> = BTreeMap::new();
@@ -229,7 +199,7 @@ async fn run(assets: &std::path::Path, n: usize) {
     println!(
         "  steady state: {} writes by the operator in 60 s ({steady_writes} applies or patches, {operator_events} events); {} requests in all",
         steady_writes + operator_events as f64,
-        sum(steady.values())
+        requests::total(steady.values())
     );
     for (k, v) in &steady {
         println!("    {k}: {v}");

@@ -13,6 +13,7 @@ pub mod env;
 pub mod kubelet;
 pub mod operator;
 mod process;
+pub mod requests;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use controlplane_tests::binary::OperatorProcess;
 use controlplane_tests::env::{Env, install_everything, state};
-use controlplane_tests::{ControlPlane, eventually, require_control_plane};
+use controlplane_tests::{ControlPlane, eventually, requests, require_control_plane};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 use serde_json::json;
@@ -18,6 +18,13 @@ use tokio::sync::Mutex;
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const NAMES: [&str; 5] = ["a", "b", "c", "d", "e"];
+
+/// A control plane of the test's own with every CRD and kube-prometheus-stack's Prometheus.
+async fn fresh_cluster(assets: &std::path::Path) -> Arc<ControlPlane> {
+    let cp = Arc::new(ControlPlane::start(assets).await);
+    install_everything(&cp.admin().await).await;
+    cp
+}
 
 async fn all_converged(env: &Env, names: &[&str], within: Duration, what: &str) {
     for name in names {
@@ -29,8 +36,7 @@ async fn all_converged(env: &Env, names: &[&str], within: Duration, what: &str) 
 async fn kube_apiserver_killed_and_restarted_while_resources_change() {
     let assets = require_control_plane!();
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cp = Arc::new(ControlPlane::start(&assets).await);
-    install_everything(&cp.admin().await).await;
+    let cp = fresh_cluster(&assets).await;
     let env = Env::new(cp.clone(), "shop", true, None).await;
     for name in NAMES {
         env.apply(name, json!({})).await;
@@ -80,8 +86,7 @@ async fn kube_apiserver_killed_and_restarted_while_resources_change() {
 async fn the_standby_takes_over_within_15_s_when_the_leader_stops() {
     let assets = require_control_plane!();
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cp = Arc::new(ControlPlane::start(&assets).await);
-    install_everything(&cp.admin().await).await;
+    let cp = fresh_cluster(&assets).await;
     let (env, installed) = Env::without_operator(cp.clone(), "shop", true).await;
     let mut replicas = [
         OperatorProcess::start(&cp, &installed, "replica-a", "debug", None),
@@ -134,8 +139,7 @@ async fn the_standby_takes_over_within_15_s_when_the_leader_stops() {
 async fn with_leader_election_the_operator_is_unready_while_the_apiserver_is_away_and_catches_up() {
     let assets = require_control_plane!();
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cp = Arc::new(ControlPlane::start(&assets).await);
-    install_everything(&cp.admin().await).await;
+    let cp = fresh_cluster(&assets).await;
     let (env, installed) = Env::without_operator(cp.clone(), "shop", true).await;
     let operator = OperatorProcess::start(&cp, &installed, "only", "debug", None);
     eventually("the operator leads", Duration::from_secs(30), || async {
@@ -189,7 +193,7 @@ async fn with_leader_election_the_operator_is_unready_while_the_apiserver_is_awa
     );
 }
 
-/// Writes to the kinds the operator writes, by verb, from kube-apiserver's own `apiserver_request_total`.
+/// Writes to the kinds the operator writes, from kube-apiserver's own `apiserver_request_total`.
 fn writes(metrics: &str) -> BTreeMap<String, f64> {
     const OURS: &[&str] = &[
         "deployments",
@@ -200,31 +204,18 @@ fn writes(metrics: &str) -> BTreeMap<String, f64> {
         "chatbotmonitorings",
         "events",
     ];
-    let mut out = BTreeMap::new();
-    for line in metrics.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let label = |name: &str| {
-            line.split(&format!("{name}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("")
-        };
-        let (verb, resource) = (label("verb"), label("resource"));
-        let write = matches!(verb, "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE" | "DELETECOLLECTION");
-        if write && OURS.contains(&resource) {
-            let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-            *out.entry(format!("{verb} {resource}/{}", label("subresource")))
-                .or_default() += value;
-        }
-    }
-    out
+    requests::counts(metrics)
+        .into_iter()
+        .filter(|(r, _)| r.is_write() && OURS.contains(&r.resource.as_str()))
+        .map(|(r, v)| (r.to_string(), v))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_steady_state_costs_no_write_for_a_minute() {
     let assets = require_control_plane!();
     let _serial = ONE_AT_A_TIME.lock().await;
-    let cp = Arc::new(ControlPlane::start(&assets).await);
-    install_everything(&cp.admin().await).await;
+    let cp = fresh_cluster(&assets).await;
     let env = Env::new(cp.clone(), "shop", true, None).await;
     for name in NAMES {
         env.apply(name, json!({"alerts": {"slo": {"availabilityTarget": 99.5}}}))
@@ -245,7 +236,7 @@ async fn a_steady_state_costs_no_write_for_a_minute() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     let after = writes(&cp.apiserver_metrics().await);
     assert_eq!(after, before, "writes during a minute of steady state");
-    let total: f64 = after.values().sum::<f64>() - before.values().sum::<f64>();
+    let total = requests::total(after.values()) - requests::total(before.values());
     eprintln!("steady state: {total} writes in 60 s for {} resources", NAMES.len());
 }
 

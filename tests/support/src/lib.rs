@@ -2,6 +2,7 @@
 //! stopped with it, and a parser for the Prometheus text format so tests compare series, not substrings.
 
 pub mod exposition;
+pub mod invalid;
 pub mod openapi;
 pub mod postgres;
 pub mod prometheus;

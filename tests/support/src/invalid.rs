@@ -1,0 +1,86 @@
+//! `ChatbotMonitoring` specs the CRD must refuse, each with what the refusal must say: one list for the CEL rules as
+//! kube-cel evaluates them (operator/tests/crd.rs) and as a real API server does (tests/controlplane), so that a
+//! rule added to the CRD is added here once and checked both ways.
+
+use serde_json::{Value, json};
+
+/// What the refusal names.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// A CEL rule's message.
+    Message(&'static str),
+    /// A schema bound or an unknown field, by its path (`spec.chatbot.port`).
+    Field(&'static str),
+}
+
+impl Refusal {
+    /// Whether an error text (either form of the path: `spec.a.b` or `/spec/a/b`) says it.
+    pub fn said_by(&self, error: &str) -> bool {
+        match self {
+            Refusal::Message(m) => error.contains(m),
+            Refusal::Field(f) => error.contains(f) || error.contains(&format!("/{}", f.replace('.', "/"))),
+        }
+    }
+}
+
+pub fn invalid_specs() -> Vec<(Value, Refusal)> {
+    use Refusal::{Field, Message};
+    vec![
+        (
+            json!({"chatbot": {"model": {"backend": "openai"}}}),
+            Message("model.openai (endpoint, model, apiKeySecretRef) is required"),
+        ),
+        (
+            json!({"chatbot": {"database": {"type": "postgres"}}}),
+            Message("database.postgres.urlSecretRef is required"),
+        ),
+        (
+            json!({"chatbot": {"replicas": 3}}),
+            Message("set database.type to postgres to run more than one replica"),
+        ),
+        (
+            json!({"monitoring": {"interval": "10s", "scrapeTimeout": "30s"}}),
+            Message("scrapeTimeout must not be longer than"),
+        ),
+        (
+            json!({"monitoring": {"scrapeTimeout": "1m"}}),
+            Message("scrapeTimeout must not be longer than"),
+        ),
+        (
+            json!({"alerts": {"runbookBaseUrl": "wiki/runbooks"}}),
+            Message("runbookBaseUrl must be an http(s) URL"),
+        ),
+        (
+            json!({"chatbot": {"model": {"backend": "openai", "openai": {"endpoint": "api.openai.com", "model": "m",
+                "apiKeySecretRef": {"name": "s", "key": "k"}}}}}),
+            Message("endpoint must be an http(s) URL"),
+        ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "reference", "name": "kps"}}}),
+            Message("name and namespace are required when mode is reference"),
+        ),
+        (
+            json!({"monitoring": {"interval": "10 seconds"}}),
+            Field("spec.monitoring.interval"),
+        ),
+        (json!({"chatbot": {"port": 80}}), Field("spec.chatbot.port")),
+        (json!({"chatbot": {"replicas": -1}}), Field("spec.chatbot.replicas")),
+        (
+            json!({"chatbot": {"model": {"backend": "gpt"}}}),
+            Field("spec.chatbot.model.backend"),
+        ),
+        (
+            json!({"alerts": {"errorRate": {"threshold": 0.1, "for": "2m", "severity": "page"}}}),
+            Field("spec.alerts.errorRate.severity"),
+        ),
+        (
+            json!({"alerts": {"slo": {"availabilityTarget": 100}}}),
+            Field("spec.alerts.slo.availabilityTarget"),
+        ),
+        (json!({"chatbot": {"replica": 2}}), Field("spec.chatbot.replica")),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "pick-one"}}}),
+            Field("spec.monitoring.prometheus.mode"),
+        ),
+    ]
+}
