@@ -243,13 +243,6 @@ impl Env {
         }
         out
     }
-
-    /// Stops the operator (reconciles in flight finish).
-    pub async fn stop_operator(&mut self) {
-        if let Some(op) = self.operator.take() {
-            op.stop().await;
-        }
-    }
 }
 
 /// The condition `type_` of the resource's status.
