@@ -1,7 +1,8 @@
 //! Wires the reconciler to the API server: watches `ChatbotMonitoring` and the children it owns (a child changed or
 //! deleted by hand wakes its owner), the `Prometheus` objects and the namespaces' labels (which decide whether a
-//! resource is selected), and runs until told to stop. Every event also unsettles what it may change (see
-//! `settled`), which is what lets an unchanged resource be reconciled without reading its children.
+//! resource is selected), and runs until told to stop. What they see is cached for the reconciler (see `cache`), and
+//! every event also unsettles what it may change (see `settled`), which is what lets an unchanged resource be
+//! reconciled without even rendering it.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::backoff::{TriggerPause, WatchBackoff};
+use crate::cache::Cached;
 use crate::crd::ChatbotMonitoring;
 use crate::discovery;
 use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
@@ -42,21 +44,25 @@ impl Scope {
     }
 }
 
-/// The events of our children of kind `K`, each unsettling the resource that owns the child.
+/// The events of our children of kind `K`, cached, each unsettling the resource that owns the child.
 fn children<K>(
     api: Api<K>,
     kind: &'static str,
     ctx: &Arc<Context>,
 ) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K>
 where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Cached,
 {
     // Only our children: the watches stay small in a busy cluster.
     let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let ctx = ctx.clone();
+    // Cached before the owner is woken, so that its reconcile reads this very event.
+    let cache = K::slot(&ctx.caches).renew();
     watcher(api, ours)
         .backoff(WatchBackoff::default())
         .inspect(tracked(kind, &ctx))
+        .modify(K::slim)
+        .reflect(cache)
         .touched_objects()
         .inspect(move |event| {
             let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
@@ -118,6 +124,8 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     )
     .backoff(WatchBackoff::default())
     .inspect(tracked("Namespace", &ctx))
+    .modify(PartialObjectMeta::<Namespace>::slim)
+    .reflect(ctx.caches.namespaces.renew())
     .touched_objects()
     .predicate_filter(predicates::labels, Default::default())
     .inspect(move |_| {
@@ -156,6 +164,8 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         watcher(Api::<Prometheus>::all(client.clone()), watcher::Config::default())
             .backoff(WatchBackoff::default())
             .inspect(tracked("Prometheus", &unsettle))
+            .modify(Prometheus::slim)
+            .reflect(unsettle.caches.prometheuses.renew())
             .touched_objects()
             .predicate_filter(predicates::generation, Default::default())
             .inspect(move |_| {

@@ -4,6 +4,7 @@
 //! `render` says what should exist (pure), `reconcile` makes the cluster match it, `status` says what happened (pure).
 
 pub mod backoff;
+pub mod cache;
 pub mod controller;
 pub mod crd;
 pub mod discovery;

@@ -7,23 +7,22 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::cache::{Cached, Caches};
 use crate::crd::SelectionMode;
 use crate::crd::{ChatbotMonitoring, ChatbotMonitoringStatus, Children, DatabaseType, ModelBackend};
 use crate::discovery::{KindsCache, PrometheusOperatorKinds};
 use crate::last_applied;
-use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
+use crate::prometheus_operator::{PrometheusRule, ServiceMonitor};
 use crate::render::{self, Desired, MANAGER, RenderError, RenderOptions, alert_names};
 use crate::settled::{Settled, Snapshot};
 use crate::status::{self, Observed, Part, reason};
@@ -55,6 +54,8 @@ pub struct Context {
     pub kinds: KindsCache,
     /// Whether the controller's watches are established, for `/readyz`.
     pub watches: Arc<WatchHealth>,
+    /// What the controller's watches have seen: read instead of the API server once filled.
+    pub caches: Arc<Caches>,
 }
 
 impl Context {
@@ -69,6 +70,7 @@ impl Context {
             settled: None,
             kinds: KindsCache::default(),
             watches: Arc::default(),
+            caches: Arc::default(),
         }
     }
 
@@ -160,7 +162,7 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
     };
     let mut children = Children::default();
 
-    let deployment = ensure(&Api::<Deployment>::namespaced(client.clone(), &ns), &desired.deployment).await?;
+    let deployment = ensure(ctx, &desired.deployment).await?;
     children.deployment = deployment.metadata.name.clone();
     let want = desired.deployment.spec.replicas.unwrap_or(1);
     let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
@@ -180,7 +182,7 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         },
     ));
 
-    let service = ensure(&Api::<Service>::namespaced(client.clone(), &ns), &desired.service).await?;
+    let service = ensure(ctx, &desired.service).await?;
     children.service = service.metadata.name.clone();
     observed.parts.push((
         status::SERVICE_READY,
@@ -205,7 +207,7 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
     } else if !operator_installed {
         Some(Err(missing()))
     } else {
-        Some(Ok(select(cbm, client, &ns, kinds, &mut desired).await?))
+        Some(Ok(select(cbm, ctx, &ns, kinds, &mut desired).await?))
     };
     let chosen = match &selection {
         Some(Ok((_, binding::Verdict::Selected { prometheus }))) => Some(prometheus.clone()),
@@ -218,11 +220,10 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
     };
     let mut opinions = Vec::new();
 
-    let sm_api = Api::<ServiceMonitor>::namespaced(client.clone(), &ns);
     let part = match (&desired.service_monitor, operator_installed) {
         (Some(_), false) => missing(),
         (Some(sm), true) => {
-            let live = ensure(&sm_api, sm).await?;
+            let live = ensure(ctx, sm).await?;
             let generation = live.metadata.generation;
             opinions.extend(
                 verdict.map(|v| workload_bindings::compare("ServiceMonitor", v, live.status.as_ref(), generation)),
@@ -235,18 +236,17 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         }
         (None, installed) => {
             if installed {
-                remove_owned(&sm_api, &cbm.name_any(), cbm).await?;
+                remove_owned::<ServiceMonitor>(ctx, &cbm.name_any(), cbm).await?;
             }
             Part::Disabled
         }
     };
     observed.parts.push((status::SERVICE_MONITOR_READY, part));
 
-    let pr_api = Api::<PrometheusRule>::namespaced(client.clone(), &ns);
     let part = match (&desired.prometheus_rule, operator_installed) {
         (Some(_), false) => missing(),
         (Some(pr), true) => {
-            let live = ensure(&pr_api, pr).await?;
+            let live = ensure(ctx, pr).await?;
             let generation = live.metadata.generation;
             opinions.extend(
                 verdict.map(|v| workload_bindings::compare("PrometheusRule", v, live.status.as_ref(), generation)),
@@ -261,7 +261,7 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
         }
         (None, installed) => {
             if installed {
-                remove_owned(&pr_api, &cbm.name_any(), cbm).await?;
+                remove_owned::<PrometheusRule>(ctx, &cbm.name_any(), cbm).await?;
             }
             Part::Disabled
         }
@@ -278,15 +278,14 @@ async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Sn
     };
     observed.parts.push((status::SELECTED, selected));
 
-    let cm_api = Api::<ConfigMap>::namespaced(client.clone(), &ns);
     let part = if desired.dashboards.is_empty() {
         for (id, _) in render::DASHBOARDS {
-            remove_owned(&cm_api, &format!("{}-dashboard-{id}", cbm.name_any()), cbm).await?;
+            remove_owned::<ConfigMap>(ctx, &format!("{}-dashboard-{id}", cbm.name_any()), cbm).await?;
         }
         Part::Disabled
     } else {
         for cm in &desired.dashboards {
-            ensure(&cm_api, cm).await?;
+            ensure(ctx, cm).await?;
             children.dashboards.extend(cm.metadata.name.clone());
         }
         observed.dashboards = Some(desired.dashboards.len() as i32);
@@ -429,7 +428,7 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
 /// labels it requires are added to them in `desired` (returned too, for the condition's message).
 async fn select(
     cbm: &ChatbotMonitoring,
-    client: &Client,
+    ctx: &Context,
     ns: &str,
     kinds: PrometheusOperatorKinds,
     desired: &mut Desired,
@@ -441,15 +440,8 @@ async fn select(
             binding::prometheus_kind_missing(&cbm.spec.monitoring.prometheus),
         ));
     }
-    let prometheuses = Api::<Prometheus>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let namespace_labels = Api::<Namespace>::all(client.clone())
-        .get_opt(ns)
-        .await?
-        .and_then(|n| n.metadata.labels)
-        .unwrap_or_default();
+    let prometheuses = ctx.caches.prometheuses(&ctx.client).await?;
+    let namespace_labels = ctx.caches.namespace_labels(&ctx.client, ns).await?;
     let labels_of = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
     let sm_labels = desired.service_monitor.as_ref().map(|s| labels_of(&s.metadata.labels));
     let pr_labels = desired.prometheus_rule.as_ref().map(|p| labels_of(&p.metadata.labels));
@@ -498,13 +490,15 @@ async fn check_secrets(cbm: &ChatbotMonitoring, client: &Client, ns: &str) -> Re
     Ok(())
 }
 
-/// Applies `desired` unless it is what we applied last time and the live object still holds every field we set: an
-/// unchanged resource writes nothing, a hand edit is undone, and a field we stopped setting is removed.
-async fn ensure<K>(api: &Api<K>, desired: &K) -> Result<K, kube::Error>
+/// Applies `desired` unless it is what we applied last time and the live object (as cached) still holds every field
+/// we set: an unchanged resource writes nothing, a hand edit is undone, and a field we stopped setting is removed.
+/// Returns the live object, slim (see [`Cached::slim`]).
+async fn ensure<K>(ctx: &Context, desired: &K) -> Result<K, kube::Error>
 where
-    K: Resource + Clone + Serialize + DeserializeOwned + Debug,
+    K: Cached<Scope = k8s_openapi::NamespaceResourceScope> + Serialize,
 {
     let name = desired.meta().name.clone().unwrap_or_default();
+    let ns = desired.meta().namespace.clone().unwrap_or_default();
     let applied = last_applied::hash(desired);
     let mut desired = desired.clone();
     desired
@@ -512,29 +506,36 @@ where
         .annotations
         .get_or_insert_with(BTreeMap::new)
         .insert(last_applied::ANNOTATION.into(), applied.clone());
-    if let Some(live) = api.get_opt(&name).await? {
+    if let Some(live) = ctx.caches.get::<K>(&ctx.client, &ns, &name).await? {
         let same_as_last = live
             .meta()
             .annotations
             .as_ref()
             .and_then(|a| a.get(last_applied::ANNOTATION))
             == Some(&applied);
-        let want = serde_json::to_value(&desired).expect("children serialize");
+        let mut want = desired.clone();
+        want.slim();
+        let want = serde_json::to_value(&want).expect("children serialize");
         let have = serde_json::to_value(&live).expect("children serialize");
         if same_as_last && is_subset(&want, &have) {
             return Ok(live);
         }
     }
-    api.patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
-        .await
+    let api = Api::<K>::namespaced(ctx.client.clone(), &ns);
+    let mut live = api
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
+        .await?;
+    live.slim();
+    Ok(live)
 }
 
 /// Deletes a child of a part that was switched off, if it exists and is ours (never someone else's object).
-async fn remove_owned<K>(api: &Api<K>, name: &str, owner: &ChatbotMonitoring) -> Result<(), kube::Error>
+async fn remove_owned<K>(ctx: &Context, name: &str, owner: &ChatbotMonitoring) -> Result<(), kube::Error>
 where
-    K: Resource + Clone + DeserializeOwned + Debug,
+    K: Cached<Scope = k8s_openapi::NamespaceResourceScope>,
 {
-    let Some(live) = api.get_opt(name).await? else {
+    let ns = owner.namespace().unwrap_or_default();
+    let Some(live) = ctx.caches.get::<K>(&ctx.client, &ns, name).await? else {
         return Ok(());
     };
     let ours = live
@@ -544,7 +545,10 @@ where
         .flatten()
         .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref());
     if ours {
-        match api.delete(name, &DeleteParams::background()).await {
+        match Api::<K>::namespaced(ctx.client.clone(), &ns)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(s)) if s.is_not_found() => {}
             Err(e) => return Err(e),

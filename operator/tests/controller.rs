@@ -1,7 +1,8 @@
 //! The controller as `chatbot-operator run` wires it (its watches, the reconciler, settling), against the scripted
 //! API server served over HTTP with watches: it reconciles a resource from its list, settles, then a hand edit to a
-//! child comes back through the Deployment watch and is undone; every request, watches included, is one the
-//! operator's RBAC grants.
+//! child comes back through the Deployment watch and is undone; a child's status change is reconciled from the
+//! watches' caches without a read; watches that expire are listed again and nothing changed meanwhile is missed;
+//! every request, watches included, is one the operator's RBAC grants.
 
 mod fake_api;
 
@@ -45,31 +46,64 @@ fn ready(cbm: Option<Value>) -> bool {
     .unwrap_or(false)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_edit() {
-    let (_, fake) = FakeApi::start();
+/// A running controller against `fake`, as `chatbot-operator run` wires it, with one resource named `chatbot`.
+struct Running {
+    ctx: Arc<Context>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(fake: &FakeApi) -> Running {
     let url = fake.serve().await;
     let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     fake.put(
         "/api/v1/namespaces/default",
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}),
     );
-    fake.put(
-        CBM,
-        json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
-               "metadata": {"name": "chatbot", "namespace": "default", "uid": "5e1f7a2c-0000-4000-8000-000000000001",
-                            "generation": 1},
-               "spec": {}}),
-    );
+    fake.put(CBM, resource(1, json!({})));
     let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
     let ctx = Arc::new(
         Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()))
             .with_settled(Settled::default()),
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(controller::run(ctx.clone(), Scope::All, async {
+    let task = tokio::spawn(controller::run(ctx.clone(), Scope::All, async {
         stopped.await.ok();
     }));
+    Running { ctx, stop, task }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the controller stops when told")
+            .unwrap();
+    }
+}
+
+fn resource(generation: i64, spec: Value) -> Value {
+    json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+           "metadata": {"name": "chatbot", "namespace": "default", "uid": "5e1f7a2c-0000-4000-8000-000000000001",
+                        "generation": generation},
+           "spec": spec})
+}
+
+fn condition(cbm: Option<Value>, type_: &str) -> Option<String> {
+    let cbm = cbm?;
+    let c = cbm["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    Some(format!("{}/{}", c["status"].as_str()?, c["reason"].as_str()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_edit() {
+    let (_, fake) = FakeApi::start();
+    let running = start(&fake).await;
+    let ctx = running.ctx.clone();
 
     eventually("the resource Ready", || ready(fake.get(CBM))).await;
     // The watch events of its own applies come back and are read once more; then the resource is settled and
@@ -130,9 +164,67 @@ async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_ed
     })
     .await;
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running)
-        .await
-        .expect("the controller stops when told")
-        .unwrap();
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_status_change_is_reconciled_from_the_caches() {
+    let (_, fake) = FakeApi::start();
+    let running = start(&fake).await;
+    eventually("the resource Ready", || ready(fake.get(CBM))).await;
+    eventually("the resource settled", || {
+        running.ctx.settled.as_ref().unwrap().len() == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.take_calls();
+
+    // The controller manager reports a pod gone: the resource is looked at again, from what the watches cached.
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["status"]["readyReplicas"] = json!(0);
+    fake.put(DEPLOYMENT, deployment);
+    eventually("DeploymentReady False", || {
+        condition(fake.get(CBM), "DeploymentReady").as_deref() == Some("False/Progressing")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = fake.take_calls();
+    let reads: Vec<&String> = calls.iter().filter(|c| c.starts_with("GET ")).collect();
+    assert!(reads.is_empty(), "no read: {calls:?}");
+    assert!(
+        calls.iter().any(|c| c == &format!("PATCH {CBM}/status")),
+        "the status says so: {calls:?}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_that_expire_are_listed_again_and_miss_nothing() {
+    let (_, fake) = FakeApi::start();
+    let running = start(&fake).await;
+    eventually("the resource Ready", || ready(fake.get(CBM))).await;
+    eventually("the resource settled", || {
+        running.ctx.settled.as_ref().unwrap().len() == 1
+    })
+    .await;
+
+    // The server goes away; meanwhile the resource changes, and its history is compacted before it returns.
+    fake.go_away();
+    eventually("the watches failing", || running.ctx.watches.check().is_err()).await;
+    fake.put(CBM, resource(2, json!({"chatbot": {"replicas": 3}})));
+    fake.take_calls();
+    fake.come_back_compacted();
+
+    eventually("the change applied", || {
+        fake.get(DEPLOYMENT).unwrap()["spec"]["replicas"] == 3
+    })
+    .await;
+    assert!(fake.state().expired_watches > 0, "a watch was told 410 Expired");
+    let calls = fake.take_calls();
+    assert!(
+        calls.contains(&"GET /apis/monitoring.chatbot-sav.io/v1alpha1/chatbotmonitorings".to_owned()),
+        "the resources were listed again: {calls:?}"
+    );
+    eventually("the watches healthy again", || running.ctx.watches.check().is_ok()).await;
+    running.stop().await;
 }

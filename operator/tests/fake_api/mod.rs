@@ -1,7 +1,7 @@
 //! A scripted Kubernetes API server behind a real `kube::Client` (tower-test's mock service, as controller-rs'
 //! fixtures do), with just enough semantics for the reconciler: objects by path, 404s, server-side apply that keeps
 //! `resourceVersion` when nothing changes, status patches, deletes, events, discovery of monitoring.coreos.com,
-//! and injected failures. Every request is logged in order so tests assert exactly what the operator did.
+//! injected failures, and watches that are cut and then expire (410) as after etcd's compaction. Every request is logged in order so tests assert exactly what the operator did.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -80,11 +80,23 @@ pub struct State {
     log: Vec<(u64, String, Value)>,
     /// What a mutating admission webhook would do to an applied object, by path suffix.
     pub webhooks: Vec<(String, Webhook)>,
+    /// Every request is answered 502, as a load balancer does while the API server behind it is away (not 503, which
+    /// kube's client retries by itself).
+    pub away: bool,
+    /// The resourceVersion etcd was compacted at: a watch resuming from an older one is told 410 Expired.
+    pub compacted: u64,
+    /// How many watches were told 410 Expired.
+    pub expired_watches: u32,
     next_version: u64,
 }
 
 #[derive(Clone)]
-pub struct FakeApi(pub Arc<Mutex<State>>, broadcast::Sender<(String, Value)>);
+pub struct FakeApi(
+    pub Arc<Mutex<State>>,
+    broadcast::Sender<(String, Value)>,
+    /// Bumped to end every open watch.
+    tokio::sync::watch::Sender<u64>,
+);
 
 impl FakeApi {
     /// A client talking to a fresh fake server; the server runs until the client and its clones are dropped.
@@ -120,6 +132,7 @@ impl FakeApi {
                 ..State::default()
             })),
             broadcast::channel(1024).0,
+            tokio::sync::watch::channel(0).0,
         );
         // kube-prometheus-stack's Prometheus, as installed in most clusters: selects `release: kps` everywhere.
         fake.put(PROMETHEUS, default_prometheus());
@@ -165,6 +178,21 @@ impl FakeApi {
         removed
     }
 
+    /// Ends every open watch and refuses every request, as a server that went away: what changes meanwhile reaches
+    /// the watches only when it is back.
+    pub fn go_away(&self) {
+        self.state().away = true;
+        self.2.send_modify(|epoch| *epoch += 1);
+    }
+
+    /// Serves again, with the history so far compacted away as etcd does: a watch resuming from an older
+    /// resourceVersion is told 410 Expired and has to list again.
+    pub fn come_back_compacted(&self) {
+        let mut s = self.state();
+        s.compacted = s.next_version;
+        s.away = false;
+    }
+
     /// A watch event for the object at `path`, logged and sent to the watches open now.
     fn tell(&self, path: &str, kind: &str, object: &Value) {
         let event = json!({"type": kind, "object": object});
@@ -186,6 +214,10 @@ impl FakeApi {
             .map(|(_, _, e)| e.clone())
             .collect();
         let collection = path.to_owned();
+        let mut cut = self.2.subscribe();
+        let cut = async move {
+            let _ = cut.changed().await;
+        };
         let live = futures::stream::unfold(live, |mut rx| async move {
             loop {
                 match rx.recv().await {
@@ -196,7 +228,7 @@ impl FakeApi {
             }
         })
         .filter_map(move |(p, e)| futures::future::ready(in_collection(&collection, &p).then_some(e)));
-        futures::stream::iter(backlog).chain(live)
+        futures::stream::iter(backlog).chain(live).take_until(Box::pin(cut))
     }
 
     async fn handle(&self, request: Request<Body>) -> Response<Body> {
@@ -239,6 +271,9 @@ impl FakeApi {
         {
             let (_, _, code) = s.failures.remove(i);
             return status(code, "injected failure");
+        }
+        if s.away {
+            return status(502, "the server is away");
         }
 
         // What the real API server serves under monitoring.coreos.com/v1; anything else there is a plain-text 404.
@@ -398,6 +433,23 @@ async fn serve_one(
             query,
         });
         let since = params.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut s = fake.state();
+        if s.away {
+            drop(s);
+            let (code, value) = status(502, "the server is away");
+            return (http::StatusCode::from_u16(code).unwrap(), axum::Json(value)).into_response();
+        }
+        if since > 0 && since < s.compacted {
+            s.expired_watches += 1;
+            let compacted = s.compacted;
+            drop(s);
+            // As the real server says it: an ERROR event in a 200 stream, not an HTTP error.
+            let (_, gone) = status(410, &format!("too old resource version: {since} ({compacted})"));
+            let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": gone})).unwrap();
+            line.push(b'\n');
+            return ([("content-type", "application/json")], line).into_response();
+        }
+        drop(s);
         let lines = fake.watch(&path, since).map(|event| {
             let mut line = serde_json::to_vec(&event).unwrap();
             line.push(b'\n');
@@ -468,6 +520,8 @@ fn status(code: u16, message: &str) -> (u16, Value) {
     let reason = match code {
         404 => "NotFound",
         409 => "Conflict",
+        410 => "Expired",
+        502 => "BadGateway",
         _ => "InternalError",
     };
     (
