@@ -11,9 +11,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chatbot_operator::cache::{Cached, Caches};
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::reconcile::{Context, reconcile};
-use chatbot_operator::render::{RenderOptions, render};
+use chatbot_operator::render::{Desired, RenderOptions, render};
 use chatbot_operator::settled::Settled;
 use chatbot_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
@@ -142,6 +143,22 @@ async fn main() {
         figures.push((target, support::rss_kib().saturating_sub(before)));
     }
     let store = writer.as_reader();
+
+    // Their children, as the controller's watches cache them (slim, see `cache`): 10,000 resources' worth of each kind.
+    let rendered: Vec<Desired> = (0..10_000)
+        .map(|i| render(&resource(&format!("cached-{i}")), &RenderOptions::default()).unwrap())
+        .collect();
+    let mut children = ChildStores::default();
+    let mut children_figures = Vec::new();
+    for kind in ["Deployment", "Service", "ServiceMonitor", "PrometheusRule", "ConfigMap"] {
+        let before = support::rss_kib();
+        for desired in &rendered {
+            children.add(kind, desired.clone());
+        }
+        children_figures.push((kind, support::rss_kib().saturating_sub(before)));
+    }
+    drop(rendered);
+
     // What the settled cache adds for 10,000 resources (one snapshot each, as a full pass leaves it).
     let before_settled = support::rss_kib();
     let settled = Settled::default();
@@ -186,6 +203,13 @@ async fn main() {
     for (target, kib) in figures {
         println!("  {target} resources cached: +{:.1} MiB RSS", kib as f64 / 1024.0);
     }
+    for (kind, kib) in children_figures {
+        println!(
+            "  10000 children of kind {kind} cached (slim): +{:.1} MiB RSS ({:.1} KiB each)",
+            kib as f64 / 1024.0,
+            kib as f64 / 10_000.0
+        );
+    }
     println!(
         "  10000 resources settled: +{:.1} MiB RSS ({} snapshots)",
         settled_kib as f64 / 1024.0,
@@ -196,4 +220,37 @@ async fn main() {
         support::rss_kib() as f64 / 1024.0,
         store.len()
     );
+    std::hint::black_box(children);
+}
+
+/// The controller's caches of children.
+#[derive(Default)]
+struct ChildStores(Caches);
+
+impl ChildStores {
+    fn add(&mut self, kind: &str, desired: Desired) {
+        fn put<K: Cached>(caches: &Caches, mut object: K) {
+            object.slim();
+            let slot = K::slot(caches);
+            let cache = slot.ready().unwrap_or_else(|| {
+                let cache = slot.renew();
+                cache.apply(&watcher::Event::Init);
+                cache.apply(&watcher::Event::InitDone);
+                cache
+            });
+            cache.apply(&watcher::Event::Apply(object));
+        }
+        let caches = &self.0;
+        match kind {
+            "Deployment" => put(caches, desired.deployment),
+            "Service" => put(caches, desired.service),
+            "ServiceMonitor" => put(caches, desired.service_monitor.unwrap()),
+            "PrometheusRule" => put(caches, desired.prometheus_rule.unwrap()),
+            _ => {
+                for cm in desired.dashboards {
+                    put(caches, cm);
+                }
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
 use crate::backoff::{TriggerPause, WatchBackoff};
-use crate::cache::Cached;
+use crate::cache::{Cache, Cached};
 use crate::crd::ChatbotMonitoring;
 use crate::discovery;
 use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
@@ -62,7 +62,7 @@ where
         .backoff(WatchBackoff::default())
         .inspect(tracked(kind, &ctx))
         .modify(K::slim)
-        .reflect(cache)
+        .inspect(feed(cache))
         .touched_objects()
         .inspect(move |event| {
             let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
@@ -77,6 +77,15 @@ where
                 settled.invalidate(&(child.namespace().unwrap_or_default(), owner.name.clone()));
             }
         })
+}
+
+/// Keeps `cache` up to date with a watch's events.
+fn feed<K: Cached>(cache: Arc<Cache<K>>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| {
+        if let Ok(event) = event {
+            cache.apply(event);
+        }
+    }
 }
 
 /// Records each event or error of the watch `name` for `/readyz`.
@@ -125,7 +134,7 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     .backoff(WatchBackoff::default())
     .inspect(tracked("Namespace", &ctx))
     .modify(PartialObjectMeta::<Namespace>::slim)
-    .reflect(ctx.caches.namespaces.renew())
+    .inspect(feed(ctx.caches.namespaces.renew()))
     .touched_objects()
     .predicate_filter(predicates::labels, Default::default())
     .inspect(move |_| {
@@ -165,7 +174,7 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             .backoff(WatchBackoff::default())
             .inspect(tracked("Prometheus", &unsettle))
             .modify(Prometheus::slim)
-            .reflect(unsettle.caches.prometheuses.renew())
+            .inspect(feed(unsettle.caches.prometheuses.renew()))
             .touched_objects()
             .predicate_filter(predicates::generation, Default::default())
             .inspect(move |_| {

@@ -47,6 +47,26 @@ fn operator_requests(metrics: &str) -> BTreeMap<Request, f64> {
         .collect()
 }
 
+/// Reconciles the operator has run, from its own `chatbot_operator_reconciliations_total`.
+async fn reconciles(operator: &OperatorProcess) -> f64 {
+    let metrics = operator.metrics().await.expect("the operator serves /metrics");
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("chatbot_operator_reconciliations_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Reads (GET and LIST, not watches) among `requests`.
+fn reads(requests: &BTreeMap<Request, f64>) -> f64 {
+    requests::total(
+        requests
+            .iter()
+            .filter(|(r, _)| matches!(r.verb.as_str(), "GET" | "LIST"))
+            .map(|(_, v)| v),
+    )
+}
+
 async fn run(assets: &std::path::Path, n: usize) {
     let cp = Arc::new(ControlPlane::start(assets).await);
     let admin = cp.admin().await;
@@ -68,6 +88,7 @@ async fn run(assets: &std::path::Path, n: usize) {
     }
     let idle_rss = operator.peak_rss().unwrap_or(0);
     let before = operator_requests(&cp.apiserver_metrics().await);
+    let reconciles_before = reconciles(&operator).await;
 
     let api = Api::<ChatbotMonitoring>::namespaced(admin.clone(), ns);
     let start = Instant::now();
@@ -109,6 +130,7 @@ async fn run(assets: &std::path::Path, n: usize) {
     }
     let applied = start.elapsed();
     let first = since(&operator_requests(&cp.apiserver_metrics().await), &before);
+    let first_reconciles = reconciles(&operator).await - reconciles_before;
     let total = requests::total(first.values());
     let conflicts: usize = first.keys().filter(|r| r.code == "409").count();
     let applies = requests::total(
@@ -141,8 +163,10 @@ async fn run(assets: &std::path::Path, n: usize) {
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let quiet = operator_requests(&cp.apiserver_metrics().await);
+    let quiet_reconciles = reconciles(&operator).await;
     tokio::time::sleep(Duration::from_secs(60)).await;
     let steady = since(&operator_requests(&cp.apiserver_metrics().await), &quiet);
+    let steady_reconciles = reconciles(&operator).await - quiet_reconciles;
     // Events are written by the controller manager too: the operator's are counted from the events themselves.
     let steady_writes = requests::total(
         steady
@@ -188,6 +212,11 @@ async fn run(assets: &std::path::Path, n: usize) {
         total / n as f64,
         applies / n as f64
     );
+    println!(
+        "  reconciles: {first_reconciles} ({:.1} per resource), reads (GET, LIST) per reconcile: {:.2}",
+        first_reconciles / n as f64,
+        reads(&first) / first_reconciles.max(1.0)
+    );
     for (k, v) in &first {
         println!("    {k}: {v}");
     }
@@ -200,6 +229,11 @@ async fn run(assets: &std::path::Path, n: usize) {
         "  steady state: {} writes by the operator in 60 s ({steady_writes} applies or patches, {operator_events} events); {} requests in all",
         steady_writes + operator_events as f64,
         requests::total(steady.values())
+    );
+    println!(
+        "  steady state: {} API requests per minute by the operator, {steady_reconciles} reconciles, {:.2} reads per reconcile",
+        requests::total(steady.values()),
+        reads(&steady) / steady_reconciles.max(1.0)
     );
     for (k, v) in &steady {
         println!("    {k}: {v}");

@@ -10,8 +10,12 @@ use crate::chart::Installed;
 use crate::cluster::ControlPlane;
 use crate::process;
 
-/// The operator binary of this workspace (`profile` is `debug` or `release`), built when missing.
+/// The operator binary of this workspace (`profile` is `debug` or `release`), built when missing; or the one
+/// `CHATBOT_OPERATOR_BINARY` names (a benchmark's "before" figures, from another commit's build).
 pub fn operator_binary(profile: &str) -> PathBuf {
+    if let Some(binary) = std::env::var_os("CHATBOT_OPERATOR_BINARY").filter(|b| !b.is_empty()) {
+        return PathBuf::from(binary);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let binary = root.join("target").join(profile).join("chatbot-operator");
     if !binary.exists() {

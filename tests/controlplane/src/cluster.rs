@@ -22,7 +22,9 @@ pub struct ControlPlane {
     /// `https://127.0.0.1:<port>`.
     pub url: String,
     etcd_url: String,
-    apiserver_port: u16,
+    pub apiserver_port: u16,
+    /// Flags added to kube-apiserver's own.
+    apiserver_args: Vec<String>,
     processes: Mutex<Processes>,
 }
 
@@ -42,7 +44,7 @@ pub async fn shared(assets: &Path) -> Arc<ControlPlane> {
     tokio::task::spawn_blocking(move || {
         SHARED
             .get_or_init(|| {
-                let cp = Arc::new(ControlPlane::start_blocking(&assets).expect("the control plane starts"));
+                let cp = Arc::new(ControlPlane::start_blocking(&assets, Vec::new()).expect("the control plane starts"));
                 // SAFETY: registering a plain function to run at exit.
                 unsafe { libc::atexit(stop_shared) };
                 cp
@@ -69,14 +71,20 @@ fn free_port() -> u16 {
 impl ControlPlane {
     /// Starts etcd, kube-apiserver and (when present) kube-controller-manager; returns once the API server is ready.
     pub async fn start(assets: &Path) -> ControlPlane {
+        ControlPlane::start_with(assets, &[]).await
+    }
+
+    /// The same, with these flags added to kube-apiserver's (on restarts too).
+    pub async fn start_with(assets: &Path, apiserver_args: &[&str]) -> ControlPlane {
         let assets = assets.to_owned();
-        tokio::task::spawn_blocking(move || ControlPlane::start_blocking(&assets))
+        let args = apiserver_args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || ControlPlane::start_blocking(&assets, args))
             .await
             .expect("starting the control plane")
             .expect("the control plane starts")
     }
 
-    fn start_blocking(assets: &Path) -> anyhow::Result<ControlPlane> {
+    fn start_blocking(assets: &Path, apiserver_args: Vec<String>) -> anyhow::Result<ControlPlane> {
         let dir = tempfile::Builder::new().prefix("controlplane-").tempdir()?.keep();
         let (client_port, peer_port, apiserver_port) = (free_port(), free_port(), free_port());
         let cp = ControlPlane {
@@ -84,6 +92,7 @@ impl ControlPlane {
             url: format!("https://127.0.0.1:{apiserver_port}"),
             etcd_url: format!("http://127.0.0.1:{client_port}"),
             apiserver_port,
+            apiserver_args,
             dir,
             processes: Mutex::default(),
         };
@@ -163,7 +172,8 @@ impl ControlPlane {
             // No kubelet, no Endpoints of its own on loopback, no token controller for pods' service accounts.
             .arg("--endpoint-reconciler-type=none")
             .arg("--disable-admission-plugins=ServiceAccount")
-            .arg("--allow-privileged=true");
+            .arg("--allow-privileged=true")
+            .args(&self.apiserver_args);
         c
     }
 
@@ -257,6 +267,43 @@ impl ControlPlane {
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .expect("our kubeconfig is usable")
+    }
+
+    /// Compacts etcd's history up to its current revision, as kube-apiserver does every 5 minutes: a watch that
+    /// resumes from an older resourceVersion is then told 410 Expired (unless the watch cache still holds it).
+    /// Returns the revision.
+    pub async fn compact_etcd(&self) -> u64 {
+        let http = reqwest::Client::new();
+        // etcd's JSON gateway to its gRPC API; any read returns the current revision in its header.
+        let range: serde_json::Value = http
+            .post(format!("{}/v3/kv/range", self.etcd_url))
+            .body(r#"{"key": "AA=="}"#)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("etcd answers a range request")
+            .json()
+            .await
+            .expect("etcd's answer is JSON");
+        let revision: u64 = range["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .expect("etcd says its revision");
+        http.post(format!("{}/v3/kv/compaction", self.etcd_url))
+            .body(format!(r#"{{"revision": "{revision}", "physical": true}}"#))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("etcd compacts");
+        revision
+    }
+
+    /// Like [`service_account`](Self::service_account), through `url` (a [`Relay`](crate::relay::Relay)'s).
+    pub async fn service_account_via(&self, namespace: &str, name: &str, url: &str) -> Client {
+        let mut config = self.config().await;
+        config.cluster_url = url.parse().expect("a URL");
+        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+        Client::try_from(config).expect("an impersonating client")
     }
 
     /// A client with every right (system:masters), for the test's own setup and checks.

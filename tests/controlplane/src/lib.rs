@@ -13,6 +13,7 @@ pub mod env;
 pub mod kubelet;
 pub mod operator;
 mod process;
+pub mod relay;
 pub mod requests;
 
 use std::path::PathBuf;
