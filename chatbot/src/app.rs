@@ -11,38 +11,9 @@ use crate::metrics::Metrics;
 use crate::model::knowledge::KnowledgeBase;
 use crate::model::openai::{OpenAi, OpenAiConfig};
 use crate::model::{Backend, Model};
+use crate::routes::{self, AppState, FaultInjection};
 use crate::store::{Store, StoreConfig, redact};
-use crate::{routes, system};
-
-/// What every handler shares. Cloning is cheap.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub model: Arc<Model>,
-    pub metrics: Metrics,
-    pub faults: Arc<FaultInjection>,
-}
-
-/// Answers 503 to every Nth chat when asked to (`--fault-every`): demos and alert drills need 5xx on demand.
-#[derive(Debug, Default)]
-pub struct FaultInjection {
-    every: u64,
-    seen: std::sync::atomic::AtomicU64,
-}
-
-impl FaultInjection {
-    pub fn every(n: u64) -> Self {
-        FaultInjection {
-            every: n,
-            seen: Default::default(),
-        }
-    }
-
-    /// True when this chat is one to fail.
-    pub fn strike(&self) -> bool {
-        self.every > 0 && (self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1) % self.every == 0
-    }
-}
+use crate::system;
 
 /// Loads the knowledge base named in the configuration, or the shipped one.
 fn knowledge_base(config: &Config) -> anyhow::Result<KnowledgeBase> {
@@ -116,23 +87,6 @@ pub async fn serve(
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.
 pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    shutdown::requested().await;
     tracing::info!("shutdown requested, finishing in-flight requests");
 }

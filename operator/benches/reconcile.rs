@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use chatbot_operator::cache::{Cached, Caches};
 use chatbot_operator::crd::ChatbotMonitoring;
+use chatbot_operator::metrics::Metrics;
 use chatbot_operator::reconcile::{Context, reconcile};
 use chatbot_operator::render::{Desired, RenderOptions, render};
 use chatbot_operator::settled::Settled;
-use chatbot_operator::telemetry::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::watcher;

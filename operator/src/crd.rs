@@ -14,6 +14,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The kind's API group and version, as `#[kube(…)]` below spells them (an attribute cannot read a const; a test
+/// holds the two together).
 pub const GROUP: &str = "monitoring.chatbot-sav.io";
 pub const VERSION: &str = "v1alpha1";
 

@@ -11,7 +11,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
-use crate::telemetry::Metrics;
+use crate::metrics::Metrics;
 use crate::watch_health::WatchHealth;
 
 #[derive(Clone)]

@@ -1,7 +1,22 @@
 //! The `ChatbotMonitoring` operator: turns one resource into a running chatbot, the ServiceMonitor that gets it
-//! scraped, the PrometheusRule with its alerts and the Grafana dashboards, and reports what it did in the status.
+//! scraped, the PrometheusRule with its alerts and the Grafana dashboards, and reports in the status whether a
+//! Prometheus really selects, scrapes and evaluates them.
 //!
-//! `render` says what should exist (pure), `reconcile` makes the cluster match it, `status` says what happened (pure).
+//! A map, in the order a reconcile runs through it:
+//!
+//! - What the user writes: [`crd`] (the `ChatbotMonitoring` kind, its defaults and CEL rules) and the reduced
+//!   Prometheus Operator kinds it produces, [`prometheus_operator`].
+//! - What should exist, pure: [`render`] (every child, the dashboards, the local Prometheus files and the promtool
+//!   tests of the rules) and [`last_applied`] (the hash of what was applied).
+//! - The loop: [`controller`] wires the watches to [`reconcile`], which applies the children, asks for verification
+//!   and publishes the status. The watches fill [`cache`] (read instead of the API server), keep [`settled`] resources
+//!   from being read again, report to [`watch_health`], and retry with [`backoff`]. [`discovery`] says which
+//!   Prometheus Operator kinds the cluster serves.
+//! - Is it really monitored: [`selection`] (does a Prometheus select the children, from the API server's objects,
+//!   pure) and [`verify`] (does Prometheus scrape it, load its rules, have the dashboards' metrics, over HTTP).
+//! - What is said about it, pure: [`status`] (conditions, and the reasons that are the resource's public API).
+//! - The process: [`leader`] (one replica reconciles), [`http`] (`/metrics`, `/healthz`, `/readyz`), [`metrics`]
+//!   (the operator's own), [`rbac`] (the permissions the code uses, which the chart grants).
 
 pub mod backoff;
 pub mod cache;
@@ -11,12 +26,13 @@ pub mod discovery;
 pub mod http;
 pub mod last_applied;
 pub mod leader;
+pub mod metrics;
 pub mod prometheus_operator;
 pub mod rbac;
 pub mod reconcile;
 pub mod render;
+pub mod selection;
 pub mod settled;
 pub mod status;
-pub mod telemetry;
 pub mod verify;
 pub mod watch_health;

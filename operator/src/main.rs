@@ -17,11 +17,13 @@ use tracing_subscriber::EnvFilter;
 use chatbot_operator::controller::{self, Scope};
 use chatbot_operator::crd::{ChatbotMonitoring, crd_yaml};
 use chatbot_operator::http::{self, Probe};
-use chatbot_operator::leader::{Lease, LeaseSettings};
+use chatbot_operator::leader::{self, Lease, LeaseSettings};
+use chatbot_operator::metrics::Metrics;
 use chatbot_operator::reconcile::Context;
-use chatbot_operator::render::{Desired, MANAGER, RenderOptions, local_prometheus, render, rule_tests, to_yaml_stream};
+use chatbot_operator::render::{
+    Desired, MANAGER, RenderOptions, local_prometheus, promtool_tests, render, to_yaml_stream,
+};
 use chatbot_operator::settled::Settled;
-use chatbot_operator::telemetry::Metrics;
 use chatbot_operator::verify;
 
 #[derive(Parser)]
@@ -153,7 +155,7 @@ fn main() -> ExitCode {
             tests,
         } => render_file(&file, &namespace, default_image).and_then(|(cbm, desired)| {
             if let Some(dir) = tests {
-                write_rule_tests(&dir, &cbm, &desired)?;
+                write_promtool_tests(&dir, &cbm, &desired)?;
             }
             match (local_prometheus, target) {
                 (Some(dir), Some(target)) => {
@@ -251,26 +253,17 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             duration_seconds: 15,
             grace_seconds: 5,
         };
-        let mut lease = Lease::start(client, &settings)
+        let lease = Lease::start(client, &settings)
             .await
             .context("starting leader election")?;
         tracing::info!(lease = %settings.name, identity = %settings.identity, "waiting to lead");
-        let won = tokio::select! {
-            r = lease.is_leader.wait_for(|leader| *leader) => r.is_ok(),
-            _ = stopped() => false,
-        };
-        let result = if won {
-            tracing::info!("leading: reconciling");
-            metrics.leader.set(1);
-            let mut lost = lease.is_leader.clone();
-            tokio::select! {
-                _ = controller::run(ctx, scope, stopped()) => Ok(()),
-                _ = lost.wait_for(|leader| !*leader) => Err(anyhow::anyhow!("lost the leader lease; exiting so as not to act as a deposed leader")),
-            }
-        } else {
-            Ok(())
-        };
-        metrics.leader.set(0);
+        let result = leader::lead(
+            lease.is_leader.clone(),
+            || controller::run(ctx, scope, stopped()),
+            stopped(),
+            |leading| metrics.leader.set(i64::from(leading)),
+        )
+        .await;
         lease.release().await;
         result
     } else {
@@ -305,21 +298,7 @@ async fn verify_file(
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.
 async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    shutdown::requested().await;
     tracing::info!("shutdown requested: finishing reconciles in flight");
 }
 
@@ -349,7 +328,7 @@ fn render_file(
 }
 
 /// Writes rules.yml and rules.test.yml into `dir`; `promtool test rules dir/rules.test.yml` runs them.
-fn write_rule_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) -> anyhow::Result<()> {
+fn write_promtool_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) -> anyhow::Result<()> {
     let rule = desired
         .prometheus_rule
         .as_ref()
@@ -357,12 +336,12 @@ fn write_rule_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) -> a
     std::fs::create_dir_all(dir)?;
     let ns = desired.service.metadata.namespace.clone().unwrap_or_default();
     let name = desired.service.metadata.name.clone().unwrap_or_default();
-    let tests = rule_tests::tests(&cbm.spec, rule, &ns, &name);
+    let tests = promtool_tests::tests(&cbm.spec, rule, &ns, &name);
     std::fs::write(
         dir.join(local_prometheus::RULES_FILE),
         serde_yaml::to_string(&local_prometheus::rules(rule))?,
     )?;
-    std::fs::write(dir.join(rule_tests::TESTS_FILE), serde_yaml::to_string(&tests)?)?;
+    std::fs::write(dir.join(promtool_tests::TESTS_FILE), serde_yaml::to_string(&tests)?)?;
     Ok(())
 }
 

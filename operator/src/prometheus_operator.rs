@@ -1,6 +1,7 @@
-//! The prometheus-operator kinds the operator writes (`ServiceMonitor`, `PrometheusRule`), reduced to the fields it
-//! sets. Server-side apply sends only these fields, so the rest of the real schema stays the cluster's business.
-//! Tests validate what we render against the real CRDs (`../shared/crds/prometheus-operator/`).
+//! The prometheus-operator kinds, reduced to the fields the operator uses: those it writes (`ServiceMonitor`,
+//! `PrometheusRule`, with the `status.bindings` the Prometheus Operator publishes on them) and the one it only reads
+//! (`Prometheus`, for its selectors). Server-side apply sends only these fields, so the rest of the real schema stays
+//! the cluster's business. Tests validate what we render against the real CRDs (`../shared/crds/prometheus-operator/`).
 //!
 //! Every field reads with a default: an object edited by hand or by another tool may lack any of them, and one that
 //! fails to decode would be lost to the watch (and fail the reconcile) instead of being put right by the next apply.

@@ -19,12 +19,12 @@ const REMOVABLE: &[&str] = &["get", "list", "watch", "create", "patch", "delete"
 pub const WATCHED_NAMESPACES: &[Permission] = &[
     // The resource itself: watched, never written but for its status.
     Permission {
-        group: "monitoring.chatbot-sav.io",
+        group: crate::crd::GROUP,
         resource: "chatbotmonitorings",
         verbs: &["get", "list", "watch"],
     },
     Permission {
-        group: "monitoring.chatbot-sav.io",
+        group: crate::crd::GROUP,
         resource: "chatbotmonitorings/status",
         verbs: &["get", "patch"],
     },
@@ -44,12 +44,12 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
         verbs: REMOVABLE,
     },
     Permission {
-        group: "monitoring.coreos.com",
+        group: crate::prometheus_operator::GROUP,
         resource: "servicemonitors",
         verbs: REMOVABLE,
     },
     Permission {
-        group: "monitoring.coreos.com",
+        group: crate::prometheus_operator::GROUP,
         resource: "prometheusrules",
         verbs: REMOVABLE,
     },
@@ -71,7 +71,7 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
 /// watched so that a change re-evaluates the resources at once (namespaces as metadata only).
 pub const CLUSTER_WIDE: &[Permission] = &[
     Permission {
-        group: "monitoring.coreos.com",
+        group: crate::prometheus_operator::GROUP,
         resource: "prometheuses",
         verbs: &["list", "watch"],
     },

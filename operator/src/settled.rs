@@ -13,6 +13,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::selection::verdict::PrometheusRef;
+
 /// A settled entry older than this is read again in full whatever the watches said.
 pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 
@@ -22,8 +24,8 @@ pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
 pub struct Snapshot {
     pub uid: String,
     pub generation: Option<i64>,
-    /// The Prometheus that selects the resource, if exactly one does.
-    pub chosen: Option<String>,
+    /// The Prometheus servers that select the resource.
+    pub chosen: Vec<PrometheusRef>,
     /// The monitoring.coreos.com API is served.
     pub prometheus_operator: bool,
     /// The spec asks for a ServiceMonitor or a PrometheusRule.
@@ -148,7 +150,7 @@ mod tests {
         Arc::new(Snapshot {
             uid: "u1".into(),
             generation: Some(generation),
-            chosen: None,
+            chosen: Vec::new(),
             prometheus_operator: true,
             needs_prometheus_operator: true,
             fingerprint: 7,

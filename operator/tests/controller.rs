@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatbot_operator::controller::{self, Scope};
+use chatbot_operator::metrics::Metrics;
 use chatbot_operator::rbac::{CLUSTER_WIDE, WATCHED_NAMESPACES, allows};
 use chatbot_operator::reconcile::Context;
 use chatbot_operator::render::RenderOptions;
 use chatbot_operator::settled::Settled;
-use chatbot_operator::telemetry::Metrics;
 use fake_api::FakeApi;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -74,6 +74,12 @@ async fn start(fake: &FakeApi) -> Running {
 }
 
 impl Running {
+    /// Waits for the resource's first reconciles to end: Ready, and settled.
+    async fn ready_and_settled(&self, fake: &FakeApi) {
+        eventually("the resource Ready", || ready(fake.get(CBM))).await;
+        eventually("the resource settled", || self.ctx.settled.as_ref().unwrap().len() == 1).await;
+    }
+
     async fn stop(self) {
         self.stop.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(10), self.task)
@@ -105,10 +111,9 @@ async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_ed
     let running = start(&fake).await;
     let ctx = running.ctx.clone();
 
-    eventually("the resource Ready", || ready(fake.get(CBM))).await;
     // The watch events of its own applies come back and are read once more; then the resource is settled and
     // nothing more is asked of the API server.
-    eventually("the resource settled", || ctx.settled.as_ref().unwrap().len() == 1).await;
+    running.ready_and_settled(&fake).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut calls = std::mem::take(&mut fake.state().calls);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -171,11 +176,7 @@ async fn the_controller_reconciles_from_its_watches_settles_and_undoes_a_hand_ed
 async fn a_child_status_change_is_reconciled_from_the_caches() {
     let (_, fake) = FakeApi::start();
     let running = start(&fake).await;
-    eventually("the resource Ready", || ready(fake.get(CBM))).await;
-    eventually("the resource settled", || {
-        running.ctx.settled.as_ref().unwrap().len() == 1
-    })
-    .await;
+    running.ready_and_settled(&fake).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.take_calls();
 
@@ -202,11 +203,7 @@ async fn a_child_status_change_is_reconciled_from_the_caches() {
 async fn watches_that_expire_are_listed_again_and_miss_nothing() {
     let (_, fake) = FakeApi::start();
     let running = start(&fake).await;
-    eventually("the resource Ready", || ready(fake.get(CBM))).await;
-    eventually("the resource settled", || {
-        running.ctx.settled.as_ref().unwrap().len() == 1
-    })
-    .await;
+    running.ready_and_settled(&fake).await;
 
     // The server goes away; meanwhile the resource changes, and its history is compacted before it returns.
     fake.go_away();

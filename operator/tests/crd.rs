@@ -1,7 +1,8 @@
 //! The CRD: `crds/` is current, its schema is structural and applies the guide's defaults, and bad resources are
 //! refused with their message by the OpenAPI constraints and the CEL rules a cluster would evaluate.
 
-use chatbot_operator::crd::crd_yaml;
+use chatbot_operator::crd::{ChatbotMonitoring, GROUP, VERSION, crd_yaml};
+use kube::Resource;
 use serde_json::{Value, json};
 
 const CRD_FILE: &str = concat!(
@@ -114,4 +115,10 @@ fn bad_resources_are_refused_with_a_clear_message() {
             "{spec} should be refused with {refusal:?}, got {errors:?}"
         );
     }
+}
+
+#[test]
+fn the_group_and_version_constants_are_the_kinds() {
+    assert_eq!(ChatbotMonitoring::group(&()), GROUP);
+    assert_eq!(ChatbotMonitoring::version(&()), VERSION);
 }

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatbot_operator::crd::ChatbotMonitoring;
+use chatbot_operator::metrics::Metrics;
 use chatbot_operator::reconcile::{Context, Error, error_policy, reconcile};
 use chatbot_operator::render::RenderOptions;
 use chatbot_operator::settled::Settled;
-use chatbot_operator::telemetry::Metrics;
 use fake_api::FakeApi;
 use http::Method;
 use kube::runtime::controller::Action;

@@ -8,8 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 
-use super::history::storage_error;
-use crate::app::AppState;
+use super::AppState;
 use crate::chat::{ChatRequest, ChatResponse, Language};
 use crate::error::ApiError;
 use crate::store::{NewExchange, NewMessage, NewSession, NewTicket, now_millis};
@@ -78,8 +77,7 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
             state
                 .store
                 .session(id)
-                .await
-                .map_err(storage_error)?
+                .await?
                 .ok_or_else(|| ApiError::not_found("session_id", format!("no session {id:?}")))?,
         ),
         None => None,
@@ -147,7 +145,7 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
         },
         ticket: ticket.clone(),
     };
-    state.store.save(exchange).await.map_err(storage_error)?;
+    state.store.save(exchange).await?;
 
     if let Some(t) = &ticket {
         state.metrics.escalations_total.with_label_values(&[t.reason]).inc();

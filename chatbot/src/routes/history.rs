@@ -4,16 +4,16 @@ use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
-use crate::app::AppState;
+use super::AppState;
 use crate::error::ApiError;
-use crate::store::{Conversation, StoreError, Ticket};
+use crate::store::{Conversation, Ticket};
 
 pub async fn get_conversation(
     State(state): State<AppState>,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Conversation>, ApiError> {
     let session_id = path_id(session_id, "session_id")?;
-    match state.store.conversation(&session_id).await.map_err(storage_error)? {
+    match state.store.conversation(&session_id).await? {
         Some(c) => Ok(Json(c)),
         None => Err(ApiError::not_found("session_id", format!("no session {session_id:?}"))),
     }
@@ -24,7 +24,7 @@ pub async fn get_ticket(
     ticket_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Ticket>, ApiError> {
     let ticket_id = path_id(ticket_id, "ticket_id")?;
-    match state.store.ticket(&ticket_id).await.map_err(storage_error)? {
+    match state.store.ticket(&ticket_id).await? {
         Some(t) => Ok(Json(t)),
         None => Err(ApiError::not_found("ticket_id", format!("no ticket {ticket_id:?}"))),
     }
@@ -36,16 +36,5 @@ fn path_id(id: Result<Path<String>, PathRejection>, field: &str) -> Result<Strin
         Ok(Path(id)) if !id.contains('\0') => Ok(id),
         Ok(Path(id)) => Err(ApiError::not_found(field, format!("no {field} {id:?}"))),
         Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text(), Some(field))),
-    }
-}
-
-/// An outage is a 503 the client may retry; anything else is our bug, a 500.
-pub(super) fn storage_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Unavailable(_) => ApiError::unavailable("database unavailable, retry later"),
-        StoreError::Query(message) => {
-            tracing::error!(%message, "database refused a statement");
-            ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
-        }
     }
 }

@@ -4,17 +4,64 @@ mod chat;
 mod history;
 mod probes;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http_metrics::HttpMetricsLayer;
+use crate::metrics::Metrics;
+use crate::model::Model;
+use crate::store::{Store, StoreError};
 
 /// Largest accepted request body. A chat body is a 4 KiB message plus a few fields; JSON escaping can grow it.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;
+
+/// What every handler shares. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub model: Arc<Model>,
+    pub metrics: Metrics,
+    pub faults: Arc<FaultInjection>,
+}
+
+/// Answers 503 to every Nth chat when asked to (`--fault-every`): demos and alert drills need 5xx on demand.
+#[derive(Debug, Default)]
+pub struct FaultInjection {
+    every: u64,
+    seen: std::sync::atomic::AtomicU64,
+}
+
+impl FaultInjection {
+    pub fn every(n: u64) -> Self {
+        FaultInjection {
+            every: n,
+            seen: Default::default(),
+        }
+    }
+
+    /// True when this chat is one to fail.
+    pub fn strike(&self) -> bool {
+        self.every > 0 && (self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1) % self.every == 0
+    }
+}
+
+/// A database failure as the client sees it: an outage is a 503 the client may retry; anything else is our bug, a 500.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ApiError::unavailable("database unavailable, retry later"),
+            StoreError::Query(message) => {
+                tracing::error!(%message, "database refused a statement");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)
+            }
+        }
+    }
+}
 
 /// Builds the router. `http_metrics` false leaves the metrics layer out (to measure its overhead).
 pub fn router(state: AppState, http_metrics: bool) -> Router {

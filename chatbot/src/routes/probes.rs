@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::json;
 
-use crate::app::AppState;
+use super::AppState;
 
 /// Liveness: the process answers. Never touches the database, so an outage does not get the pod restarted.
 pub async fn health() -> impl IntoResponse {

@@ -5,9 +5,10 @@ mod dashboards;
 mod deployment;
 pub mod local_prometheus;
 mod prometheus_rule;
-pub mod rule_tests;
+pub mod promtool_tests;
 mod service;
 mod service_monitor;
+pub mod template_format;
 
 use std::collections::BTreeMap;
 

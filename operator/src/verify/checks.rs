@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::status::{self, reason};
 use promql_parser::label::MatchOp;
 use promql_parser::parser::{self, Expr, VectorSelector};
 use promql_parser::util::{ExprVisitor, walk_expr};
@@ -12,12 +13,28 @@ use serde_json::Value;
 /// One check's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
+    /// Targets up out of those found (`Scraped` only): the `SCRAPED` column of `kubectl get cbm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Targets>,
     /// `Scraped`, `RulesLoaded`, `DashboardMetricsPresent`: also the status condition types.
     pub name: &'static str,
     pub ok: bool,
     /// A condition reason.
     pub reason: &'static str,
     pub message: String,
+}
+
+/// How many of a job's targets are up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Targets {
+    pub up: usize,
+    pub total: usize,
+}
+
+impl std::fmt::Display for Targets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.up, self.total)
+    }
 }
 
 /// Which chatbot the checks are about.
@@ -53,24 +70,27 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
         .collect();
     match (ours.len(), up) {
         (0, _) => Check {
-            name: "Scraped",
+            targets: Some(Targets { up: 0, total: 0 }),
+            name: status::SCRAPED,
             ok: false,
-            reason: "NoTarget",
+            reason: reason::NO_TARGET,
             message: format!(
                 "Prometheus has no target for job {:?} in namespace {:?}: the ServiceMonitor is not selected, or no pod runs",
                 s.job, s.namespace
             ),
         },
         (n, up) if up == n => Check {
-            name: "Scraped",
+            targets: Some(Targets { up, total: n }),
+            name: status::SCRAPED,
             ok: true,
-            reason: "TargetsUp",
+            reason: reason::TARGETS_UP,
             message: format!("{up}/{n} up"),
         },
         (n, up) => Check {
-            name: "Scraped",
+            targets: Some(Targets { up, total: n }),
+            name: status::SCRAPED,
             ok: false,
-            reason: "TargetDown",
+            reason: reason::TARGET_DOWN,
             message: format!("{up}/{n} up; {}", down.join("; ")),
         },
     }
@@ -119,9 +139,10 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
     }
     let check = if !missing.is_empty() {
         Check {
-            name: "RulesLoaded",
+            targets: None,
+            name: status::RULES_LOADED,
             ok: false,
-            reason: "RulesNotLoaded",
+            reason: reason::RULES_NOT_LOADED,
             message: format!(
                 "{}/{} rule groups loaded; missing: {}",
                 found.len(),
@@ -131,16 +152,18 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
         }
     } else if !unhealthy.is_empty() {
         Check {
-            name: "RulesLoaded",
+            targets: None,
+            name: status::RULES_LOADED,
             ok: false,
-            reason: "RuleUnhealthy",
+            reason: reason::RULE_UNHEALTHY,
             message: unhealthy.join("; "),
         }
     } else {
         Check {
-            name: "RulesLoaded",
+            targets: None,
+            name: status::RULES_LOADED,
             ok: true,
-            reason: "Loaded",
+            reason: reason::LOADED,
             message: format!("{} rule groups loaded and healthy", found.len()),
         }
     };
@@ -168,6 +191,48 @@ pub fn panel_selectors(dashboard: &Value, s: &Subject) -> Result<Vec<Selector>, 
 /// The selectors of a dashboard with `$namespace` and `$job` left in (they sit in label values, so the query still
 /// parses): parsed once, then given to each resource by [`Selector::for_subject`], a string substitution.
 pub fn template_selectors(dashboard: &Value) -> Result<Vec<Selector>, String> {
+    let mut out = Vec::new();
+    for (title, expr) in panel_queries(dashboard) {
+        let expr = with_durations(&expr);
+        let selectors = vector_selectors(&expr).map_err(|e| format!("panel {title:?}: {e}: {expr}"))?;
+        for vs in selectors {
+            let Some(metric) = vs.name.clone() else { continue };
+            let labels: Vec<String> = vs
+                .matchers
+                .matchers
+                .iter()
+                .filter(|m| m.name != "namespace" && m.name != "job" && m.name != "__name__")
+                // A negative matcher is satisfied by an absent label: it proves nothing about what exists.
+                .filter(|m| matches!(m.op, MatchOp::Equal | MatchOp::Re(_)))
+                .map(|m| m.name.clone())
+                .collect();
+            out.push(Selector {
+                panel: title.clone(),
+                metric,
+                labels,
+                text: vs.to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// (panel title, expression) of every query of every panel of a Grafana dashboard.
+pub fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        let title = panel["title"].as_str().unwrap_or("?");
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                out.push((title.to_owned(), expr.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Every vector selector of a PromQL expression (those inside range selectors too).
+pub fn vector_selectors(expr: &str) -> Result<Vec<VectorSelector>, String> {
     struct Collect(Vec<VectorSelector>);
     impl ExprVisitor for Collect {
         type Error = ();
@@ -180,36 +245,15 @@ pub fn template_selectors(dashboard: &Value) -> Result<Vec<Selector>, String> {
             Ok(true)
         }
     }
-    let mut out = Vec::new();
-    for panel in dashboard["panels"].as_array().into_iter().flatten() {
-        let title = panel["title"].as_str().unwrap_or("?").to_owned();
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            let Some(expr) = target["expr"].as_str() else { continue };
-            let expr = with_durations(expr);
-            let ast = parser::parse(&expr).map_err(|e| format!("panel {title:?}: {e}: {expr}"))?;
-            let mut c = Collect(Vec::new());
-            walk_expr(&mut c, &ast).expect("collecting cannot fail");
-            for vs in c.0 {
-                let Some(metric) = vs.name.clone() else { continue };
-                let labels: Vec<String> = vs
-                    .matchers
-                    .matchers
-                    .iter()
-                    .filter(|m| m.name != "namespace" && m.name != "job" && m.name != "__name__")
-                    // A negative matcher is satisfied by an absent label: it proves nothing about what exists.
-                    .filter(|m| matches!(m.op, MatchOp::Equal | MatchOp::Re(_)))
-                    .map(|m| m.name.clone())
-                    .collect();
-                out.push(Selector {
-                    panel: title.clone(),
-                    metric,
-                    labels,
-                    text: vs.to_string(),
-                });
-            }
-        }
-    }
-    Ok(out)
+    let ast = parser::parse(expr)?;
+    let mut c = Collect(Vec::new());
+    walk_expr(&mut c, &ast).expect("collecting cannot fail");
+    Ok(c.0)
+}
+
+/// The metric names a PromQL expression reads.
+pub fn expr_metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
+    Ok(vector_selectors(expr)?.into_iter().filter_map(|vs| vs.name).collect())
 }
 
 /// Grafana's variables, for this resource's chatbot.
@@ -273,16 +317,18 @@ pub fn dashboard_metrics(selectors: &[Selector], exposed: &BTreeMap<String, BTre
     }
     if problems.is_empty() {
         Check {
-            name: "DashboardMetricsPresent",
+            targets: None,
+            name: status::DASHBOARD_METRICS_PRESENT,
             ok: true,
-            reason: "MetricsPresent",
+            reason: reason::METRICS_PRESENT,
             message: format!("{} panel selectors find their metrics", selectors.len()),
         }
     } else {
         Check {
-            name: "DashboardMetricsPresent",
+            targets: None,
+            name: status::DASHBOARD_METRICS_PRESENT,
             ok: false,
-            reason: "MetricsMissing",
+            reason: reason::METRICS_MISSING,
             message: problems.into_iter().collect::<Vec<_>>().join("; "),
         }
     }
@@ -320,8 +366,11 @@ mod tests {
             c.message,
             "1/2 up; http://10.0.0.2:8000/metrics is down: connection refused"
         );
+        assert_eq!(c.targets, Some(Targets { up: 1, total: 2 }));
         let none = scraped(&json!({"activeTargets": []}), &subject());
         assert_eq!((none.ok, none.reason), (false, "NoTarget"));
+        // The SCRAPED column once showed this message's first word ("Prometheus"): it is a count.
+        assert_eq!(none.targets.map(|t| t.to_string()).as_deref(), Some("0/0"));
     }
 
     const DIR: &str = "/etc/prometheus/rules/prometheus-kps-rulefiles-0";

@@ -1,12 +1,9 @@
-//! Is the resource really monitored? Pure evaluation of what the API server and a Prometheus answer: which
-//! Prometheus selects our ServiceMonitor and PrometheusRule and why not, whether the chatbot is scraped, the rules
-//! loaded, and every dashboard panel finds its metrics. Shared by the reconciler and `chatbot-operator verify`.
+//! Is the resource really monitored, asked of a Prometheus over its HTTP API: is the chatbot scraped, are its rules
+//! loaded, does every dashboard panel find its metrics. Pure checks of the answers (`checks`), one round of requests
+//! (`run`, shared with `chatbot-operator verify`), the reconciler's periodic rounds (`periodic`), and the HTTP client
+//! (`prometheus_api`).
 
-pub mod binding;
 pub mod checks;
 pub mod periodic;
-pub mod ports;
 pub mod prometheus_api;
 pub mod run;
-pub mod selection;
-pub mod workload_bindings;

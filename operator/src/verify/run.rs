@@ -9,6 +9,7 @@ use serde_json::Value;
 use super::checks::{self, Check, Selector, Subject};
 use super::prometheus_api::PrometheusApi;
 use crate::render::{DASHBOARDS, Desired};
+use crate::status::{self, reason};
 
 /// The selectors of the shipped dashboards, parsed once per process: PromQL parsing is most of a round's CPU.
 static SHIPPED_SELECTORS: LazyLock<Vec<Selector>> = LazyLock::new(|| {
@@ -36,9 +37,10 @@ impl Report {
 
 fn unavailable(name: &'static str, e: impl std::fmt::Display) -> Check {
     Check {
+        targets: None,
         name,
         ok: false,
-        reason: "PrometheusUnavailable",
+        reason: reason::PROMETHEUS_UNAVAILABLE,
         message: e.to_string(),
     }
 }
@@ -78,7 +80,7 @@ pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi
     if desired.service_monitor.is_some() {
         report.checks.push(match &shared.targets {
             Ok(targets) => checks::scraped(targets, &subject),
-            Err(e) => unavailable("Scraped", e),
+            Err(e) => unavailable(status::SCRAPED, e),
         });
     }
     if let Some(rule) = &desired.prometheus_rule {
@@ -89,7 +91,7 @@ pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi
                 report.firing_alerts = firing;
                 check
             }
-            Err(e) => unavailable("RulesLoaded", e),
+            Err(e) => unavailable(status::RULES_LOADED, e),
         });
     }
     if !desired.dashboards.is_empty() {
@@ -108,7 +110,7 @@ pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi
         let query = [("match[]", matcher), ("start", (now.saturating_sub(3600)).to_string())];
         report.checks.push(match api.get("series", &query).await {
             Ok(series) => checks::dashboard_metrics(&selectors, &checks::exposed(&series)),
-            Err(e) => unavailable("DashboardMetricsPresent", e),
+            Err(e) => unavailable(status::DASHBOARD_METRICS_PRESENT, e),
         });
     }
     report

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chatbot_operator::controller::{self, Scope};
+use chatbot_operator::metrics::Metrics;
 use chatbot_operator::reconcile::Context;
 use chatbot_operator::render::{MANAGER, RenderOptions};
 use chatbot_operator::settled::Settled;
-use chatbot_operator::telemetry::Metrics;
 use chatbot_operator::verify::periodic::Verifier;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Client;

@@ -6,7 +6,7 @@
 #[test]
 fn the_operator_assumes_the_chatbots_latency_buckets() {
     assert_eq!(
-        chatbot_operator::render::rule_tests::LATENCY_BUCKETS,
+        chatbot_operator::render::promtool_tests::LATENCY_BUCKETS,
         chatbot::metrics::HTTP_BUCKETS
     );
 }

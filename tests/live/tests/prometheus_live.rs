@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use chatbot::config::Config;
 use chatbot_operator::crd::{ChatbotMonitoring, SloSpec};
 use chatbot_operator::render::{DASHBOARDS, RenderOptions, local_prometheus, render};
-use promql_parser::parser::{self, Expr};
-use promql_parser::util::{ExprVisitor, walk_expr};
+use chatbot_operator::verify::checks::{self, Subject};
 use serde_json::{Value, json};
 use testsupport::{Exposition, TestPostgres, TestPrometheus};
 
@@ -32,51 +31,6 @@ fn resource() -> ChatbotMonitoring {
         availability_target: 99.9,
     });
     cbm
-}
-
-/// Metric names a PromQL expression reads.
-fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
-    struct Names(BTreeSet<String>);
-    impl ExprVisitor for Names {
-        type Error = ();
-        fn pre_visit(&mut self, e: &Expr) -> Result<bool, ()> {
-            match e {
-                Expr::VectorSelector(vs) => self.0.extend(vs.name.clone()),
-                Expr::MatrixSelector(ms) => self.0.extend(ms.vs.name.clone()),
-                _ => {}
-            }
-            Ok(true)
-        }
-    }
-    let ast = parser::parse(expr)?;
-    let mut names = Names(BTreeSet::new());
-    walk_expr(&mut names, &ast).unwrap();
-    Ok(names.0)
-}
-
-/// A dashboard target's expression as Grafana would send it for this resource.
-fn substitute(expr: &str) -> String {
-    expr.replace("$namespace", "default")
-        .replace("$job", "chatbot")
-        .replace("$__rate_interval", "1m")
-        .replace("$__range", "5m")
-}
-
-/// (panel title, expression) of every target of every shipped dashboard.
-fn dashboard_queries() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for (_, text) in DASHBOARDS {
-        let d: Value = serde_json::from_str(text).unwrap();
-        for panel in d["panels"].as_array().unwrap() {
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                out.push((
-                    panel["title"].as_str().unwrap().to_owned(),
-                    target["expr"].as_str().unwrap().to_owned(),
-                ));
-            }
-        }
-    }
-    out
 }
 
 async fn chat(client: &reqwest::Client, base: &str, body: Value) -> u16 {
@@ -219,7 +173,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
 
     // Every rule parses with a real PromQL parser and in Prometheus, and reads only metrics that exist.
     for (name, expr) in &rule_list {
-        let used = metric_names(expr).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let used = checks::expr_metric_names(expr).unwrap_or_else(|e| panic!("{name}: {e}"));
         for m in used {
             assert!(
                 exposed.contains(&m) || recorded.contains(&m) || from_prometheus.contains(&m),
@@ -255,9 +209,16 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
 
     // Now every panel of every dashboard finds data, alerts panel included, and reads only exposed metrics.
     let mut empty = Vec::new();
-    for (title, expr) in dashboard_queries() {
-        let expr = substitute(&expr);
-        let used = metric_names(&expr).unwrap_or_else(|e| panic!("panel {title:?}: {e}: {expr}"));
+    let subject = Subject {
+        namespace: "default".into(),
+        job: "chatbot".into(),
+    };
+    let queries = DASHBOARDS
+        .iter()
+        .flat_map(|(_, text)| checks::panel_queries(&serde_json::from_str(text).unwrap()));
+    for (title, expr) in queries {
+        let expr = checks::substitute(&expr, &subject);
+        let used = checks::expr_metric_names(&expr).unwrap_or_else(|e| panic!("panel {title:?}: {e}: {expr}"));
         for m in used {
             assert!(
                 exposed.contains(&m) || from_prometheus.contains(&m),

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::selection::mismatches;
+use super::label_selector::mismatches;
 use crate::prometheus_operator::ServiceMonitor;
 
 /// Every break between the ServiceMonitor and the pods, in words a person can act on; empty when none.

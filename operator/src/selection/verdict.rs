@@ -1,21 +1,50 @@
-//! Which Prometheus is expected to monitor the resource, and does it select our ServiceMonitor and PrometheusRule:
-//! the `Selected` condition, from what the API server answered (the `Prometheus` objects and our namespace's
-//! labels). In `auto` mode, the labels the only Prometheus requires are added to the children.
+//! Which Prometheus is expected to monitor the resource, and does it select our ServiceMonitor and PrometheusRule,
+//! from what the API server answered (the `Prometheus` objects and our namespace's labels). In `auto` mode, the
+//! labels the only Prometheus requires are added to the children.
 
-use super::selection::{Labels, labels_to_add, mismatches, namespace_selected};
-use super::workload_bindings::Opinion;
+use std::fmt;
+
+use super::label_selector::{Labels, labels_to_add, mismatches, namespace_selected};
 use crate::crd::{PrometheusSelection, SelectionMode};
 use crate::prometheus_operator::Prometheus;
-use crate::status::{Part, reason};
+use crate::status::reason;
 use kube::ResourceExt;
+
+/// A `Prometheus` object, shown as `namespace/name`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrometheusRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PrometheusRef {
+    pub fn of(p: &Prometheus) -> Self {
+        PrometheusRef {
+            namespace: p.namespace().unwrap_or_default(),
+            name: p.name_any(),
+        }
+    }
+}
+
+impl fmt::Display for PrometheusRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// `a/one, b/two`.
+pub fn joined(refs: &[PrometheusRef]) -> String {
+    refs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
 
 /// The verdict on selection.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     /// Not checked (`mode: none`).
     NotChecked,
+    /// Selected by these (one, or several when none was named and more than one selects the resource).
     Selected {
-        prometheus: String,
+        prometheuses: Vec<PrometheusRef>,
     },
     NotSelected {
         reason: &'static str,
@@ -35,7 +64,7 @@ pub struct Ours<'a> {
 
 /// The labels to add to the children (auto mode, one candidate, user labels empty), and the verdict with them.
 pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours: &Ours) -> (Labels, Verdict) {
-    let named = |p: &Prometheus| format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    let named = |p: &Prometheus| PrometheusRef::of(p).to_string();
     let chosen: Vec<&Prometheus> = match selection.mode {
         SelectionMode::None => return (Labels::new(), Verdict::NotChecked),
         SelectionMode::Reference => candidates
@@ -48,7 +77,7 @@ pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours
         [] => (
             Labels::new(),
             Verdict::NotSelected {
-                reason: "NoPrometheus",
+                reason: reason::NO_PROMETHEUS,
                 message: match selection.mode {
                     SelectionMode::Reference => format!(
                         "Prometheus {}/{} does not exist",
@@ -72,17 +101,17 @@ pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours
         }
         many => {
             // Several candidates: the ones that already select us with the user's labels, if any, else say so.
-            let selecting: Vec<String> = many
+            let selecting: Vec<PrometheusRef> = many
                 .iter()
                 .filter(|p| matches!(judge(p, &named(p), ours, &Labels::new()), Verdict::Selected { .. }))
-                .map(|p| named(p))
+                .map(|p| PrometheusRef::of(p))
                 .collect();
             if selecting.is_empty() {
                 let names: Vec<String> = many.iter().map(|p| named(p)).collect();
                 (
                     Labels::new(),
                     Verdict::NotSelected {
-                        reason: "AmbiguousPrometheus",
+                        reason: reason::AMBIGUOUS_PROMETHEUS,
                         message: format!(
                             "{} Prometheus servers ({}) and none selects this resource: name one in \
                              spec.monitoring.prometheus, or set spec.monitoring.labels",
@@ -95,7 +124,7 @@ pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours
                 (
                     Labels::new(),
                     Verdict::Selected {
-                        prometheus: selecting.join(", "),
+                        prometheuses: selecting,
                     },
                 )
             }
@@ -109,48 +138,12 @@ pub fn prometheus_kind_missing(selection: &PrometheusSelection) -> Verdict {
     match selection.mode {
         SelectionMode::None => Verdict::NotChecked,
         _ => Verdict::NotSelected {
-            reason: "PrometheusKindMissing",
+            reason: reason::PROMETHEUS_KIND_MISSING,
             message: "the ServiceMonitor and PrometheusRule are applied, but the cluster does not serve the \
                       monitoring.coreos.com/v1 Prometheus kind, so which server reads them cannot be checked: \
                       install the Prometheus Operator, or set spec.monitoring.prometheus.mode to none"
                 .into(),
         },
-    }
-}
-
-/// The `Selected` condition: the verdict, unless the Prometheus Operator's bindings disagree with it (they are
-/// reported first: one of the two views is wrong and a person must look), or the ServiceMonitor's endpoint cannot
-/// reach the pods (`port_problems`).
-pub fn selected_part(verdict: Verdict, added: &Labels, port_problems: &[String], opinions: &[Opinion]) -> Part {
-    if let Some(Opinion::Disagrees { reason, message }) =
-        opinions.iter().find(|o| matches!(o, Opinion::Disagrees { .. }))
-    {
-        return Part::Failed {
-            reason,
-            message: message.clone(),
-        };
-    }
-    match verdict {
-        Verdict::NotChecked => Part::Disabled,
-        Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
-        Verdict::Selected { .. } if !port_problems.is_empty() => Part::Failed {
-            reason: "PortNameMismatch",
-            message: port_problems.join("; "),
-        },
-        Verdict::Selected { prometheus } => {
-            let mut message = format!("selected by Prometheus {prometheus}");
-            if !added.is_empty() {
-                let added: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                message.push_str(&format!(" (labels added: {})", added.join(", ")));
-            }
-            if opinions.contains(&Opinion::Agrees) {
-                message.push_str("; confirmed by the Prometheus Operator's status.bindings");
-            }
-            Part::Ready {
-                reason: reason::SELECTED,
-                message,
-            }
-        }
     }
 }
 
@@ -185,7 +178,7 @@ fn judge(p: &Prometheus, name: &str, ours: &Ours, add: &Labels) -> Verdict {
         match selector {
             None => {
                 return Verdict::NotSelected {
-                    reason: "LabelMismatch",
+                    reason: reason::LABEL_MISMATCH,
                     message: format!("Prometheus {name} selects no {kind} ({field}Selector is null)"),
                 };
             }
@@ -193,7 +186,7 @@ fn judge(p: &Prometheus, name: &str, ours: &Ours, add: &Labels) -> Verdict {
                 let missing = mismatches(s, &labels);
                 if !missing.is_empty() {
                     return Verdict::NotSelected {
-                        reason: "LabelMismatch",
+                        reason: reason::LABEL_MISMATCH,
                         message: format!(
                             "Prometheus {name} does not select the {kind}: {}; set them in spec.monitoring.labels",
                             missing.join(", ")
@@ -204,7 +197,7 @@ fn judge(p: &Prometheus, name: &str, ours: &Ours, add: &Labels) -> Verdict {
         }
         if !namespace_selected(ns_selector.as_ref(), &home, ours.namespace, ours.namespace_labels) {
             return Verdict::NotSelected {
-                reason: "NamespaceNotSelected",
+                reason: reason::NAMESPACE_NOT_SELECTED,
                 message: format!(
                     "Prometheus {name} does not look at namespace {} for {kind}s ({})",
                     ours.namespace,
@@ -217,7 +210,7 @@ fn judge(p: &Prometheus, name: &str, ours: &Ours, add: &Labels) -> Verdict {
         }
     }
     Verdict::Selected {
-        prometheus: name.to_owned(),
+        prometheuses: vec![PrometheusRef::of(p)],
     }
 }
 
@@ -266,7 +259,10 @@ mod tests {
         assert_eq!(
             verdict,
             Verdict::Selected {
-                prometheus: "monitoring/kps".into()
+                prometheuses: vec![PrometheusRef {
+                    namespace: "monitoring".into(),
+                    name: "kps".into()
+                }]
             }
         );
     }
@@ -341,7 +337,10 @@ mod tests {
         assert_eq!(
             evaluate(&auto(), &two, &ours).1,
             Verdict::Selected {
-                prometheus: "b/two".into()
+                prometheuses: vec![PrometheusRef {
+                    namespace: "b".into(),
+                    name: "two".into()
+                }]
             }
         );
     }

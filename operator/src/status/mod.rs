@@ -20,19 +20,7 @@ pub const DASHBOARD_METRICS_PRESENT: &str = "DashboardMetricsPresent";
 /// Conditions whose every transition is told in an event (`kubectl describe cbm` tells the story).
 pub const ANNOUNCED: &[&str] = &[READY, SELECTED, SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
 
-/// Reasons, as a person reads them in `kubectl describe`.
-pub mod reason {
-    pub const APPLIED: &str = "Applied";
-    pub const AVAILABLE: &str = "Available";
-    pub const PROGRESSING: &str = "Progressing";
-    pub const DISABLED: &str = "Disabled";
-    pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
-    pub const SECRET_MISSING: &str = "SecretMissing";
-    pub const API_ERROR: &str = "ApiError";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const RECONCILED: &str = "Reconciled";
-    pub const SELECTED: &str = "Selected";
-}
+pub mod reason;
 
 /// How one part (a child kind) ended in this reconcile.
 #[derive(Debug, Clone, PartialEq)]

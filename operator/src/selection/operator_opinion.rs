@@ -2,8 +2,9 @@
 //! lists in `status.bindings` of a ServiceMonitor or PrometheusRule each Prometheus that selected the object and
 //! whether it accepted it. Compared with this operator's evaluation, so a disagreement is reported, never hidden.
 
-use super::binding::Verdict;
+use super::verdict::Verdict;
 use crate::prometheus_operator::{ConfigResourceStatus, GROUP};
+use crate::status::reason;
 
 /// What the Prometheus Operator's bindings say about our verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,7 +59,7 @@ pub fn compare(
         return Opinion::Silent;
     }
     let rejection = |name: &str, why: &str| Opinion::Disagrees {
-        reason: "Rejected",
+        reason: reason::REJECTED,
         message: format!(
             "Prometheus {name} selects the {kind} but the Prometheus Operator rejected it ({})",
             if why.is_empty() { "no reason given" } else { why }
@@ -66,14 +67,15 @@ pub fn compare(
     };
     match verdict {
         Verdict::NotChecked => Opinion::Silent,
-        Verdict::Selected { prometheus } => {
-            for ours in prometheus.split(", ") {
+        Verdict::Selected { prometheuses } => {
+            for ours in prometheuses.iter().map(ToString::to_string) {
+                let ours = ours.as_str();
                 if let Some((name, why)) = rejected.iter().find(|(n, _)| n == ours) {
                     return rejection(name, why);
                 }
                 if !accepted.iter().any(|a| a == ours) {
                     return Opinion::Disagrees {
-                        reason: "BindingDisagreement",
+                        reason: reason::BINDING_DISAGREEMENT,
                         message: format!(
                             "the {kind} should be selected by Prometheus {ours}, but the Prometheus Operator's \
                              status.bindings names only {}",
@@ -87,7 +89,7 @@ pub fn compare(
         Verdict::NotSelected { reason, message } => match (accepted.as_slice(), rejected.first()) {
             ([], Some((name, why))) => rejection(name, why),
             _ => Opinion::Disagrees {
-                reason: "BindingDisagreement",
+                reason: reason::BINDING_DISAGREEMENT,
                 message: format!(
                     "this operator finds the {kind} not selected ({reason}: {message}), but the Prometheus \
                      Operator's status.bindings says {} accepted it",
@@ -135,7 +137,13 @@ mod tests {
     }
 
     fn selected(p: &str) -> Verdict {
-        Verdict::Selected { prometheus: p.into() }
+        let (namespace, name) = p.split_once('/').unwrap();
+        Verdict::Selected {
+            prometheuses: vec![super::super::verdict::PrometheusRef {
+                namespace: namespace.into(),
+                name: name.into(),
+            }],
+        }
     }
 
     #[test]

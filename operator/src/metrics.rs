@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
-use crate::reconcile::Error;
-
 pub struct Metrics {
     registry: Registry,
     pub reconciliations: IntCounterVec,
@@ -67,14 +65,15 @@ impl Metrics {
         m
     }
 
-    pub fn record<T>(&self, result: &Result<T, Error>, elapsed: Duration) {
-        let outcome = if result.is_ok() { "success" } else { "error" };
+    /// One reconcile that took `elapsed`: a success, or a failure with its condition reason.
+    pub fn record(&self, failure: Option<&'static str>, elapsed: Duration) {
+        let outcome = if failure.is_none() { "success" } else { "error" };
         self.reconciliations.with_label_values(&[outcome]).inc();
         self.duration
             .with_label_values(&[outcome])
             .observe(elapsed.as_secs_f64());
-        if let Err(e) = result {
-            self.failures.with_label_values(&[e.reason()]).inc();
+        if let Some(reason) = failure {
+            self.failures.with_label_values(&[reason]).inc();
         }
     }
 

@@ -1,0 +1,330 @@
+//! Step 1 of a reconcile: the children. Applies each child that differs from `render`'s (server-side apply, reading
+//! what the watches cached), removes the children of parts switched off, decides which Prometheus selects the
+//! monitoring children, and says what it found. Skipped for a settled resource.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::core::object::HasStatus;
+use kube::{Api, ResourceExt};
+use serde_json::Value;
+
+use super::{Context, Error, parts};
+use crate::cache::Cached;
+use crate::crd::{ChatbotMonitoring, Children, DatabaseType, ModelBackend, SelectionMode};
+use crate::discovery::PrometheusOperatorKinds;
+use crate::last_applied;
+use crate::prometheus_operator::ConfigResourceStatus;
+use crate::render::{self, Desired, MANAGER, alert_names};
+use crate::selection::{operator_opinion, ports, verdict};
+use crate::settled::Snapshot;
+use crate::status::{self, Observed, Part};
+
+/// Applies every child that differs from what it should be and says what it found: the reconcile's part that talks
+/// to the API server about the children.
+pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Snapshot, Desired), Error> {
+    let mut desired = render::render(cbm, &ctx.options)?;
+    let ns = desired.deployment.metadata.namespace.clone().unwrap_or_default();
+    check_secrets(cbm, ctx, &ns).await?;
+
+    let mut observed = Observed {
+        generation: cbm.metadata.generation,
+        ..Observed::default()
+    };
+    let mut children = Children::default();
+
+    let deployment = ensure(ctx, &desired.deployment).await?;
+    children.deployment = deployment.metadata.name.clone();
+    let want = desired.deployment.spec.replicas.unwrap_or(1);
+    let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+    observed.desired_replicas = Some(want);
+    observed.ready_replicas = Some(ready);
+    observed
+        .parts
+        .push((status::DEPLOYMENT_READY, parts::deployment(ready, want)));
+
+    let service = ensure(ctx, &desired.service).await?;
+    children.service = service.metadata.name.clone();
+    observed.parts.push((status::SERVICE_READY, parts::service()));
+
+    let kinds = ctx.kinds.get(&ctx.client).await?;
+    let installed = kinds.writable();
+    let monitoring = needs_prometheus_operator(&desired);
+    // Which Prometheus selects the ServiceMonitor and PrometheusRule; in auto mode its required labels are added to
+    // them before they are applied.
+    let selection = if !monitoring || cbm.spec.monitoring.prometheus.mode == SelectionMode::None {
+        None
+    } else if !installed {
+        Some(None)
+    } else {
+        Some(Some(select(cbm, ctx, &ns, kinds, &mut desired).await?))
+    };
+    let verdict = match &selection {
+        Some(Some((_, verdict))) => Some(verdict),
+        _ => None,
+    };
+    // The Prometheus Operator's word on each child we apply, to compare with the verdict.
+    let mut opinions = Vec::new();
+    let name = cbm.name_any();
+
+    let sm = desired.service_monitor.as_ref();
+    let part = match monitoring_child(ctx, cbm, sm, installed, verdict, &mut opinions).await? {
+        _ if sm.is_none() => Part::Disabled,
+        None => parts::prometheus_operator_missing(),
+        Some(_) => {
+            children.service_monitor = sm.and_then(|s| s.metadata.name.clone());
+            parts::service_monitor(&cbm.spec.monitoring.interval)
+        }
+    };
+    observed.parts.push((status::SERVICE_MONITOR_READY, part));
+
+    let pr = desired.prometheus_rule.as_ref();
+    let part = match monitoring_child(ctx, cbm, pr, installed, verdict, &mut opinions).await? {
+        _ if pr.is_none() => Part::Disabled,
+        None => parts::prometheus_operator_missing(),
+        Some(_) => {
+            children.prometheus_rule = pr.and_then(|p| p.metadata.name.clone());
+            let n = pr.map(alert_names).unwrap_or_default().len();
+            observed.alert_rules = Some(n as i32);
+            parts::prometheus_rule(n)
+        }
+    };
+    observed.parts.push((status::PROMETHEUS_RULE_READY, part));
+
+    let port_problems = match &desired.service_monitor {
+        Some(sm) => ports::port_problems(sm, &service, &deployment),
+        None => Vec::new(),
+    };
+    let chosen = match verdict {
+        Some(verdict::Verdict::Selected { prometheuses }) => prometheuses.clone(),
+        _ => Vec::new(),
+    };
+    let selected = match selection {
+        None => Part::Disabled,
+        Some(None) => parts::prometheus_operator_missing(),
+        Some(Some((added, verdict))) => parts::selected(verdict, &added, &port_problems, &opinions),
+    };
+    observed.parts.push((status::SELECTED, selected));
+
+    let part = if desired.dashboards.is_empty() {
+        for (id, _) in render::DASHBOARDS {
+            remove_owned::<ConfigMap>(ctx, &format!("{name}-dashboard-{id}"), cbm).await?;
+        }
+        Part::Disabled
+    } else {
+        for cm in &desired.dashboards {
+            ensure(ctx, cm).await?;
+            children.dashboards.extend(cm.metadata.name.clone());
+        }
+        observed.dashboards = Some(desired.dashboards.len() as i32);
+        parts::dashboards(desired.dashboards.len())
+    };
+    observed.parts.push((status::DASHBOARDS_READY, part));
+    observed.children = children;
+    let snapshot = Snapshot {
+        uid: cbm.metadata.uid.clone().unwrap_or_default(),
+        generation: cbm.metadata.generation,
+        chosen,
+        prometheus_operator: installed,
+        needs_prometheus_operator: monitoring,
+        // Known once the status is published.
+        fingerprint: 0,
+    };
+    Ok((observed, snapshot, desired))
+}
+
+/// A child of the Prometheus Operator's kinds (ServiceMonitor, PrometheusRule): applied when wanted and served, with
+/// the Prometheus Operator's opinion of it compared with `verdict`; removed when its part is switched off. The live
+/// object when applied.
+async fn monitoring_child<K>(
+    ctx: &Context,
+    cbm: &ChatbotMonitoring,
+    desired: Option<&K>,
+    installed: bool,
+    verdict: Option<&verdict::Verdict>,
+    opinions: &mut Vec<operator_opinion::Opinion>,
+) -> Result<Option<K>, Error>
+where
+    K: Cached<Scope = NamespaceResourceScope> + HasStatus<Status = ConfigResourceStatus>,
+{
+    match (desired, installed) {
+        (_, false) => Ok(None),
+        (Some(child), true) => {
+            let live = ensure(ctx, child).await?;
+            let kind = K::kind(&());
+            opinions
+                .extend(verdict.map(|v| operator_opinion::compare(&kind, v, live.status(), live.meta().generation)));
+            Ok(Some(live))
+        }
+        (None, true) => {
+            remove_owned::<K>(ctx, &cbm.name_any(), cbm).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Which Prometheus is expected to select the ServiceMonitor and PrometheusRule, and does it; in auto mode, the
+/// labels it requires are added to them in `desired` (returned too, for the condition's message).
+async fn select(
+    cbm: &ChatbotMonitoring,
+    ctx: &Context,
+    ns: &str,
+    kinds: PrometheusOperatorKinds,
+    desired: &mut Desired,
+) -> Result<(BTreeMap<String, String>, verdict::Verdict), Error> {
+    // Something else reads ServiceMonitors here (or only the CRDs were installed): no Prometheus to evaluate.
+    if !kinds.prometheus {
+        return Ok((
+            BTreeMap::new(),
+            verdict::prometheus_kind_missing(&cbm.spec.monitoring.prometheus),
+        ));
+    }
+    let prometheuses = ctx.caches.prometheuses(&ctx.client).await?;
+    let namespace_labels = ctx.caches.namespace_labels(&ctx.client, ns).await?;
+    let labels_of = |m: &Option<BTreeMap<String, String>>| m.clone().unwrap_or_default();
+    let sm_labels = desired.service_monitor.as_ref().map(|s| labels_of(&s.metadata.labels));
+    let pr_labels = desired.prometheus_rule.as_ref().map(|p| labels_of(&p.metadata.labels));
+    let ours = verdict::Ours {
+        namespace: ns,
+        namespace_labels: &namespace_labels,
+        service_monitor_labels: sm_labels.as_ref(),
+        rule_labels: pr_labels.as_ref(),
+        user_labels_set: !cbm.spec.monitoring.labels.is_empty(),
+    };
+    let (add, verdict) = verdict::evaluate(&cbm.spec.monitoring.prometheus, &prometheuses, &ours);
+    for meta in desired
+        .service_monitor
+        .iter_mut()
+        .map(|s| &mut s.metadata)
+        .chain(desired.prometheus_rule.iter_mut().map(|p| &mut p.metadata))
+    {
+        meta.labels.get_or_insert_with(BTreeMap::new).extend(add.clone());
+    }
+    Ok((add, verdict))
+}
+
+/// Whether any child needs the Prometheus Operator's kinds.
+pub fn needs_prometheus_operator(desired: &Desired) -> bool {
+    desired.service_monitor.is_some() || desired.prometheus_rule.is_some()
+}
+
+/// Every Secret the spec references must exist; only its metadata is read, never its data.
+async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Result<(), Error> {
+    let c = &cbm.spec.chatbot;
+    let mut refs = Vec::new();
+    if let (ModelBackend::Openai, Some(o)) = (c.model.backend, &c.model.openai) {
+        refs.push(("spec.chatbot.model.openai.apiKeySecretRef", &o.api_key_secret_ref.name));
+    }
+    if let (DatabaseType::Postgres, Some(pg)) = (c.database.type_, &c.database.postgres) {
+        refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref.name));
+    }
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
+    for (field, name) in refs {
+        if api.get_metadata_opt(name).await?.is_none() {
+            return Err(Error::SecretMissing {
+                name: name.clone(),
+                field,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Applies `desired` unless it is what we applied last time and the live object (as cached) still holds every field
+/// we set: an unchanged resource writes nothing, a hand edit is undone, and a field we stopped setting is removed.
+/// Returns the live object, slim (see [`Cached::slim`]).
+async fn ensure<K>(ctx: &Context, desired: &K) -> Result<K, kube::Error>
+where
+    K: Cached<Scope = NamespaceResourceScope>,
+{
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let ns = desired.meta().namespace.clone().unwrap_or_default();
+    let applied = last_applied::hash(desired);
+    let mut desired = desired.clone();
+    desired
+        .meta_mut()
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(last_applied::ANNOTATION.into(), applied.clone());
+    if let Some(live) = ctx.caches.get::<K>(&ctx.client, &ns, &name).await? {
+        let same_as_last = live
+            .meta()
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(last_applied::ANNOTATION))
+            == Some(&applied);
+        let mut want = desired.clone();
+        want.slim();
+        let want = serde_json::to_value(&want).expect("children serialize");
+        let have = serde_json::to_value(&live).expect("children serialize");
+        if same_as_last && is_subset(&want, &have) {
+            return Ok(live);
+        }
+    }
+    let api = Api::<K>::namespaced(ctx.client.clone(), &ns);
+    let mut live = api
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
+        .await?;
+    live.slim();
+    Ok(live)
+}
+
+/// Deletes a child of a part that was switched off, if it exists and is ours (never someone else's object).
+async fn remove_owned<K>(ctx: &Context, name: &str, owner: &ChatbotMonitoring) -> Result<(), kube::Error>
+where
+    K: Cached<Scope = NamespaceResourceScope>,
+{
+    let ns = owner.namespace().unwrap_or_default();
+    let Some(live) = ctx.caches.get::<K>(&ctx.client, &ns, name).await? else {
+        return Ok(());
+    };
+    let ours = live
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref());
+    if ours {
+        match Api::<K>::namespaced(ctx.client.clone(), &ns)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// True when every field of `want` is in `have` with the same value. Lists compare element by element; the live
+/// object may have more (defaults filled in by the API server, or entries another field manager owns).
+pub fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => w.len() <= h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b)),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subset_ignores_fields_the_server_adds() {
+        let want = json!({"spec": {"replicas": 1, "ports": [{"port": 8000}]}});
+        let have = json!({"spec": {"replicas": 1, "progressDeadlineSeconds": 600, "ports": [{"port": 8000, "protocol": "TCP"}]}});
+        assert!(is_subset(&want, &have));
+        assert!(!is_subset(&json!({"spec": {"replicas": 2}}), &have));
+        assert!(!is_subset(
+            &json!({"spec": {"ports": [{"port": 8000}, {"port": 9}]}}),
+            &have
+        ));
+        assert!(is_subset(&json!({"x": 1.0}), &json!({"x": 1})));
+    }
+}

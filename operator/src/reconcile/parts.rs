@@ -1,0 +1,170 @@
+//! The status entry of each child, from what was applied and what is live (pure).
+
+use crate::render;
+use crate::selection::label_selector::Labels;
+use crate::selection::operator_opinion::Opinion;
+use crate::selection::verdict::{Verdict, joined};
+use crate::status::{Part, reason};
+
+/// The Deployment: ready once every desired pod is.
+pub fn deployment(ready: i32, want: i32) -> Part {
+    let message = format!("{ready}/{want} pods ready");
+    if ready >= want {
+        Part::Ready {
+            reason: reason::AVAILABLE,
+            message,
+        }
+    } else {
+        Part::Progressing { message }
+    }
+}
+
+pub fn service() -> Part {
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!("port {} serves the API and /metrics", render::PORT_NAME),
+    }
+}
+
+pub fn service_monitor(interval: &str) -> Part {
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!("scraped every {interval}"),
+    }
+}
+
+pub fn prometheus_rule(alerting_rules: usize) -> Part {
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!("{alerting_rules} alerting rules"),
+    }
+}
+
+pub fn dashboards(config_maps: usize) -> Part {
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!("{config_maps} dashboard ConfigMap(s) for the Grafana sidecar"),
+    }
+}
+
+/// A part that needs the Prometheus Operator's kinds, which the cluster does not serve.
+pub fn prometheus_operator_missing() -> Part {
+    Part::Failed {
+        reason: reason::PROMETHEUS_OPERATOR_MISSING,
+        message: "the monitoring.coreos.com/v1 API is not served: install the Prometheus Operator \
+                  (kube-prometheus-stack); this part is applied as soon as it is"
+            .into(),
+    }
+}
+
+/// `Selected`: the verdict, unless the Prometheus Operator's bindings disagree with it (they are reported first: one of
+/// the two views is wrong and a person must look), or the ServiceMonitor's endpoint cannot reach the pods
+/// (`port_problems`).
+pub fn selected(verdict: Verdict, added: &Labels, port_problems: &[String], opinions: &[Opinion]) -> Part {
+    if let Some(Opinion::Disagrees { reason, message }) =
+        opinions.iter().find(|o| matches!(o, Opinion::Disagrees { .. }))
+    {
+        return Part::Failed {
+            reason,
+            message: message.clone(),
+        };
+    }
+    match verdict {
+        Verdict::NotChecked => Part::Disabled,
+        Verdict::NotSelected { reason, message } => Part::Failed { reason, message },
+        Verdict::Selected { .. } if !port_problems.is_empty() => Part::Failed {
+            reason: reason::PORT_NAME_MISMATCH,
+            message: port_problems.join("; "),
+        },
+        Verdict::Selected { prometheuses } => {
+            let mut message = format!("selected by Prometheus {}", joined(&prometheuses));
+            if !added.is_empty() {
+                let added: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                message.push_str(&format!(" (labels added: {})", added.join(", ")));
+            }
+            if opinions.contains(&Opinion::Agrees) {
+                message.push_str("; confirmed by the Prometheus Operator's status.bindings");
+            }
+            Part::Ready {
+                reason: reason::SELECTED,
+                message,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_is_ready_once_every_pod_is() {
+        assert_eq!(
+            deployment(1, 2),
+            Part::Progressing {
+                message: "1/2 pods ready".into()
+            }
+        );
+        assert!(matches!(
+            deployment(2, 2),
+            Part::Ready {
+                reason: "Available",
+                ..
+            }
+        ));
+        // Surge during a rollout: more ready than wanted is still ready.
+        assert!(matches!(deployment(3, 2), Part::Ready { .. }));
+    }
+
+    #[test]
+    fn selected_says_by_whom_and_what_was_added_unless_something_disagrees() {
+        use crate::selection::verdict::PrometheusRef;
+        let kps = Verdict::Selected {
+            prometheuses: vec![PrometheusRef {
+                namespace: "monitoring".into(),
+                name: "kps".into(),
+            }],
+        };
+        let added = Labels::from([("release".to_owned(), "kps".to_owned())]);
+        let Part::Ready { reason, message } = selected(kps.clone(), &added, &[], &[Opinion::Agrees]) else {
+            panic!()
+        };
+        assert_eq!(reason, "Selected");
+        assert_eq!(
+            message,
+            "selected by Prometheus monitoring/kps (labels added: release=kps); confirmed by the Prometheus \
+             Operator's status.bindings"
+        );
+        let ports = ["port web is not a port of Service bot".to_owned()];
+        assert!(matches!(
+            selected(kps.clone(), &added, &ports, &[]),
+            Part::Failed {
+                reason: "PortNameMismatch",
+                ..
+            }
+        ));
+        let disagrees = Opinion::Disagrees {
+            reason: "Rejected",
+            message: "no".into(),
+        };
+        assert!(matches!(
+            selected(kps, &added, &ports, &[Opinion::Agrees, disagrees]),
+            Part::Failed { reason: "Rejected", .. }
+        ));
+        assert_eq!(selected(Verdict::NotChecked, &added, &[], &[]), Part::Disabled);
+    }
+
+    #[test]
+    fn each_child_says_what_it_holds() {
+        assert!(matches!(service_monitor("30s"), Part::Ready { message, .. } if message == "scraped every 30s"));
+        assert!(matches!(prometheus_rule(12), Part::Ready { message, .. } if message == "12 alerting rules"));
+        assert!(matches!(dashboards(1), Part::Ready { message, .. } if message.starts_with("1 dashboard")));
+        assert!(matches!(
+            prometheus_operator_missing(),
+            Part::Failed {
+                reason: "PrometheusOperatorMissing",
+                ..
+            }
+        ));
+    }
+}

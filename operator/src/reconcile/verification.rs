@@ -1,0 +1,110 @@
+//! Step 2 of a reconcile: is the resource really monitored? Asked of the chosen Prometheus (or the URL the spec or
+//! the operator gives), at most once per verification period per Prometheus for targets and rules. An unreachable
+//! Prometheus is a condition, not a failed reconcile.
+
+use super::{Context, Error};
+use crate::crd::ChatbotMonitoring;
+use crate::render::{self, Desired};
+use crate::selection::verdict::PrometheusRef;
+use crate::settled::Snapshot;
+use crate::status::Part;
+use crate::verify::periodic::in_cluster_url;
+
+/// What a verification round found, for the status.
+#[derive(Debug, Default)]
+pub struct Verification {
+    /// Whether a round ran (else the conditions keep what they said).
+    pub ran: bool,
+    /// One condition per check.
+    pub parts: Vec<(&'static str, Part)>,
+    /// Targets up out of those found, as the `SCRAPED` column shows it (`1/1`).
+    pub scraped: Option<String>,
+    pub firing_alerts: Vec<String>,
+}
+
+/// Runs the checks when a verifier is configured and the resource is monitored through the Prometheus Operator.
+/// `desired` is the render of this pass, if any (a settled resource was not rendered).
+pub async fn verify(
+    cbm: &ChatbotMonitoring,
+    ctx: &Context,
+    snapshot: &Snapshot,
+    desired: Option<&Desired>,
+) -> Result<Verification, Error> {
+    let Some(verifier) = &ctx.verifier else {
+        return Ok(Verification::default());
+    };
+    if !(snapshot.prometheus_operator && snapshot.needs_prometheus_operator) {
+        return Ok(Verification::default());
+    }
+    let spec_url = cbm.spec.monitoring.prometheus.url.as_deref();
+    let Some(url) = prometheus_url(spec_url, verifier.url_override.as_deref(), &snapshot.chosen) else {
+        return Ok(Verification::default());
+    };
+    let report = match desired {
+        Some(desired) => verifier.check(desired, &url).await,
+        None => verifier.check(&render::render(cbm, &ctx.options)?, &url).await,
+    };
+    let mut verification = Verification {
+        ran: true,
+        firing_alerts: report.firing_alerts,
+        ..Verification::default()
+    };
+    for check in report.checks {
+        if let Some(targets) = check.targets {
+            verification.scraped = Some(targets.to_string());
+        }
+        let part = if check.ok {
+            Part::Ready {
+                reason: check.reason,
+                message: check.message,
+            }
+        } else {
+            Part::Failed {
+                reason: check.reason,
+                message: check.message,
+            }
+        };
+        verification.parts.push((check.name, part));
+    }
+    Ok(verification)
+}
+
+/// Which Prometheus to ask: the spec's URL, else the operator's, else the in-cluster Service of the one Prometheus
+/// that selects the resource. Several select it: which to ask is not ours to guess.
+pub fn prometheus_url(spec: Option<&str>, operator: Option<&str>, chosen: &[PrometheusRef]) -> Option<String> {
+    if let Some(url) = spec.or(operator) {
+        return Some(url.to_owned());
+    }
+    match chosen {
+        [one] => Some(in_cluster_url(&one.namespace)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_spec_names_the_prometheus_first_then_the_operator_then_the_one_that_selects() {
+        let p = |namespace: &str, name: &str| PrometheusRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        let chosen = &[p("monitoring", "kps")];
+        assert_eq!(
+            prometheus_url(Some("http://a:9090"), Some("http://b:9090"), chosen).as_deref(),
+            Some("http://a:9090")
+        );
+        assert_eq!(
+            prometheus_url(None, Some("http://b:9090"), chosen).as_deref(),
+            Some("http://b:9090")
+        );
+        assert_eq!(
+            prometheus_url(None, None, chosen).as_deref(),
+            Some("http://prometheus-operated.monitoring.svc:9090")
+        );
+        assert_eq!(prometheus_url(None, None, &[p("a", "one"), p("b", "two")]), None);
+        assert_eq!(prometheus_url(None, None, &[]), None);
+    }
+}

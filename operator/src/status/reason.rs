@@ -1,0 +1,66 @@
+//! Every reason a condition can carry, as a person reads them in `kubectl describe`: with the condition types, the
+//! resource's public API.
+
+pub const APPLIED: &str = "Applied";
+pub const AVAILABLE: &str = "Available";
+pub const PROGRESSING: &str = "Progressing";
+pub const DISABLED: &str = "Disabled";
+pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
+pub const SECRET_MISSING: &str = "SecretMissing";
+pub const API_ERROR: &str = "ApiError";
+pub const INVALID_SPEC: &str = "InvalidSpec";
+pub const RECONCILED: &str = "Reconciled";
+
+// `Selected`
+pub const SELECTED: &str = "Selected";
+pub const NO_PROMETHEUS: &str = "NoPrometheus";
+pub const PROMETHEUS_KIND_MISSING: &str = "PrometheusKindMissing";
+pub const AMBIGUOUS_PROMETHEUS: &str = "AmbiguousPrometheus";
+pub const LABEL_MISMATCH: &str = "LabelMismatch";
+pub const NAMESPACE_NOT_SELECTED: &str = "NamespaceNotSelected";
+pub const PORT_NAME_MISMATCH: &str = "PortNameMismatch";
+pub const REJECTED: &str = "Rejected";
+pub const BINDING_DISAGREEMENT: &str = "BindingDisagreement";
+
+// The checks against Prometheus
+pub const PROMETHEUS_UNAVAILABLE: &str = "PrometheusUnavailable";
+pub const TARGETS_UP: &str = "TargetsUp";
+pub const NO_TARGET: &str = "NoTarget";
+pub const TARGET_DOWN: &str = "TargetDown";
+pub const LOADED: &str = "Loaded";
+pub const RULES_NOT_LOADED: &str = "RulesNotLoaded";
+pub const RULE_UNHEALTHY: &str = "RuleUnhealthy";
+pub const METRICS_PRESENT: &str = "MetricsPresent";
+pub const METRICS_MISSING: &str = "MetricsMissing";
+
+/// The reasons of the conditions that say whether the resource is really monitored, each as documented in
+/// `docs/not-monitored.md` (a test holds the two together).
+pub const OF_MONITORING: &[(&str, &[&str])] = &[
+    (
+        super::SELECTED,
+        &[
+            SELECTED,
+            PROMETHEUS_OPERATOR_MISSING,
+            NO_PROMETHEUS,
+            PROMETHEUS_KIND_MISSING,
+            AMBIGUOUS_PROMETHEUS,
+            LABEL_MISMATCH,
+            NAMESPACE_NOT_SELECTED,
+            PORT_NAME_MISMATCH,
+            REJECTED,
+            BINDING_DISAGREEMENT,
+        ],
+    ),
+    (
+        super::SCRAPED,
+        &[TARGETS_UP, NO_TARGET, TARGET_DOWN, PROMETHEUS_UNAVAILABLE],
+    ),
+    (
+        super::RULES_LOADED,
+        &[LOADED, RULES_NOT_LOADED, RULE_UNHEALTHY, PROMETHEUS_UNAVAILABLE],
+    ),
+    (
+        super::DASHBOARD_METRICS_PRESENT,
+        &[METRICS_PRESENT, METRICS_MISSING, PROMETHEUS_UNAVAILABLE],
+    ),
+];
