@@ -53,3 +53,9 @@ DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recomme
 if command -v pg_lsclusters >/dev/null 2>&1; then
   $sudo pg_ctlcluster --force "$(pg_lsclusters -h | awk 'NR==1{print $1}')" main stop 2>/dev/null || true
 fi
+# Debian's prometheus package starts its own server on :9090 where systemd runs, and `make demo` needs that port for
+# the Prometheus it runs on the operator's configuration. Only a package installed here and now is stopped (and kept
+# from starting at boot): a Prometheus the machine already ran is left alone.
+if [[ " ${need[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
+  $sudo systemctl disable --now prometheus.service 2>/dev/null || true
+fi

@@ -255,6 +255,26 @@ def test_cluster_role_grants_exactly_what_the_operator_uses() -> None:
     assert lease_binding["subjects"][0]["name"] == sa["metadata"]["name"]
 
 
+def readme_rbac_table() -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) of every row of the operator chart README's RBAC table."""
+    text = (OPERATOR_CHART / "README.md").read_text()
+    out: set[tuple[str, str, str]] = set()
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 3 or not cells[0].startswith("`"):
+            continue
+        group = cells[0].strip("`").replace('""', "")
+        resources = [r.strip().strip("`") for r in cells[1].split(",")]
+        verbs = [v.strip() for v in cells[2].split("(")[0].split(",")]
+        out |= {(group, r, v) for r in resources for v in verbs}
+    return out
+
+
+def test_readme_rbac_table_says_what_the_chart_grants() -> None:
+    expected = triples(EXPECTED_RULES) | triples(EXPECTED_SELECTION_RULES) | triples(EXPECTED_LEASE_RULES)
+    assert readme_rbac_table() == expected
+
+
 def test_watch_namespace_uses_a_role_there_and_no_cluster_role() -> None:
     docs = render(OPERATOR_CHART, {"watchNamespace": "shop"})
     # Only the Prometheus selection rules stay cluster-wide: a Role cannot grant them.
