@@ -59,6 +59,8 @@ def cluster_roles(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """ClusterRoles by name suffix: the watched namespaces' rules, and the Prometheus selection rules."""
     out = {}
     for role in of_kind(docs, "ClusterRole"):
+        if any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in role["metadata"]["labels"]):
+            continue  # for people, through view/edit/admin: see test_people_get_chatbotmonitorings_through_view_edit_admin
         key = "selection" if role["metadata"]["name"].endswith("-prometheus-selection") else "watched"
         out[key] = role
     return out
@@ -289,6 +291,31 @@ def test_watch_namespace_uses_a_role_there_and_no_cluster_role() -> None:
     assert bindings["shop"]["roleRef"]["name"] == roles["shop"]["metadata"]["name"]
     assert bindings["shop"]["subjects"][0]["namespace"] == NAMESPACE
     assert env_of(one(docs, "Deployment"))["WATCH_NAMESPACE"] == "shop"
+
+
+def test_people_get_chatbotmonitorings_through_view_edit_admin() -> None:
+    aggregated = {
+        r["metadata"]["name"].rsplit("-", 1)[1]: r
+        for r in of_kind(render(OPERATOR_CHART), "ClusterRole")
+        if "rbac.authorization.k8s.io/aggregate-to-edit" in r["metadata"]["labels"]
+    }
+    assert set(aggregated) == {"view", "edit"}
+    labels = lambda r: {k.rsplit("-", 1)[1] for k in r["metadata"]["labels"] if "/aggregate-to-" in k}  # noqa: E731
+    assert labels(aggregated["view"]) == {"view", "edit", "admin"}
+    assert labels(aggregated["edit"]) == {"edit", "admin"}, "view must not be able to write"
+    group = "monitoring.chatbot-sav.io"
+    assert triples(aggregated["view"]["rules"]) == {
+        (group, resource, verb)
+        for resource in ("chatbotmonitorings", "chatbotmonitorings/status")
+        for verb in ("get", "list", "watch")
+    }
+    assert triples(aggregated["edit"]["rules"]) == {
+        (group, "chatbotmonitorings", verb) for verb in ("create", "update", "patch", "delete", "deletecollection")
+    }
+    # Off on request, and with the rest of the RBAC.
+    for values in ({"rbac": {"aggregateClusterRoles": False}}, {"rbac": {"create": False}}):
+        names = [r["metadata"]["name"] for r in of_kind(render(OPERATOR_CHART, values), "ClusterRole")]
+        assert not any(n.endswith(("-view", "-edit")) for n in names), names
 
 
 def test_rbac_can_be_left_out() -> None:

@@ -132,7 +132,7 @@ impl ControlPlane {
             let mut kcm = Command::new(assets.join("kube-controller-manager"));
             kcm.arg(format!("--kubeconfig={}", cp.dir.join("kubeconfig").display()))
                 .arg("--leader-elect=false")
-                .arg("--controllers=garbagecollector,namespace,deployment,replicaset")
+                .arg("--controllers=garbagecollector,namespace,deployment,replicaset,clusterrole-aggregation")
                 .arg(format!("--secure-port={}", free_port()))
                 .arg("--bind-address=127.0.0.1")
                 .arg(format!("--cert-dir={}", cp.dir.join("kcm-certs").display()))
@@ -296,6 +296,14 @@ impl ControlPlane {
             .and_then(|r| r.error_for_status())
             .expect("etcd compacts");
         revision
+    }
+
+    /// A client that acts as the user `name` (impersonation), with no group but `system:authenticated`: a person whose
+    /// rights are the role bindings made for them.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut config = self.config().await;
+        config.auth_info.impersonate = Some(name.to_owned());
+        Client::try_from(config).expect("an impersonating client")
     }
 
     /// Like [`service_account`](Self::service_account), through `url` (a [`Relay`](crate::relay::Relay)'s).

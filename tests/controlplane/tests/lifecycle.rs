@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chatbot_operator::crd::ChatbotMonitoring;
 use controlplane_tests::env::{Env, get, owned_by, state};
-use controlplane_tests::require_control_plane;
-use kube::api::{Patch, PatchParams};
+use controlplane_tests::{chart, eventually, require_control_plane};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -242,4 +242,82 @@ async fn deleting_the_resource_removes_every_child() {
     // And the operator forgot it: nothing is recreated.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(get(&env.admin, &env.ns, "Deployment", "bot").await.is_none());
+}
+
+/// Issue 14: a team holding Kubernetes' `edit` role in its namespace manages its own ChatbotMonitorings there (the
+/// chart's aggregated ClusterRoles), `view` reads them and cannot write, and neither reaches another namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_with_edit_in_its_namespace_manages_its_chatbot_monitorings() {
+    let assets = require_control_plane!();
+    // A control plane of its own: the 403s this test provokes would count against the test that expects none.
+    let cp = std::sync::Arc::new(controlplane_tests::ControlPlane::start(&assets).await);
+    controlplane_tests::env::install_everything(&cp.admin().await).await;
+    let (env, _) = Env::without_operator(cp, "team-a", false).await;
+    if !env.cp.has_controller_manager() {
+        eprintln!(
+            "skipped: the view/edit/admin aggregation needs kube-controller-manager, which KUBEBUILDER_ASSETS lacks"
+        );
+        return;
+    }
+    for (user, role) in [("alice", "edit"), ("bob", "view")] {
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                             "metadata": {"name": format!("{user}-{role}"), "namespace": "team-a"},
+                             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}]});
+        controlplane_tests::chart::apply(&env.admin, &binding).await.unwrap();
+    }
+    let cbm = |ns: &str| {
+        json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+               "metadata": {"name": "shop", "namespace": ns}, "spec": {}})
+    };
+    let as_user = |client: kube::Client, ns: &'static str| Api::<ChatbotMonitoring>::namespaced(client, ns);
+    let alice = env.cp.user("alice").await;
+    let bob = env.cp.user("bob").await;
+    // The aggregation controller folds the chart's rules into `edit` within moments.
+    eventually("alice creates a ChatbotMonitoring", Duration::from_secs(30), || {
+        let api = as_user(alice.clone(), "team-a");
+        let cbm = cbm("team-a");
+        async move {
+            api.patch("shop", &PatchParams::apply("alice"), &Patch::Apply(&cbm))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let code = |r: Result<ChatbotMonitoring, kube::Error>| match r {
+        Ok(_) => 200,
+        Err(kube::Error::Api(s)) => s.code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        code(as_user(bob.clone(), "team-a").get("shop").await),
+        200,
+        "view reads"
+    );
+    let patch = Patch::Apply(cbm("team-a"));
+    assert_eq!(
+        code(
+            as_user(bob, "team-a")
+                .patch("shop", &PatchParams::apply("bob"), &patch)
+                .await
+        ),
+        403,
+        "view cannot write"
+    );
+    chart::ensure_namespace(&env.admin, "team-b").await.unwrap();
+    let elsewhere = Patch::Apply(cbm("team-b"));
+    assert_eq!(
+        code(
+            as_user(alice.clone(), "team-b")
+                .patch("shop", &PatchParams::apply("alice"), &elsewhere)
+                .await
+        ),
+        403,
+        "edit in team-a is nothing in team-b"
+    );
+    as_user(alice, "team-a")
+        .delete("shop", &Default::default())
+        .await
+        .expect("edit deletes");
 }
