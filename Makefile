@@ -1,4 +1,7 @@
 # Entry points; each is documented in README.md.
+
+# The tests' Python tools (kubernetes-validate, Helm's engine) are in .venv: see scripts/venv.sh.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 .PHONY: demo run test test-controlplane lint bench bench-chatbot bench-operator kind-up kind-down
 
 demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)

@@ -14,9 +14,9 @@ render this repository's own templates. What kube-prometheus-stack itself render
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -194,7 +194,9 @@ def test_stack_chart_unstaged_lints_with_only_missing_dependencies() -> None:
 
 
 def test_chart_versions_carry_the_app_version() -> None:
-    workspace_version = tomllib.loads((ROOT / "Cargo.toml").read_text())["workspace"]["package"]["version"]
+    # The [workspace.package] version, read without tomllib (Python 3.11+) so that older Pythons run these tests too.
+    package = (ROOT / "Cargo.toml").read_text().split("[workspace.package]", 1)[1].split("\n[", 1)[0]
+    workspace_version = re.search(r'^version = "([^"]+)"', package, re.MULTILINE).group(1)
     semver = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
     for chart_dir in (OPERATOR_CHART, STACK_CHART):
         meta = load_yaml(chart_dir / "Chart.yaml")

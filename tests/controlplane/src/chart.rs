@@ -33,7 +33,15 @@ pub struct Installed {
 
 /// Renders the operator chart as `helm install <release> -n <namespace>` would, with these values.
 pub fn render(release: &str, namespace: &str, values: &Value) -> anyhow::Result<Vec<Value>> {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    // .venv's, where scripts/install-deps.sh puts Helm's engine, unless PYTHON names another.
+    let venv = root().join(".venv/bin/python");
+    let python = std::env::var("PYTHON").ok().unwrap_or_else(|| {
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    });
     let out = Command::new(&python)
         .arg(root().join("tests/charts/render.py"))
         .arg(root().join("charts/chatbot-monitoring-operator"))
