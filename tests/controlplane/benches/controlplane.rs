@@ -18,28 +18,17 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
-/// Kinds the operator reads or writes; the bench's own creates and polling LISTs of ChatbotMonitorings and
-/// ConfigMaps, and the controller manager's Deployment status updates, are left out. (The operator lists those
-/// kinds once, when it starts, before the counting begins.)
-const OPERATOR_KINDS: &[&str] = &[
-    "deployments",
-    "services",
-    "configmaps",
-    "servicemonitors",
-    "prometheusrules",
-    "chatbotmonitorings",
-    "events",
-    "prometheuses",
-    "namespaces",
-];
-
 /// The operator's requests, by verb, resource and code, from kube-apiserver's `apiserver_request_total`.
+/// The bench's own creates and polling LISTs of ChatbotMonitorings and ConfigMaps, and the controller manager's
+/// Deployment status updates, are left out. (The operator lists those kinds once, when it starts, before the
+/// counting begins.)
 fn operator_requests(metrics: &str) -> BTreeMap<Request, f64> {
+    let ours = requests::operator_resources(&["get", "list", "watch", "create", "patch", "delete"]);
     requests::counts(metrics)
         .into_iter()
         .filter(|(r, _)| {
             let (verb, resource, sub) = (r.verb.as_str(), r.resource.as_str(), r.subresource.as_str());
-            OPERATOR_KINDS.contains(&resource)
+            ours.contains(resource)
                 && !(resource == "chatbotmonitorings" && sub.is_empty() && matches!(verb, "POST" | "APPLY" | "LIST"))
                 && !(resource == "configmaps" && verb == "LIST")
                 && !(resource == "deployments" && sub == "status")

@@ -301,16 +301,22 @@ impl ControlPlane {
     /// A client that acts as the user `name` (impersonation), with no group but `system:authenticated`: a person whose
     /// rights are the role bindings made for them.
     pub async fn user(&self, name: &str) -> Client {
-        let mut config = self.config().await;
-        config.auth_info.impersonate = Some(name.to_owned());
-        Client::try_from(config).expect("an impersonating client")
+        self.impersonating(name, None).await
     }
 
     /// Like [`service_account`](Self::service_account), through `url` (a [`Relay`](crate::relay::Relay)'s).
     pub async fn service_account_via(&self, namespace: &str, name: &str, url: &str) -> Client {
+        self.impersonating(&format!("system:serviceaccount:{namespace}:{name}"), Some(url))
+            .await
+    }
+
+    /// A client that acts as `user`, to this API server or through `url`.
+    async fn impersonating(&self, user: &str, url: Option<&str>) -> Client {
         let mut config = self.config().await;
-        config.cluster_url = url.parse().expect("a URL");
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
+        if let Some(url) = url {
+            config.cluster_url = url.parse().expect("a URL");
+        }
+        config.auth_info.impersonate = Some(user.to_owned());
         Client::try_from(config).expect("an impersonating client")
     }
 
@@ -322,9 +328,8 @@ impl ControlPlane {
     /// A client that acts as the ServiceAccount `namespace/name` (impersonation: the API server authorizes each
     /// request as that account, with its groups).
     pub async fn service_account(&self, namespace: &str, name: &str) -> Client {
-        let mut config = self.config().await;
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{name}"));
-        Client::try_from(config).expect("an impersonating client")
+        self.impersonating(&format!("system:serviceaccount:{namespace}:{name}"), None)
+            .await
     }
 
     /// The API server's own metrics (Prometheus text), read as the administrator.

@@ -1,7 +1,9 @@
 //! kube-apiserver's own count of the requests it served (`apiserver_request_total`), which is how these tests and
 //! the benchmark tell what the operator asked of it without trusting the operator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use chatbot_operator::rbac::{CLUSTER_WIDE, WATCHED_NAMESPACES};
 
 /// One series of `apiserver_request_total`: who was asked what, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,6 +69,17 @@ pub fn since(after: &BTreeMap<Request, f64>, before: &BTreeMap<Request, f64>) ->
 /// A sum of counters, without the `-0` of an empty float sum.
 pub fn total<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
     values.sum::<f64>() + 0.0
+}
+
+/// The resources (subresources folded into theirs) the operator may touch with any of `verbs`, from its own
+/// permission list (`chatbot_operator::rbac`, which the chart grants): no list of kinds to keep in step by hand.
+pub fn operator_resources(verbs: &[&str]) -> BTreeSet<&'static str> {
+    WATCHED_NAMESPACES
+        .iter()
+        .chain(CLUSTER_WIDE)
+        .filter(|p| p.verbs.iter().any(|v| verbs.contains(v)))
+        .map(|p| p.resource.split('/').next().unwrap_or(p.resource))
+        .collect()
 }
 
 #[cfg(test)]

@@ -30,6 +30,14 @@ async fn fresh_cluster(assets: &std::path::Path) -> Arc<ControlPlane> {
     cp
 }
 
+/// Changes every resource of `NAMES`: an env var `marker` whose value is the resource's name.
+async fn change_all(env: &Env, marker: &str) {
+    for name in NAMES {
+        env.apply(name, json!({"chatbot": {"env": [{"name": marker, "value": name}]}}))
+            .await;
+    }
+}
+
 async fn all_converged(env: &Env, names: &[&str], within: Duration, what: &str) {
     for name in names {
         eventually(&format!("{what}: {name}"), within, || env.converged(name)).await;
@@ -50,13 +58,7 @@ async fn kube_apiserver_killed_and_restarted_while_resources_change() {
     // Changes land while the API server is down for 10 s: some reconciles fail, watches break.
     cp.restart_apiserver(Duration::from_secs(10)).await;
     let restarted = Instant::now();
-    for name in NAMES {
-        env.apply(
-            name,
-            json!({"chatbot": {"env": [{"name": "AFTER_RESTART", "value": name}]}}),
-        )
-        .await;
-    }
+    change_all(&env, "AFTER_RESTART").await;
     all_converged(&env, &NAMES, Duration::from_secs(90), "after the restart").await;
     eprintln!(
         "changes made after a kube-apiserver restart applied within {:.1} s",
@@ -175,13 +177,7 @@ async fn with_leader_election_the_operator_is_unready_while_the_apiserver_is_awa
     };
     cp.restart_apiserver(Duration::from_secs(10)).await;
     let restarted = Instant::now();
-    for name in NAMES {
-        env.apply(
-            name,
-            json!({"chatbot": {"env": [{"name": "AFTER_RESTART", "value": name}]}}),
-        )
-        .await;
-    }
+    change_all(&env, "AFTER_RESTART").await;
     all_converged(&env, &NAMES, Duration::from_secs(30), "changes after the restart").await;
     let caught_up = restarted.elapsed();
     let seen = watching.await.unwrap();
@@ -232,13 +228,7 @@ async fn watches_expired_by_etcd_compaction_are_listed_again() {
         .unwrap();
 
     relay.cut();
-    for name in NAMES {
-        env.apply(
-            name,
-            json!({"chatbot": {"env": [{"name": "AFTER_COMPACTION", "value": name}]}}),
-        )
-        .await;
-    }
+    change_all(&env, "AFTER_COMPACTION").await;
     cp.compact_etcd().await;
     // The server itself now answers a watch from before the cut with 410 Expired.
     let mut watch = env.api().watch(&WatchParams::default(), &before).await.unwrap().boxed();
@@ -258,18 +248,10 @@ async fn watches_expired_by_etcd_compaction_are_listed_again() {
 
 /// Writes to the kinds the operator writes, from kube-apiserver's own `apiserver_request_total`.
 fn writes(metrics: &str) -> BTreeMap<String, f64> {
-    const OURS: &[&str] = &[
-        "deployments",
-        "services",
-        "configmaps",
-        "servicemonitors",
-        "prometheusrules",
-        "chatbotmonitorings",
-        "events",
-    ];
+    let ours = requests::operator_resources(&["create", "patch", "delete"]);
     requests::counts(metrics)
         .into_iter()
-        .filter(|(r, _)| r.is_write() && OURS.contains(&r.resource.as_str()))
+        .filter(|(r, _)| r.is_write() && ours.contains(r.resource.as_str()))
         .map(|(r, v)| (r.to_string(), v))
         .collect()
 }
