@@ -67,6 +67,13 @@ helm dependency build charts/chatbot-stack
 existed=false
 helm status "$RELEASE" -n "$NAMESPACE" >/dev/null 2>&1 && existed=true
 
+# Helm installs a chart's crds/ once and never upgrades them: on a re-run, bring the CRD to this tree's schema first
+# (docs/upgrading.md), or new fields would be pruned.
+if [[ $existed == true ]]; then
+  log "upgrading the ChatbotMonitoring CRD"
+  kubectl apply --server-side --force-conflicts -f charts/chatbot-stack/crds/
+fi
+
 log "installing charts/chatbot-stack as release $RELEASE in namespace $NAMESPACE (this takes a few minutes)"
 helm upgrade --install "$RELEASE" charts/chatbot-stack \
   --namespace "$NAMESPACE" --create-namespace \

@@ -6,7 +6,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-scripts/venv.sh helm_python=helm-python-sdk pytest=pytest yaml=pyyaml jsonschema=jsonschema
+scripts/venv.sh helm_python=helm-python-sdk pytest=pytest yaml=pyyaml jsonschema=jsonschema \
+  kubernetes_validate=kubernetes-validate
 
 # No .pytest_cache or __pycache__ left in the work tree.
 export PYTHONDONTWRITEBYTECODE=1

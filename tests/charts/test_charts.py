@@ -9,6 +9,10 @@ reach, and `helm dependency build` needs it). Its tests therefore run on a stage
 charts/ holds the real operator chart (the file:// dependency) and a stub kube-prometheus-stack chart (Chart.yaml
 only, no templates): enough for Helm to resolve both dependencies, evaluate the condition, validate every schema and
 render this repository's own templates. What kube-prometheus-stack itself renders is covered by the kind e2e run.
+
+What the charts derive from crds/ (the CRD copies, the stack's chatbot.spec schema) is written by
+tests/charts/sync_schemas.py; the tests here say when to run it. Rendering is offline, so a "helm upgrade" is a render
+with is_upgrade set: enough to see that the templated CRD follows the chart, not what the API server does with it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Any
 
 import helm_python as helm
 import jsonschema
+import kubernetes_validate
 import pytest
 import yaml
+
+import sync_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 CHARTS = ROOT / "charts"
@@ -31,6 +38,9 @@ OPERATOR_CHART = CHARTS / "chatbot-monitoring-operator"
 STACK_CHART = CHARTS / "chatbot-stack"
 CRD_NAME = "monitoring.chatbot-sav.io_chatbotmonitorings.yaml"
 KUBE_VERSION = "v1.30.0"
+# prometheus-operator's CRDs (v0.93), beside the repository: what a cluster with it enforces on ServiceMonitors and
+# PrometheusRules.
+PROMETHEUS_OPERATOR_CRDS = ROOT.parent / "shared" / "crds" / "prometheus-operator"
 RELEASE = "chatbot-sav"
 NAMESPACE = "chatbot-sav"
 
@@ -79,10 +89,13 @@ def triples(rules: list[tuple[list[str], list[str], list[str]]] | list[dict[str,
     return out
 
 
-def render(chart_dir: Path, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Render a chart offline with Helm's engine; every non-empty manifest document, NOTES.txt excluded."""
+def render(chart_dir: Path, values: dict[str, Any] | None = None, *, upgrade: bool = False) -> list[dict[str, Any]]:
+    """Render a chart offline with Helm's engine, as `helm install` (or `helm upgrade` with upgrade=True) would; every
+    non-empty manifest document, NOTES.txt excluded."""
     with helm.Chart.load(chart_dir) as chart:
-        manifests = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+        manifests = chart.render(
+            values, name=RELEASE, namespace=NAMESPACE, is_install=not upgrade, is_upgrade=upgrade
+        )
     docs: list[dict[str, Any]] = []
     for path, text in sorted(manifests.items()):
         if path.endswith("NOTES.txt"):
@@ -160,6 +173,15 @@ def test_lint_operator_chart_strict() -> None:
         {"watchNamespace": "shop"},
         {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
         {"logFormat": "text", "leaderElection": {"enabled": True}},
+        {"crds": {"enabled": False}},
+        {
+            "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+            "verify": {"period": "0s", "prometheusUrl": "https://mimir.example.com/prometheus"},
+            "image": {"digest": "sha256:" + "f" * 64},
+            "replicaCount": 2,
+            "podDisruptionBudget": {"maxUnavailable": 1},
+        },
     ],
 )
 def test_lint_operator_chart_with_values(values: dict[str, Any]) -> None:
@@ -221,16 +243,83 @@ def test_chart_versions_carry_the_app_version() -> None:
 # the operator chart
 
 
-def test_chart_crd_is_byte_identical_to_crds_dir() -> None:
-    chart_crd = OPERATOR_CHART / "crds" / CRD_NAME
-    assert chart_crd.read_bytes() == (ROOT / "crds" / CRD_NAME).read_bytes(), (
-        f"cp crds/{CRD_NAME} {chart_crd.relative_to(ROOT)}"
-    )
-    assert sorted(p.name for p in (OPERATOR_CHART / "crds").iterdir()) == [CRD_NAME]
+def crd_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    crd = one(docs, "CustomResourceDefinition")
+    assert crd["metadata"]["name"] == "chatbotmonitorings.monitoring.chatbot-sav.io"
+    return crd
+
+
+def crd_spec_properties(crd: dict[str, Any]) -> dict[str, Any]:
+    return sync_schemas.crd_spec_schema(crd)["properties"]
+
+
+def test_chart_crd_copies_are_byte_identical_to_crds_dir() -> None:
+    """One source of truth, crds/ (generated from the Rust types); the charts ship copies of it, byte for byte."""
+    source = (ROOT / "crds" / CRD_NAME).read_bytes()
+    assert source.strip(), f"crds/{CRD_NAME} is empty"
+    for copy in sync_schemas.CRD_COPIES:
+        assert copy.exists() and copy.read_bytes() == source, (
+            f"{copy.relative_to(ROOT)} is stale: cp crds/{CRD_NAME} {copy.relative_to(ROOT)} "
+            "(python3 tests/charts/sync_schemas.py refreshes every copy and the stack's spec schema)"
+        )
+    assert sorted(p.name for p in (OPERATOR_CHART / "files" / "crds").iterdir()) == [CRD_NAME]
+    assert sorted(p.name for p in (STACK_CHART / "crds").iterdir()) == [CRD_NAME]
+
+
+def test_operator_chart_templates_the_crd_and_has_no_crds_dir() -> None:
+    """Helm installs a crds/ directory once and never upgrades it: the operator chart templates its CRD instead."""
+    assert not (OPERATOR_CHART / "crds").exists(), "Helm would also install crds/ the old way, and never upgrade it"
     with helm.Chart.load(OPERATOR_CHART) as chart:
-        crds = chart.crds
-    assert len(crds) == 1
-    assert yaml.safe_load(crds[0]["data"])["metadata"]["name"] == "chatbotmonitorings.monitoring.chatbot-sav.io"
+        assert chart.crds == []
+    docs = render(OPERATOR_CHART)
+    crd = crd_of(docs)
+    source = load_yaml(ROOT / "crds" / CRD_NAME)
+    # The CRD as generated, only the metadata added: the chart's labels, and the keep annotation.
+    assert {k: v for k, v in crd.items() if k != "metadata"} == {k: v for k, v in source.items() if k != "metadata"}
+    assert crd["metadata"]["labels"] == one(docs, "Deployment")["metadata"]["labels"]
+    assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert "namespace" not in crd["metadata"]
+    # Kubernetes' own CRD schema, strictly.
+    kubernetes_validate.validate(crd, KUBE_VERSION.lstrip("v"), strict=True)
+
+
+def test_crd_can_be_left_out_or_deleted_on_uninstall() -> None:
+    assert of_kind(render(OPERATOR_CHART, {"crds": {"enabled": False}}), "CustomResourceDefinition") == []
+    crd = crd_of(render(OPERATOR_CHART, {"crds": {"keep": False}}))
+    assert "helm.sh/resource-policy" not in crd["metadata"].get("annotations", {})
+    text = notes(OPERATOR_CHART, {"crds": {"enabled": False}})
+    assert "kubectl apply --server-side -f crds/monitoring.chatbot-sav.io_chatbotmonitorings.yaml" in text
+    assert "helm upgrade upgrades it" in notes(OPERATOR_CHART)
+
+
+def test_an_upgrade_renders_the_changed_crd(tmp_path: Path) -> None:
+    """A chart version whose CRD gained a field: `helm upgrade` applies the new schema (a crds/ directory would be
+    skipped on upgrade, leaving the cluster on the old schema)."""
+    installed = crd_of(render(OPERATOR_CHART))
+    assert "newField" not in crd_spec_properties(installed)
+
+    staged = tmp_path / OPERATOR_CHART.name
+    shutil.copytree(OPERATOR_CHART, staged)
+    staged_crd = staged / "files" / "crds" / CRD_NAME
+    newer = load_yaml(staged_crd)
+    crd_spec_properties(newer)["newField"] = {"description": "Added by the next version.", "type": "string"}
+    staged_crd.write_text(yaml.safe_dump(newer, sort_keys=False))
+
+    upgraded = crd_of(render(staged, upgrade=True))
+    assert crd_spec_properties(upgraded)["newField"] == {"description": "Added by the next version.", "type": "string"}
+    assert {k: v for k, v in crd_spec_properties(upgraded).items() if k != "newField"} == crd_spec_properties(installed)
+    assert upgraded["metadata"] == installed["metadata"]
+
+
+def test_readme_gives_the_commands_that_hand_an_existing_crd_to_helm() -> None:
+    """A release installed with the old crds/ left a CRD that Helm does not own: helm upgrade refuses to adopt it
+    until it carries the release's ownership metadata."""
+    readme = (OPERATOR_CHART / "README.md").read_text()
+    crd = "crd/chatbotmonitorings.monitoring.chatbot-sav.io"
+    assert f"kubectl label {crd} app.kubernetes.io/managed-by=Helm --overwrite" in readme
+    assert f'kubectl annotate {crd} meta.helm.sh/release-name="$RELEASE" --overwrite' in readme
+    assert f'kubectl annotate {crd} meta.helm.sh/release-namespace="$NAMESPACE" --overwrite' in readme
+    assert "helm.sh/resource-policy" in readme
 
 
 def test_cluster_role_grants_exactly_what_the_operator_uses() -> None:
@@ -328,18 +417,39 @@ def test_rbac_can_be_left_out() -> None:
 def test_deployment_meets_the_restricted_pod_security_standard() -> None:
     deployment = one(render(OPERATOR_CHART), "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 65532
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # No fixed UID, GID or fsGroup, so that OpenShift's restricted-v2 SCC can assign its own range's.
+    assert pod["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     for forbidden in ("hostNetwork", "hostPID", "hostIPC", "volumes"):
         assert forbidden not in pod, forbidden
     (container,) = pod["containers"]
-    sc = container["securityContext"]
-    assert sc["allowPrivilegeEscalation"] is False
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert sc.get("privileged", False) is False
-    assert "runAsUser" not in sc or sc["runAsUser"] != 0
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    # runAsNonRoot without runAsUser: the kubelet checks the image's USER, which must then be a non-zero number.
+    user = re.search(r"^USER (\d+)(?::(\d+))?$", (ROOT / "operator" / "Dockerfile").read_text(), re.MULTILINE)
+    assert user and int(user.group(1)) != 0, "operator/Dockerfile must declare a numeric non-root USER"
+
+
+def test_security_contexts_are_values_merged_into_the_restricted_defaults() -> None:
+    values = {
+        "podSecurityContext": {"runAsUser": 1000, "fsGroup": 2000},
+        "securityContext": {"readOnlyRootFilesystem": None, "runAsGroup": 3000},
+    }
+    pod = one(render(OPERATOR_CHART, values), "Deployment")["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 1000,
+        "fsGroup": 2000,
+    }
+    # null removes a default (Helm's rule for values).
+    assert pod["containers"][0]["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsGroup": 3000,
+    }
 
 
 def test_deployment_defaults() -> None:
@@ -358,6 +468,10 @@ def test_deployment_defaults() -> None:
     assert env["LEASE_NAME"] == "chatbot-operator-leader"
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["VERIFY_PERIOD"] == "60s"
+    assert "PROMETHEUS_URL" not in env
+    assert container["image"] == "ghcr.io/chatbot-sav/chatbot-operator:0.1.0"
+    assert "topologySpreadConstraints" not in pod
     assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
@@ -375,6 +489,51 @@ def test_deployment_defaults() -> None:
     assert deployment["metadata"]["labels"]["helm.sh/chart"] == "chatbot-monitoring-operator-0.1.0"
     assert of_kind(docs, "PodDisruptionBudget") == []
     assert of_kind(docs, "ServiceMonitor") == []
+    assert of_kind(docs, "PrometheusRule") == []
+
+
+def test_platform_values() -> None:
+    """What a platform team sets: extra environment and arguments, verification against a central Prometheus (Thanos,
+    Mimir), an image pinned by digest, zone spreading."""
+    values = {
+        "extraEnv": [
+            {"name": "HTTPS_PROXY", "value": "http://proxy:3128"},
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        ],
+        "extraArgs": ["--verify-period=5m"],
+        "verify": {"period": "2m 30s", "prometheusUrl": "http://thanos-query.monitoring:9090"},
+        "image": {"tag": "1.2.3", "digest": "sha256:" + "0a" * 32},
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"},
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"team": "sav"}},
+            },
+        ],
+    }
+    deployment = one(render(OPERATOR_CHART, values), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["run", "--verify-period=5m"]
+    names = [e["name"] for e in container["env"]]
+    assert names[-2:] == ["HTTPS_PROXY", "TOKEN"], "extraEnv comes after the chart's own variables"
+    assert len(names) == len(set(names))
+    env = env_of(deployment)
+    assert env["TOKEN"] == {"secretKeyRef": {"name": "s", "key": "k"}}
+    assert (env["VERIFY_PERIOD"], env["PROMETHEUS_URL"]) == ("2m 30s", "http://thanos-query.monitoring:9090")
+    assert container["image"] == "ghcr.io/chatbot-sav/chatbot-operator@sha256:" + "0a" * 32
+    zone, host = pod["topologySpreadConstraints"]
+    assert zone["labelSelector"] == {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}
+    assert host["labelSelector"] == {"matchLabels": {"team": "sav"}}
+    assert env_of(one(render(OPERATOR_CHART, {"verify": {"period": "0s"}}), "Deployment"))["VERIFY_PERIOD"] == "0s"
+    # Kubernetes' own schemas, strictly (unknown fields refused), for everything rendered with every option on.
+    everything = {**values, "replicaCount": 3, "podDisruptionBudget": {"maxUnavailable": "50%"}}
+    for doc in render(OPERATOR_CHART, everything):
+        if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # the Prometheus Operator's kinds: see test_prometheus_rule_for_the_operator
+        kubernetes_validate.validate(doc, KUBE_VERSION.lstrip("v"), strict=True)
 
 
 def test_pod_placement_values_pass_through() -> None:
@@ -425,12 +584,185 @@ def test_several_replicas_get_a_pod_disruption_budget() -> None:
     assert pdb["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
 
 
+@pytest.mark.parametrize(
+    ("values", "spec"),
+    [
+        ({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": 2}}, {"minAvailable": 2}),
+        ({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": "50%"}}, {"minAvailable": "50%"}),
+        ({"replicaCount": 3, "podDisruptionBudget": {"maxUnavailable": 1}}, {"maxUnavailable": 1}),
+        ({"replicaCount": 3, "podDisruptionBudget": {"minAvailable": None, "maxUnavailable": "50%"}}, {"maxUnavailable": "50%"}),
+        ({"replicaCount": 3, "podDisruptionBudget": {"enabled": False}}, None),
+        # One replica: minAvailable 1 would block every node drain.
+        ({"replicaCount": 1, "podDisruptionBudget": {"enabled": True}}, None),
+    ],
+)
+def test_pod_disruption_budget_values(values: dict[str, Any], spec: dict[str, Any] | None) -> None:
+    pdbs = of_kind(render(OPERATOR_CHART, values), "PodDisruptionBudget")
+    if spec is None:
+        assert pdbs == []
+    else:
+        (pdb,) = pdbs
+        assert {k: v for k, v in pdb["spec"].items() if k != "selector"} == spec
+
+
+def crd_validator(file: str) -> tuple[jsonschema.Draft7Validator, dict[str, Any]]:
+    """A validator for the openAPIV3Schema of one of prometheus-operator's CRDs, and that schema."""
+    path = PROMETHEUS_OPERATOR_CRDS / file
+    if not path.exists():
+        pytest.fail(f"{path} is missing (../shared/crds beside the repository holds prometheus-operator's CRDs)")
+    crd = yaml.safe_load(path.read_text())
+    version = next(v for v in crd["spec"]["versions"] if v.get("storage", True))
+    openapi = version["schema"]["openAPIV3Schema"]
+    return jsonschema.Draft7Validator(openapi), openapi
+
+
+def unknown_fields(schema: dict[str, Any], value: Any, path: str = "") -> list[str]:
+    """Fields a structural schema does not declare: the API server would drop them (or refuse them, strictly)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    out: list[str] = []
+    if isinstance(value, dict):
+        if "properties" in schema:
+            for key, sub in value.items():
+                if not path and key in {"apiVersion", "kind", "metadata"}:
+                    continue
+                if key not in schema["properties"]:
+                    out.append(f"{path}/{key}")
+                else:
+                    out += unknown_fields(schema["properties"][key], sub, f"{path}/{key}")
+        elif isinstance(schema.get("additionalProperties"), dict):
+            for key, sub in value.items():
+                out += unknown_fields(schema["additionalProperties"], sub, f"{path}/{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            out += unknown_fields(schema.get("items", {}), item, f"{path}/{i}")
+    return out
+
+
+def assert_matches_crd(doc: dict[str, Any], file: str) -> None:
+    validator, schema = crd_validator(file)
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+    assert errors == [], errors
+    assert unknown_fields(schema, doc) == []
+
+
 def test_service_monitor_for_the_operator() -> None:
     docs = render(OPERATOR_CHART, {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}})
     sm = one(docs, "ServiceMonitor")
     assert sm["metadata"]["labels"]["release"] == "kps"
     assert sm["spec"]["endpoints"][0]["port"] == "metrics"
     assert sm["spec"]["selector"]["matchLabels"] == one(docs, "Service")["spec"]["selector"]
+    assert_matches_crd(sm, "monitoring.coreos.com_servicemonitors.yaml")
+
+
+OPERATOR_JOB = f"{RELEASE}-chatbot-monitoring-operator-metrics"
+
+
+def default_operator_rules() -> list[dict[str, Any]]:
+    docs = render(OPERATOR_CHART, {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}})
+    (group,) = one(docs, "PrometheusRule")["spec"]["groups"]
+    return group["rules"]
+
+
+def test_prometheus_rule_for_the_operator() -> None:
+    docs = render(
+        OPERATOR_CHART,
+        {"prometheusRule": {"enabled": True, "labels": {"release": "kps"}}, "serviceMonitor": {"enabled": True}},
+    )
+    rule = one(docs, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "kps"
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    assert_matches_crd(rule, "monitoring.coreos.com_prometheusrules.yaml")
+    (group,) = rule["spec"]["groups"]
+    alerts = {r["alert"]: r for r in group["rules"]}
+    assert set(alerts) == {"ChatbotOperatorReconcileErrors", "ChatbotOperatorNoLeader"}
+    assert alerts["ChatbotOperatorReconcileErrors"]["labels"] == {"severity": "warning"}
+    assert alerts["ChatbotOperatorNoLeader"]["labels"] == {"severity": "critical"}
+    for alert in alerts.values():
+        assert set(alert["annotations"]) == {"summary", "description"}
+        # The series as the ServiceMonitor's scrape labels them: job is the metrics Service's name.
+        assert f'job="{OPERATOR_JOB}", namespace="{NAMESPACE}"' in alert["expr"]
+    assert one(docs, "Service")["metadata"]["name"] == OPERATOR_JOB
+    assert "jobLabel" not in one(docs, "ServiceMonitor")["spec"]
+    labelled = notes(OPERATOR_CHART, {"prometheusRule": {"enabled": True, "labels": {"release": "kps"}}})
+    unlabelled = notes(OPERATOR_CHART, {"prometheusRule": {"enabled": True}})
+    assert "will not load it" in unlabelled and "will not load it" not in labelled
+    assert "ChatbotOperatorNoLeader fires" in unlabelled
+    assert "ChatbotOperatorNoLeader fires" not in notes(
+        OPERATOR_CHART, {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}
+    )
+
+
+def test_prometheus_rule_rules_can_be_replaced() -> None:
+    rules = [{"alert": "Mine", "expr": "up == 0", "for": "1m", "labels": {"severity": "page"}}]
+    rule = one(render(OPERATOR_CHART, {"prometheusRule": {"enabled": True, "rules": rules}}), "PrometheusRule")
+    assert rule["spec"]["groups"][0]["rules"] == rules
+    assert_matches_crd(rule, "monitoring.coreos.com_prometheusrules.yaml")
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.fail("promtool is not installed (Debian's prometheus package; scripts/install-deps.sh installs it)")
+    return path
+
+
+def test_operator_alerts_pass_promtool_check_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "operator", "rules": default_operator_rules()}]}))
+    out = subprocess.run([promtool(), "check", "rules", str(rules)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS: 2 rules found" in out.stdout
+
+
+def test_operator_alerts_fire_when_they_should(tmp_path: Path) -> None:
+    """`promtool test rules` on the default alerts, with the operator's series as its /metrics has them
+    (operator/src/metrics.rs): chatbot_operator_leader 1 on the leading replica and 0 on standbys,
+    chatbot_operator_reconcile_errors_total by reason."""
+    # Annotations need no test here (their templates are checked by promtool check rules) and would have to be
+    # expanded in full for promtool to compare alerts.
+    rules = [{k: v for k, v in r.items() if k != "annotations"} for r in default_operator_rules()]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "operator", "rules": rules}]}))
+    sel = f'job="{OPERATOR_JOB}",namespace="{NAMESPACE}"'
+    leader = {"job": OPERATOR_JOB, "namespace": NAMESPACE, "severity": "critical"}
+
+    def case(series: dict[str, str], alertname: str, eval_time: str, expected: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "interval": "1m",
+            "input_series": [{"series": s, "values": v} for s, v in series.items()],
+            "alert_rule_test": [
+                {"eval_time": eval_time, "alertname": alertname, "exp_alerts": [{"exp_labels": e} for e in expected]}
+            ],
+        }
+
+    errors = {"job": OPERATOR_JOB, "namespace": NAMESPACE, "reason": "DeploymentFailed", "severity": "warning"}
+    error_series = f'chatbot_operator_reconcile_errors_total{{{sel},pod="a",reason="DeploymentFailed"}}'
+    tests = [
+        # One leader among two replicas: quiet.
+        case({f'chatbot_operator_leader{{{sel},pod="a"}}': "1x20", f'chatbot_operator_leader{{{sel},pod="b"}}': "0x20"},
+             "ChatbotOperatorNoLeader", "15m", []),
+        # Both standing by: fires after 5 minutes, not before.
+        case({f'chatbot_operator_leader{{{sel},pod="a"}}': "0x20", f'chatbot_operator_leader{{{sel},pod="b"}}': "0x20"},
+             "ChatbotOperatorNoLeader", "4m", []),
+        case({f'chatbot_operator_leader{{{sel},pod="a"}}': "0x20", f'chatbot_operator_leader{{{sel},pod="b"}}': "0x20"},
+             "ChatbotOperatorNoLeader", "10m", [leader]),
+        # Not scraped at all (only another job's series): fires too.
+        case({'chatbot_operator_leader{job="other",namespace="x",pod="c"}': "1x20"}, "ChatbotOperatorNoLeader", "10m",
+             [leader]),
+        # Another release's operator does not count.
+        case({f'chatbot_operator_leader{{job="other",namespace="{NAMESPACE}",pod="c"}}': "1x20"},
+             "ChatbotOperatorNoLeader", "10m", [leader]),
+        # Errors all along: fires once they have lasted 15 minutes.
+        case({error_series: "0+1x40"}, "ChatbotOperatorReconcileErrors", "12m", []),
+        case({error_series: "0+1x40"}, "ChatbotOperatorReconcileErrors", "25m", [errors]),
+        # A few errors that stop: quiet. No error since the start: quiet.
+        case({error_series: "0 1 2 3 3x40"}, "ChatbotOperatorReconcileErrors", "25m", []),
+        case({error_series: "7x40"}, "ChatbotOperatorReconcileErrors", "25m", []),
+    ]
+    spec = tmp_path / "rules.test.yml"
+    spec.write_text(yaml.safe_dump({"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}))
+    out = subprocess.run([promtool(), "test", "rules", str(spec)], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_operator_notes_tell_the_next_step() -> None:
@@ -501,6 +833,25 @@ def test_every_default_value_is_in_the_operator_schema() -> None:
         ({"serviceMonitor": {"labels": {"release": 1}}}, "release"),
         ({"watchNamespace": "Not_A_Namespace"}, "watchNamespace"),
         ({"resources": {"request": {"cpu": "1"}}}, "request"),
+        ({"crds": {"keep": "yes"}}, "keep"),
+        ({"crds": {"enable": True}}, "enable"),
+        ({"image": {"digest": "latest"}}, "digest"),
+        ({"verify": {"period": 60}}, "period"),
+        ({"verify": {"period": "1 minute please"}}, "period"),
+        ({"verify": {"prometheusUrl": "thanos:9090"}}, "prometheusUrl"),
+        ({"extraEnv": [{"value": "x"}]}, "name"),
+        ({"extraEnv": [{"name": "RUST_LOG", "value": "debug"}]}, "/extraEnv/0/name"),
+        ({"extraEnv": [{"name": "A", "valueForm": {}}]}, "valueForm"),
+        ({"extraArgs": "--x"}, "extraArgs"),
+        ({"extraArgs": [1]}, "/extraArgs/0"),
+        ({"podSecurityContext": "restricted"}, "podSecurityContext"),
+        ({"podDisruptionBudget": {"minAvailable": "half"}}, "minAvailable"),
+        ({"podDisruptionBudget": {"maxUnavailable": -1}}, "maxUnavailable"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1}]}, "topologySpreadConstraints"),
+        ({"prometheusRule": {"enabled": True, "rules": [{"alert": "A"}]}}, "expr"),
+        ({"prometheusRule": {"rules": [{"alert": "A", "expr": "up", "for": "5 min"}]}}, "for"),
+        ({"prometheusRule": {"rules": [{"alert": "A", "record": "b", "expr": "up"}]}}, "/prometheusRule/rules/0"),
+        ({"prometheusRule": {"label": {}}}, "label"),
     ],
 )
 def test_operator_schema_rejects_bad_values(values: dict[str, Any], message: str) -> None:
@@ -572,6 +923,105 @@ def test_stack_keeps_the_spec_and_other_monitoring_labels(stack_chart: Path) -> 
     assert cbm["spec"]["monitoring"]["interval"] == "30s"
     assert cbm["spec"]["chatbot"] == spec["chatbot"]
     assert cbm["spec"]["alerts"] == spec["alerts"]
+
+
+def test_stack_installs_the_crd_before_its_chatbot_monitoring(stack_chart: Path) -> None:
+    """Helm maps every kind of a release's manifest before it creates anything: a ChatbotMonitoring can only be in the
+    same first install as its CRD when that CRD comes from crds/, which Helm applies beforehand. So the stack ships
+    the CRD in its crds/ and turns the operator chart's templated one off."""
+    docs = render(stack_chart)
+    assert of_kind(docs, "CustomResourceDefinition") == []
+    cbm_of(docs)
+    with helm.Chart.load(stack_chart) as chart:
+        crds = [yaml.safe_load(c["data"]) for c in chart.crds]
+    assert [c["metadata"]["name"] for c in crds] == ["chatbotmonitorings.monitoring.chatbot-sav.io"]
+    assert crds[0] == load_yaml(ROOT / "crds" / CRD_NAME)
+    assert load_yaml(STACK_CHART / "values.yaml")["chatbot-monitoring-operator"]["crds"] == {"enabled": False}
+
+
+def test_stack_spec_schema_is_the_crds() -> None:
+    """chatbot.spec is checked against the CRD's own spec schema, derived from crds/ by tests/charts/sync_schemas.py."""
+    schema = json.loads((STACK_CHART / "values.schema.json").read_text())
+    crd = load_yaml(ROOT / "crds" / CRD_NAME)
+    assert schema["properties"]["chatbot"]["properties"]["spec"] == sync_schemas.stack_spec_schema(crd), (
+        "charts/chatbot-stack/values.schema.json's chatbot.spec is not crds/'s spec schema: "
+        "run python3 tests/charts/sync_schemas.py"
+    )
+    spec = schema["properties"]["chatbot"]["properties"]["spec"]
+    assert set(spec["properties"]) == set(sync_schemas.crd_spec_schema(crd)["properties"])
+    assert spec["additionalProperties"] is False
+    assert "required" not in spec, "a partial spec, {} included, is valid: the API server applies the CRD's defaults"
+    # The examples validate, as the API server would accept them.
+    validator = jsonschema.Draft7Validator(spec)
+    for example in ("minimal.yaml", "full.yaml"):
+        errors = [e.message for e in validator.iter_errors(load_yaml(ROOT / "examples" / example)["spec"])]
+        assert errors == [], (example, errors)
+
+
+def test_draft7_conversion_says_what_the_api_server_does() -> None:
+    node = {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "nullable": True},
+            "policy": {"type": "string", "enum": ["A", "B"], "nullable": True},
+            "size": {"x-kubernetes-int-or-string": True, "format": "int-or-string"},
+            "n": {"type": "integer", "format": "int32", "description": "N."},
+            "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"a": {"type": "string"}}},
+        },
+        "x-kubernetes-validations": [{"rule": "true", "message": "always fine"}],
+    }
+    out = sync_schemas.to_draft7(node, "spec.x")
+    assert out["additionalProperties"] is False
+    assert out["description"] == "x of spec. Checked when applied: always fine."
+    props = out["properties"]
+    assert props["image"]["type"] == ["string", "null"]
+    assert props["policy"]["enum"] == ["A", "B", None]
+    assert props["size"]["type"] == ["integer", "string"] and "format" not in props["size"]
+    assert props["n"] == {"description": "N.", "type": "integer"}
+    assert "additionalProperties" not in props["free"]
+    assert "x-kubernetes-" not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"chatbot": {"replicaz": 2}}, "replicaz"),
+        ({"chatbot": {"replicas": "two"}}, "/chatbot/spec/chatbot/replicas"),
+        ({"chatbot": {"replicas": 51}}, "/chatbot/spec/chatbot/replicas"),
+        ({"chatbot": {"port": 80}}, "/chatbot/spec/chatbot/port"),
+        ({"monitoring": {"interval": "10 seconds"}}, "/chatbot/spec/monitoring/interval"),
+        ({"monitoring": {"labels": {"release": 1}}}, "/chatbot/spec/monitoring/labels/release"),
+        ({"monitoring": {"prometheus": {"mode": "magic"}}}, "/chatbot/spec/monitoring/prometheus/mode"),
+        ({"alerts": {"errorRate": {"threshold": 0.2}}}, "/chatbot/spec/alerts/errorRate"),
+        ({"alerts": {"errorRate": {"for": "2m", "severity": "page", "threshold": 0.2}}}, "severity"),
+        ({"dashboard": {}}, "dashboard"),
+    ],
+)
+def test_stack_refuses_a_bad_spec_by_its_field(stack_chart: Path, spec: dict[str, Any], message: str) -> None:
+    values = {"chatbot": {"name": "chatbot", "spec": spec}}
+    report = helm.lint(stack_chart, values, with_subcharts=True, kube_version=KUBE_VERSION, namespace=NAMESPACE)
+    assert any(message in e for e in lint_errors(report)), lint_errors(report)
+    with helm.Chart.load(stack_chart) as chart:
+        with pytest.raises(helm.HelmValuesError, match=re.escape(message)):
+            chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        # Partial: the template adds monitoring.labels.release, the API server the CRD's defaults.
+        {"monitoring": {"labels": {"team": "sav"}}},
+        {"chatbot": {"image": None, "resources": {"limits": {"cpu": 1, "memory": "256Mi"}}}},
+        load_yaml(ROOT / "examples" / "full.yaml")["spec"],
+    ],
+    ids=["empty", "partial", "nullable-int-or-string", "examples-full"],
+)
+def test_stack_accepts_a_valid_spec(stack_chart: Path, spec: dict[str, Any]) -> None:
+    values = {"chatbot": {"name": "chatbot", "spec": spec}}
+    report = helm.lint(stack_chart, values, strict=True, with_subcharts=True, kube_version=KUBE_VERSION, namespace=NAMESPACE)
+    assert lint_errors(report) == []
+    cbm_of(render(stack_chart, values))
 
 
 def test_stack_without_kube_prometheus_stack_leaves_the_labels_alone(stack_chart: Path) -> None:

@@ -67,8 +67,13 @@ Whether replicas compete for the Lease: always with more than one replica, other
 {{- end }}
 
 {{/*
-The operator image reference: the tag defaults to the chart's appVersion.
+The operator image reference: repository@digest when image.digest is set, else repository:tag with the tag
+defaulting to the chart's appVersion.
 */}}
 {{- define "chatbot-monitoring-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
 {{- end }}
