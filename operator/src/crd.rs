@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use k8s_openapi::api::core::v1::{EnvVar, PodSecurityContext, ResourceRequirements, SecurityContext};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -34,15 +34,46 @@ const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
     shortname = "cbm",
     category = "chatbot-sav",
     derive = "PartialEq",
+    doc = "A customer-support chatbot that the operator runs and monitors: its Deployment and Service, a ServiceMonitor \
+           so that Prometheus scrapes it, a PrometheusRule with its alerts, and Grafana dashboard ConfigMaps. The \
+           status says whether a Prometheus really selects, scrapes and evaluates them.",
     printcolumn(
         name = "Ready",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether the chatbot runs and is monitored as the spec asks."
     ),
-    printcolumn(name = "Replicas", type_ = "string", json_path = ".status.replicas"),
-    printcolumn(name = "Scraped", type_ = "string", json_path = ".status.scraped"),
-    printcolumn(name = "Alerts", type_ = "integer", json_path = ".status.alertRules"),
-    printcolumn(name = "Dashboards", type_ = "integer", json_path = ".status.dashboards"),
+    printcolumn(
+        name = "Replicas",
+        type_ = "string",
+        json_path = ".status.replicas",
+        description = "Ready chatbot pods over desired."
+    ),
+    printcolumn(
+        name = "Scraped",
+        type_ = "string",
+        json_path = ".status.scraped",
+        description = "The chatbot's targets up in Prometheus over all of its targets there."
+    ),
+    printcolumn(
+        name = "Alerts",
+        type_ = "integer",
+        json_path = ".status.alertRules",
+        description = "Alerting rules in the PrometheusRule."
+    ),
+    printcolumn(
+        name = "Dashboards",
+        type_ = "integer",
+        json_path = ".status.dashboards",
+        description = "Grafana dashboard ConfigMaps."
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1,
+        description = "Why Ready is what it is (kubectl get -o wide)."
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
@@ -64,9 +95,10 @@ pub struct ChatbotMonitoringSpec {
 /// The chatbot Deployment.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.database.type != 'sqlite' || self.replicas <= 1").message(
-    "SQLite lives inside each pod: set database.type to postgres to run more than one replica"
-))]
+#[x_kube(validation = Rule::new("self.database.type != 'sqlite' || self.replicas <= 1")
+    .message("SQLite lives inside each pod: set database.type to postgres to run more than one replica")
+    .field_path(".replicas")
+    .reason(Reason::FieldValueForbidden))]
 pub struct ChatbotSpec {
     /// Container image; the operator's default chatbot image when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +132,14 @@ pub struct ChatbotSpec {
     /// Extra annotations for the chatbot pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
+    /// The pods' security context, instead of the operator's: `runAsNonRoot` and the `RuntimeDefault` seccomp
+    /// profile, with no fixed user so that a platform that assigns one (OpenShift's restricted-v2) can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_security_context: Option<PodSecurityContext>,
+    /// The chatbot container's security context, instead of the operator's: no privilege escalation, a read-only
+    /// root filesystem, every capability dropped, non-root, `RuntimeDefault` seccomp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 fn default_replicas() -> i32 {
@@ -122,6 +162,8 @@ impl Default for ChatbotSpec {
             env: Vec::new(),
             pod_labels: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
+            pod_security_context: None,
+            security_context: None,
         }
     }
 }
@@ -136,9 +178,10 @@ pub enum PullPolicy {
 /// The model backend.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.backend != 'openai' || has(self.openai)").message(
-    "model.openai (endpoint, model, apiKeySecretRef) is required when model.backend is openai"
-))]
+#[x_kube(validation = Rule::new("self.backend != 'openai' || has(self.openai)")
+    .message("model.openai (endpoint, model, apiKeySecretRef) is required when model.backend is openai")
+    .field_path(".openai")
+    .reason(Reason::FieldValueRequired))]
 pub struct ModelSpec {
     /// `builtin` (embedded, no network) or `openai` (an OpenAI-compatible endpoint, falling back to builtin).
     #[serde(default)]
@@ -179,8 +222,10 @@ pub struct OpenAiSpec {
 /// A key of a Secret in the resource's namespace.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SecretKeyRef {
+    /// Name of the Secret, in the resource's namespace.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Key in the Secret's data.
     #[schemars(length(min = 1, max = 253))]
     pub key: String,
 }
@@ -188,9 +233,10 @@ pub struct SecretKeyRef {
 /// Conversation storage.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.type != 'postgres' || has(self.postgres)").message(
-    "database.postgres.urlSecretRef is required when database.type is postgres"
-))]
+#[x_kube(validation = Rule::new("self.type != 'postgres' || has(self.postgres)")
+    .message("database.postgres.urlSecretRef is required when database.type is postgres")
+    .field_path(".postgres")
+    .reason(Reason::FieldValueRequired))]
 pub struct DatabaseSpec {
     /// `sqlite` (a file in the pod, for one replica) or `postgres` (shared by every replica).
     #[serde(default, rename = "type")]
@@ -218,9 +264,9 @@ pub struct PostgresSpec {
 /// Scraping.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("duration(self.scrapeTimeout) <= duration(self.interval)").message(
-    "monitoring.scrapeTimeout must not be longer than monitoring.interval"
-))]
+#[x_kube(validation = Rule::new("duration(self.scrapeTimeout) <= duration(self.interval)")
+    .message("monitoring.scrapeTimeout must not be longer than monitoring.interval")
+    .field_path(".scrapeTimeout"))]
 pub struct MonitoringSpec {
     /// Render the ServiceMonitor.
     #[serde(default = "yes")]
@@ -246,16 +292,26 @@ pub struct MonitoringSpec {
 /// Which Prometheus (a prometheus-operator `Prometheus` object) is expected to monitor the chatbot.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.mode != 'reference' || (has(self.name) && has(self.namespace))").message(
-    "monitoring.prometheus.name and namespace are required when mode is reference"
-))]
+#[x_kube(
+    validation = Rule::new("self.mode != 'reference' || has(self.name)")
+        .message("monitoring.prometheus.name is required when mode is reference")
+        .field_path(".name")
+        .reason(Reason::FieldValueRequired),
+    // `namespace` is a CEL reserved word: Kubernetes escapes the property as `__namespace__`.
+    validation = Rule::new("self.mode != 'reference' || has(self.__namespace__)")
+        .message("monitoring.prometheus.namespace is required when mode is reference")
+        .field_path(".namespace")
+        .reason(Reason::FieldValueRequired)
+)]
 pub struct PrometheusSelection {
     /// `auto`: the only Prometheus of the cluster, whose required labels are added when `labels` is empty;
     /// `reference`: the one named here; `none`: no selection check.
     #[serde(default)]
     pub mode: SelectionMode,
+    /// Name of the `Prometheus` object, with `mode: reference`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Namespace of the `Prometheus` object, with `mode: reference`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The Prometheus HTTP API the operator queries to check scraping, rules and panels; by default the chosen
@@ -390,6 +446,7 @@ pub struct AlertThreshold {
     #[serde(rename = "for")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub for_: String,
+    /// The alert's `severity` label, which Alertmanager routes on: `critical`, `warning` or `info`.
     pub severity: Severity,
 }
 
@@ -485,6 +542,7 @@ pub struct ChatbotMonitoringStatus {
     /// Ready chatbot pods over desired, e.g. `2/2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<String>,
+    /// Ready chatbot pods (the Deployment's `readyReplicas`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
     /// Alerting rules in the PrometheusRule.
@@ -508,14 +566,19 @@ pub struct ChatbotMonitoringStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Children {
+    /// The chatbot's Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
+    /// The chatbot's Service (port `http`, API and /metrics).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The ServiceMonitor, when monitoring is enabled and the Prometheus Operator is installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_monitor: Option<String>,
+    /// The PrometheusRule, when alerts are enabled and the Prometheus Operator is installed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_rule: Option<String>,
+    /// The dashboard ConfigMaps, one per dashboard.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dashboards: Vec<String>,
 }

@@ -5,7 +5,8 @@
 //! A map, in the order a reconcile runs through it:
 //!
 //! - What the user writes: [`crd`] (the `ChatbotMonitoring` kind, its defaults and CEL rules) and the reduced
-//!   Prometheus Operator kinds it produces, [`prometheus_operator`].
+//!   Prometheus Operator kinds it produces, [`prometheus_operator`]; [`admission`] refuses a file as the API server
+//!   would refuse the resource (schema, defaults, CEL), for the CLI.
 //! - What should exist, pure: [`render`] (every child, the dashboards, the local Prometheus files and the promtool
 //!   tests of the rules) and [`last_applied`] (the hash of what was applied).
 //! - The loop: [`controller`] wires the watches to [`reconcile`], which applies the children, asks for verification
@@ -18,6 +19,7 @@
 //! - The process: [`leader`] (one replica reconciles), [`http`] (`/metrics`, `/healthz`, `/readyz`), [`metrics`]
 //!   (the operator's own), [`rbac`] (the permissions the code uses, which the chart grants).
 
+pub mod admission;
 pub mod backoff;
 pub mod cache;
 pub mod controller;

@@ -14,6 +14,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 
+use chatbot_operator::admission;
 use chatbot_operator::controller::{self, Scope};
 use chatbot_operator::crd::{ChatbotMonitoring, crd_yaml};
 use chatbot_operator::http::{self, Probe};
@@ -53,6 +54,7 @@ enum Command {
         /// Prometheus' base URL, e.g. http://localhost:9090.
         #[arg(long, env = "PROMETHEUS_URL")]
         prometheus_url: String,
+        /// `table` for people, `json` for scripts.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
         /// Deadline of each request to Prometheus.
@@ -75,10 +77,10 @@ enum Command {
         #[arg(long, value_name = "DIR", requires = "target")]
         local_prometheus: Option<PathBuf>,
         /// host:port of the chatbot for --local-prometheus.
-        #[arg(long)]
+        #[arg(long, requires = "local_prometheus")]
         target: Option<String>,
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.
-        #[arg(long)]
+        #[arg(long, requires = "local_prometheus")]
         scrape_interval: Option<String>,
         /// Also write into DIR the rules (rules.yml) and `promtool test rules` tests for them (rules.test.yml):
         /// for every alert, series that make it fire and series that keep it silent, at this resource's thresholds.
@@ -107,6 +109,7 @@ struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,
+    /// `json` for log pipelines, `text` for people.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
     /// Chatbot image for resources that set none.
@@ -115,6 +118,7 @@ struct RunArgs {
     /// Compete for a Lease so that only one replica reconciles.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
+    /// Name of the leader-election Lease.
     #[arg(long, env = "LEASE_NAME", default_value = "chatbot-operator-leader")]
     lease_name: String,
     /// Namespace of the Lease: the operator's own (from the downward API).
@@ -314,8 +318,17 @@ fn render_file(
     } else {
         std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?
     };
-    let mut cbm: ChatbotMonitoring =
-        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not a ChatbotMonitoring: {e}", file.display()))?;
+    let object: serde_json::Value =
+        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: not YAML: {e}", file.display()))?;
+    // What a cluster would refuse is refused here, in its words, rather than rendered.
+    let mut cbm = admission::admit(&object).map_err(|refused| {
+        let lines: Vec<String> = refused.0.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!(
+            "{}: the API server would refuse this ChatbotMonitoring:\n{}",
+            file.display(),
+            lines.join("\n")
+        )
+    })?;
     if cbm.metadata.namespace.is_none() {
         cbm.metadata.namespace = Some(namespace.to_owned());
     }
@@ -351,5 +364,47 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_flag_says_what_it_is_for() {
+        Cli::command().debug_assert();
+        let mut missing = Vec::new();
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments() {
+                if arg.get_help().is_none() && !matches!(arg.get_id().as_str(), "help" | "version") {
+                    missing.push(format!("{} --{}", sub.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "flags without help: {missing:?}");
+    }
+
+    #[test]
+    fn local_prometheus_options_need_local_prometheus() {
+        for flag in [["--target", "localhost:8000"], ["--scrape-interval", "5s"]] {
+            let args = ["chatbot-operator", "render", "-f", "x.yaml", flag[0], flag[1]];
+            let err = Cli::try_parse_from(args)
+                .err()
+                .expect("refused without --local-prometheus");
+            assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
+        }
+        let ok = [
+            "chatbot-operator",
+            "render",
+            "-f",
+            "x.yaml",
+            "--local-prometheus",
+            "d",
+            "--target",
+            "h:1",
+        ];
+        assert!(Cli::try_parse_from(ok).is_ok());
     }
 }

@@ -6,10 +6,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use chatbot_operator::admission::openapi::violations;
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::prometheus_operator::PrometheusRule;
 use chatbot_operator::render::{Desired, RenderOptions, alert_names, render, to_yaml_stream};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -132,8 +133,16 @@ fn service_monitor_and_prometheus_rule_match_the_prometheus_operator_crds() {
                 .find(|d| d["kind"] == kind)
                 .unwrap();
             assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
-            let errors = testsupport::openapi::validate(&schema, &doc);
+            // The API server's own rules (the operator's `admission`), unknown fields included.
+            let errors = violations(&schema["properties"]["spec"], &doc["spec"], "spec");
             assert!(errors.is_empty(), "{name} {kind}: {errors:?}");
+            // And the check can fail: a field prometheus-operator does not know.
+            let mut typo = doc["spec"].clone();
+            typo["jobLabell"] = json!("x");
+            assert_eq!(
+                violations(&schema["properties"]["spec"], &typo, "spec"),
+                ["unknown field \"spec.jobLabell\""]
+            );
         }
     }
 }
@@ -187,6 +196,43 @@ fn the_pod_passes_the_restricted_pod_security_standard() {
             assert!(resources.requests.is_some() && resources.limits.is_some());
         }
     }
+}
+
+/// No fixed user by default (OpenShift's restricted-v2 assigns one); a spec's security contexts replace the
+/// operator's, and removing them from the spec brings the operator's back.
+#[test]
+fn security_contexts_name_no_user_and_the_spec_can_replace_them() {
+    let pod = |cbm: &ChatbotMonitoring| render(cbm, &RenderOptions::default()).unwrap().deployment.spec;
+    let default = pod(&example("minimal.yaml")).template.spec.unwrap();
+    let psc = default.security_context.clone().unwrap();
+    assert_eq!((psc.run_as_user, psc.run_as_group, psc.fs_group), (None, None, None));
+    assert_eq!(
+        default.containers[0].security_context.as_ref().unwrap().run_as_user,
+        None
+    );
+
+    let mut cbm = example("minimal.yaml");
+    cbm.spec.chatbot.pod_security_context = Some(
+        serde_json::from_value(json!({
+        "runAsNonRoot": true, "runAsUser": 1000700000, "fsGroup": 1000700000,
+        "seccompProfile": {"type": "RuntimeDefault"}}))
+        .unwrap(),
+    );
+    cbm.spec.chatbot.security_context = Some(
+        serde_json::from_value(json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})).unwrap(),
+    );
+    let replaced = pod(&cbm).template.spec.unwrap();
+    assert_eq!(
+        replaced.security_context.as_ref().unwrap().run_as_user,
+        Some(1000700000)
+    );
+    assert_eq!(replaced.security_context.as_ref().unwrap().fs_group, Some(1000700000));
+    let container = replaced.containers[0].security_context.clone().unwrap();
+    assert_eq!(container.read_only_root_filesystem, None, "replaced, not merged");
+
+    cbm.spec.chatbot.pod_security_context = None;
+    cbm.spec.chatbot.security_context = None;
+    assert_eq!(pod(&cbm).template.spec.unwrap(), default);
 }
 
 #[test]
@@ -395,17 +441,40 @@ fn render_cli_prints_every_child_and_refuses_bad_files() {
         "same code as the reconciler"
     );
 
+    // Refused as the API server refuses it (the real-control-plane tier compares the words): every violation, one
+    // per line, and nothing on standard output.
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.yaml");
-    std::fs::write(
-        &bad,
-        "apiVersion: v1\nkind: ChatbotMonitoring\nspec:\n  chatbot:\n    replicas: many\n",
-    )
-    .unwrap();
-    let out = Command::new(bin).args(["render", "-f"]).arg(&bad).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("bad.yaml") && stderr.contains("replicas"), "{stderr}");
+    let header = "apiVersion: monitoring.chatbot-sav.io/v1alpha1\nkind: ChatbotMonitoring\nmetadata: {name: bot}\n";
+    for (spec, said) in [
+        (
+            "spec:\n  chatbot:\n    replicas: many\n",
+            vec![
+                "spec.chatbot.replicas: Invalid value: \"string\": spec.chatbot.replicas in body must be of type integer: \"string\"",
+            ],
+        ),
+        (
+            "spec:\n  chatbot:\n    replica: 2\n  monitoring:\n    interval: 10 seconds\n",
+            vec![
+                "unknown field \"spec.chatbot.replica\"",
+                "spec.monitoring.interval: Invalid value: \"10 seconds\": spec.monitoring.interval in body should match",
+            ],
+        ),
+        (
+            "spec:\n  chatbot:\n    replicas: 2\n",
+            vec!["spec.chatbot.replicas: Forbidden: SQLite lives inside each pod"],
+        ),
+    ] {
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, format!("{header}{spec}")).unwrap();
+        let out = Command::new(bin).args(["render", "-f"]).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("bad.yaml: the API server would refuse"), "{stderr}");
+        for line in said {
+            assert!(stderr.contains(line), "{spec}: {line} not in {stderr}");
+        }
+    }
 
     let out = Command::new(bin)
         .args(["render", "-f", "/no/such/file.yaml"])

@@ -1,4 +1,5 @@
-//! The chatbot Deployment: a pod that passes the `restricted` Pod Security Standard, probes on /health and /ready,
+//! The chatbot Deployment: a pod that passes the `restricted` Pod Security Standard (unless the spec replaces its
+//! security contexts), probes on /health and /ready,
 //! the model and database settings as environment variables (secrets by reference, never copied).
 
 use std::collections::BTreeMap;
@@ -16,8 +17,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{Context, PORT_NAME, RenderOptions};
 use crate::crd::{ChatbotMonitoringSpec, DatabaseType, ModelBackend, PullPolicy, SecretKeyRef};
 
-/// The non-root user of the chatbot image (distroless `nonroot`).
-const RUN_AS_USER: i64 = 65532;
 const DATA_DIR: &str = "/data";
 
 pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec, options: &RenderOptions) -> Deployment {
@@ -73,17 +72,7 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(30),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS_USER),
-            run_as_group: Some(RUN_AS_USER),
-            fs_group: Some(RUN_AS_USER),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
-            ..PodSecurityContext::default()
-        }),
+        security_context: Some(c.pod_security_context.clone().unwrap_or_else(pod_security_context)),
         containers: vec![Container {
             name: "chatbot".into(),
             image: Some(image),
@@ -106,20 +95,7 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
             liveness_probe: Some(probe("/health", 10, 3)),
             readiness_probe: Some(probe("/ready", 5, 2)),
             startup_probe: Some(probe("/health", 2, 30)),
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".into()]),
-                    add: None,
-                }),
-                seccomp_profile: Some(SeccompProfile {
-                    type_: "RuntimeDefault".into(),
-                    localhost_profile: None,
-                }),
-                ..SecurityContext::default()
-            }),
+            security_context: Some(c.security_context.clone().unwrap_or_else(container_security_context)),
             volume_mounts: (c.database.type_ == DatabaseType::Sqlite).then(|| {
                 vec![VolumeMount {
                     name: "data".into(),
@@ -140,6 +116,37 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
             }]
         }),
         ..PodSpec::default()
+    }
+}
+
+/// Non-root without naming a user: the image's numeric `USER` satisfies `runAsNonRoot`, and a platform that assigns
+/// users from a range (OpenShift's restricted-v2) can. The SQLite `emptyDir` is writable without an `fsGroup`.
+fn pod_security_context() -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(runtime_default()),
+        ..PodSecurityContext::default()
+    }
+}
+
+fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            add: None,
+        }),
+        seccomp_profile: Some(runtime_default()),
+        ..SecurityContext::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
     }
 }
 

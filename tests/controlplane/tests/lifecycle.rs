@@ -53,7 +53,7 @@ async fn a_resource_with_an_empty_spec_gets_the_defaults_render_assumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_resources_are_refused_by_the_server_naming_the_field() {
+async fn bad_resources_are_refused_by_the_server_naming_the_field_as_the_cli_does() {
     let assets = require_control_plane!();
     let env = Env::namespaced(&assets, "validation", None).await;
     for (i, (spec, refusal)) in testsupport::invalid::invalid_specs().into_iter().enumerate() {
@@ -67,13 +67,26 @@ async fn bad_resources_are_refused_by_the_server_naming_the_field() {
         .header("content-type", "application/json")
         .body(serde_json::to_vec(&body).unwrap())
         .unwrap();
+        // `chatbot-operator render` and `verify` refuse the same file in the same words.
+        let cli = chatbot_operator::admission::admit(&body)
+            .expect_err("the CLI refuses it too")
+            .0;
         match env.admin.request::<Value>(request).await {
-            Err(kube::Error::Api(s)) => assert!(
-                (s.code == 422 || s.code == 400) && refusal.said_by(&s.message),
-                "{spec} should be refused with {refusal:?}, got {} {}",
-                s.code,
-                s.message
-            ),
+            Err(kube::Error::Api(s)) => {
+                assert!(
+                    (s.code == 422 || s.code == 400) && refusal.said_by(&s.message),
+                    "{spec} should be refused with {refusal:?}, got {} {}",
+                    s.code,
+                    s.message
+                );
+                for line in &cli {
+                    assert!(
+                        s.message.contains(line.as_str()),
+                        "the CLI says {line:?}, the server {:?}",
+                        s.message
+                    );
+                }
+            }
             other => panic!("{spec} should be refused, got {other:?}"),
         }
     }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 /// What the refusal names.
 #[derive(Debug, Clone, Copy)]
 pub enum Refusal {
-    /// A CEL rule's message.
-    Message(&'static str),
+    /// A CEL rule's message, at the field its `fieldPath` names (`spec.chatbot.replicas`).
+    Rule(&'static str, &'static str),
     /// A schema bound or an unknown field, by its path (`spec.chatbot.port`).
     Field(&'static str),
 }
@@ -17,51 +17,74 @@ impl Refusal {
     /// Whether an error text (either form of the path: `spec.a.b` or `/spec/a/b`) says it.
     pub fn said_by(&self, error: &str) -> bool {
         match self {
-            Refusal::Message(m) => error.contains(m),
+            Refusal::Rule(field, m) => error.contains(&format!("{field}: ")) && error.contains(m),
             Refusal::Field(f) => error.contains(f) || error.contains(&format!("/{}", f.replace('.', "/"))),
         }
     }
 }
 
 pub fn invalid_specs() -> Vec<(Value, Refusal)> {
-    use Refusal::{Field, Message};
+    use Refusal::{Field, Rule};
     vec![
         (
             json!({"chatbot": {"model": {"backend": "openai"}}}),
-            Message("model.openai (endpoint, model, apiKeySecretRef) is required"),
+            Rule(
+                "spec.chatbot.model.openai",
+                "model.openai (endpoint, model, apiKeySecretRef) is required",
+            ),
         ),
         (
             json!({"chatbot": {"database": {"type": "postgres"}}}),
-            Message("database.postgres.urlSecretRef is required"),
+            Rule(
+                "spec.chatbot.database.postgres",
+                "database.postgres.urlSecretRef is required",
+            ),
         ),
         (
             json!({"chatbot": {"replicas": 3}}),
-            Message("set database.type to postgres to run more than one replica"),
+            Rule(
+                "spec.chatbot.replicas",
+                "set database.type to postgres to run more than one replica",
+            ),
         ),
         (
             json!({"monitoring": {"interval": "10s", "scrapeTimeout": "30s"}}),
-            Message("scrapeTimeout must not be longer than"),
+            Rule("spec.monitoring.scrapeTimeout", "scrapeTimeout must not be longer than"),
         ),
         (
             json!({"monitoring": {"scrapeTimeout": "1m"}}),
-            Message("scrapeTimeout must not be longer than"),
+            Rule("spec.monitoring.scrapeTimeout", "scrapeTimeout must not be longer than"),
         ),
         (
             json!({"alerts": {"runbookBaseUrl": "wiki/runbooks"}}),
-            Message("runbookBaseUrl must be an http(s) URL"),
+            Rule("spec.alerts.runbookBaseUrl", "runbookBaseUrl must be an http(s) URL"),
         ),
         (
             json!({"chatbot": {"model": {"backend": "openai", "openai": {"endpoint": "api.openai.com", "model": "m",
                 "apiKeySecretRef": {"name": "s", "key": "k"}}}}}),
-            Message("endpoint must be an http(s) URL"),
+            Rule("spec.chatbot.model.openai.endpoint", "endpoint must be an http(s) URL"),
         ),
         (
             json!({"monitoring": {"prometheus": {"mode": "reference", "name": "kps"}}}),
-            Message("name and namespace are required when mode is reference"),
+            Rule(
+                "spec.monitoring.prometheus.namespace",
+                "prometheus.namespace is required when mode is reference",
+            ),
         ),
         (
             json!({"monitoring": {"interval": "10 seconds"}}),
             Field("spec.monitoring.interval"),
+        ),
+        (
+            json!({"monitoring": {"prometheus": {"mode": "reference", "namespace": "monitoring"}}}),
+            Rule(
+                "spec.monitoring.prometheus.name",
+                "prometheus.name is required when mode is reference",
+            ),
+        ),
+        (
+            json!({"chatbot": {"database": {"type": "postgres", "postgres": {"urlSecretRef": {"name": "x".repeat(254), "key": "url"}}}}}),
+            Field("spec.chatbot.database.postgres.urlSecretRef.name"),
         ),
         (json!({"chatbot": {"port": 80}}), Field("spec.chatbot.port")),
         (json!({"chatbot": {"replicas": -1}}), Field("spec.chatbot.replicas")),
