@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodStatus, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -136,6 +136,8 @@ pub struct Caches {
     pub prometheus_rules: Slot<PrometheusRule>,
     pub prometheuses: Slot<Prometheus>,
     pub namespaces: Slot<PartialObjectMeta<Namespace>>,
+    /// The chatbots' pods, for why they do not start.
+    pub pods: Slot<Pod>,
 }
 
 /// A kind the reconciler reads through a cache.
@@ -206,6 +208,26 @@ impl Cached for Prometheus {
     }
 }
 
+impl Cached for Pod {
+    fn slot(caches: &Caches) -> &Slot<Self> {
+        &caches.pods
+    }
+
+    /// Only what says why a pod does not start: its containers' states and its conditions.
+    fn slim(&mut self) {
+        self.metadata.managed_fields = None;
+        self.metadata.annotations = None;
+        self.spec = None;
+        self.status = self.status.take().map(|s| PodStatus {
+            conditions: s.conditions,
+            container_statuses: s.container_statuses,
+            init_container_statuses: s.init_container_statuses,
+            phase: s.phase,
+            ..PodStatus::default()
+        });
+    }
+}
+
 impl Cached for PartialObjectMeta<Namespace> {
     fn slot(caches: &Caches) -> &Slot<Self> {
         &caches.namespaces
@@ -238,6 +260,19 @@ impl Caches {
                 .await?
                 .items),
         }
+    }
+
+    /// The pods of the chatbot `instance` in `namespace`, from the pods' watch; `None` without it (no controller,
+    /// or not listed yet): their diagnosis is worth no read of the API server.
+    pub fn pods_of(&self, namespace: &str, instance: &str) -> Option<Vec<Pod>> {
+        let cache = self.pods.ready()?;
+        let objects = cache.objects.read().unwrap();
+        let of_instance = objects
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, json)| decode::<Pod>(json))
+            .filter(|pod| pod.labels().get(crate::render::INSTANCE_LABEL).map(String::as_str) == Some(instance));
+        Some(of_instance.collect())
     }
 
     /// The labels of namespace `name` (none if it does not exist).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -22,7 +22,8 @@ use crate::crd::ChatbotMonitoring;
 use crate::discovery;
 use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
 use crate::reconcile::{Context, error_policy, reconcile};
-use crate::render::MANAGER;
+use crate::render::{INSTANCE_LABEL, MANAGER};
+use crate::status::pods::diagnose;
 
 /// Which namespaces the operator watches.
 #[derive(Debug, Clone)]
@@ -79,6 +80,36 @@ where
         })
 }
 
+/// The chatbots' pods, cached: one that gets stuck (or no longer is) wakes its resource, whose Deployment says
+/// nothing of it. Only a change of what `diagnose` makes of a pod passes, not every status update.
+fn pods(api: Api<Pod>, ctx: &Arc<Context>) -> impl Stream<Item = Result<Pod, watcher::Error>> + Send + use<> {
+    let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    let ctx = ctx.clone();
+    let cache = ctx.caches.pods.renew();
+    watcher(api, ours)
+        .backoff(WatchBackoff::default())
+        .inspect(tracked("Pod", &ctx))
+        .modify(Pod::slim)
+        .inspect(feed(cache))
+        .touched_objects()
+        .predicate_filter(pod_problem, Default::default())
+        .inspect(move |event| {
+            if let (Ok(pod), Some(settled)) = (event, &ctx.settled)
+                && let Some(instance) = pod.labels().get(INSTANCE_LABEL)
+            {
+                settled.invalidate(&(pod.namespace().unwrap_or_default(), instance.clone()));
+            }
+        })
+}
+
+/// A digest of what is wrong with `pod`, if anything.
+fn pod_problem(pod: &Pod) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    format!("{:?}", diagnose(std::slice::from_ref(pod))).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Keeps `cache` up to date with a watch's events.
 fn feed<K: Cached>(cache: Arc<Cache<K>>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
     move |event| {
@@ -122,7 +153,12 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
     let mut controller = Controller::for_stream(watched, resources.clone())
         .owns_stream(children(scope.api::<Deployment>(&client), "Deployment", &ctx))
         .owns_stream(children(scope.api::<Service>(&client), "Service", &ctx))
-        .owns_stream(children(scope.api::<ConfigMap>(&client), "ConfigMap", &ctx));
+        .owns_stream(children(scope.api::<ConfigMap>(&client), "ConfigMap", &ctx))
+        .watches_stream(pods(scope.api::<Pod>(&client), &ctx), |pod| {
+            let namespace = pod.namespace()?;
+            let instance = pod.labels().get(INSTANCE_LABEL)?;
+            Some(ObjectRef::<ChatbotMonitoring>::new(instance).within(&namespace))
+        });
 
     // A namespace whose labels change may now be selected, or no longer: its resources are looked at again.
     let unsettle = ctx.clone();

@@ -41,7 +41,11 @@ enum Command {
     /// Print the ChatbotMonitoring CustomResourceDefinition as YAML.
     Crd,
     /// Print the RBAC the operator needs (a ClusterRole, and a Role for its leader-election Lease), and no more.
-    Rbac,
+    Rbac {
+        /// Include what `run --check-secrets` needs: `get` on Secrets.
+        #[arg(long)]
+        check_secrets: bool,
+    },
     /// Check a resource against a Prometheus: is its chatbot scraped, are its rules loaded, does every dashboard
     /// panel find its metrics. Exit code 0 only when every check passes.
     Verify {
@@ -134,6 +138,10 @@ struct RunArgs {
     /// Prometheus URL for resources whose spec names none (instead of the chosen Prometheus' in-cluster Service).
     #[arg(long, env = "PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// Check that the Secrets a resource references exist before applying anything (reason SecretMissing at once).
+    /// Needs `get` on Secrets, which RBAC grants with their data; without it, the pods report a missing Secret.
+    #[arg(long, env = "CHECK_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    check_secrets: bool,
 }
 
 fn main() -> ExitCode {
@@ -141,7 +149,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Crd => write_stdout(&crd_yaml()),
-        Command::Rbac => write_stdout(&chatbot_operator::rbac::to_yaml()),
+        Command::Rbac { check_secrets } => write_stdout(&chatbot_operator::rbac::to_yaml(check_secrets)),
         Command::Verify {
             file,
             namespace,
@@ -233,7 +241,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         options,
         metrics.clone(),
     )
-    .with_watch_health(watches);
+    .with_watch_health(watches)
+    .with_secret_check(args.check_secrets);
     if !args.verify_period.is_zero() {
         ctx = ctx.with_verifier(verify::periodic::Verifier::new(
             args.verify_period,

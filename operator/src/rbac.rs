@@ -53,11 +53,11 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
         resource: "prometheusrules",
         verbs: REMOVABLE,
     },
-    // Only that a referenced Secret exists (its metadata); its data is never read.
+    // The chatbots' pods (watched by label), to say why they do not start: a missing Secret among other things.
     Permission {
         group: "",
-        resource: "secrets",
-        verbs: &["get"],
+        resource: "pods",
+        verbs: &["list", "watch"],
     },
     Permission {
         group: "events.k8s.io",
@@ -65,6 +65,14 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
         verbs: &["create", "patch"],
     },
 ];
+
+/// With `--check-secrets` only: that a referenced Secret exists, asked before anything is applied. Only its metadata
+/// is read, but RBAC cannot grant that without the data, hence opt-in.
+pub const SECRET_CHECK: &[Permission] = &[Permission {
+    group: "",
+    resource: "secrets",
+    verbs: &["get"],
+}];
 
 /// Rules that only a ClusterRole can grant, whatever namespaces are watched: which Prometheus servers exist (they
 /// usually live in a monitoring namespace) and the labels of our namespace (for their namespace selectors), both
@@ -97,8 +105,8 @@ pub fn allows(rules: &[Permission], group: &str, resource: &str, verb: &str) -> 
 }
 
 /// The rules as Kubernetes RBAC YAML: a ClusterRole for the watched namespaces and a Role for the Lease, for
-/// platforms that install without the Helm chart (`chatbot-operator rbac`).
-pub fn to_yaml() -> String {
+/// platforms that install without the Helm chart (`chatbot-operator rbac [--check-secrets]`).
+pub fn to_yaml(secret_check: bool) -> String {
     let rules = |list: &[Permission]| -> Vec<serde_json::Value> {
         list.iter()
             .map(|p| serde_json::json!({"apiGroups": [p.group], "resources": [p.resource], "verbs": p.verbs}))
@@ -106,7 +114,8 @@ pub fn to_yaml() -> String {
     };
     let cluster = serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "chatbot-operator"}, "rules": rules(WATCHED_NAMESPACES),
+        "metadata": {"name": "chatbot-operator"},
+        "rules": rules(&[WATCHED_NAMESPACES, if secret_check { SECRET_CHECK } else { &[] }].concat()),
     });
     let selection = serde_json::json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",

@@ -199,6 +199,73 @@ async fn a_child_status_change_is_reconciled_from_the_caches() {
     running.stop().await;
 }
 
+/// A pod that cannot start because its Secret is missing: its watch wakes the resource (the Deployment says
+/// nothing new), which tells why from the cached pod; no Secret is read; the pod starting clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_stuck_on_a_missing_secret_is_told_from_the_pods_watch() {
+    let (_, fake) = FakeApi::start();
+    let running = start(&fake).await;
+    running.ready_and_settled(&fake).await;
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["status"]["readyReplicas"] = json!(0);
+    fake.put(DEPLOYMENT, deployment);
+    eventually("DeploymentReady Progressing", || {
+        condition(fake.get(CBM), "DeploymentReady").as_deref() == Some("False/Progressing")
+    })
+    .await;
+
+    let pod = |state: Value| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "chatbot-5d8f-x2x9k", "namespace": "default",
+                            "labels": {"app.kubernetes.io/name": "chatbot", "app.kubernetes.io/instance": "chatbot",
+                                       "app.kubernetes.io/managed-by": "chatbot-operator"}},
+               "status": {"phase": "Pending", "containerStatuses": [{"name": "chatbot", "image": "i", "imageID": "",
+                          "ready": false, "restartCount": 0, "state": state}]}})
+    };
+    const POD: &str = "/api/v1/namespaces/default/pods/chatbot-5d8f-x2x9k";
+    fake.put(POD, pod(json!({"waiting": {"reason": "ContainerCreating"}})));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        condition(fake.get(CBM), "DeploymentReady").as_deref(),
+        Some("False/Progressing")
+    );
+    fake.put(
+        POD,
+        pod(json!({"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"chatbot-openai\" not found"}})),
+    );
+    eventually("DeploymentReady SecretMissing", || {
+        condition(fake.get(CBM), "DeploymentReady").as_deref() == Some("False/SecretMissing")
+    })
+    .await;
+    let cbm = fake.get(CBM).unwrap();
+    let message = cbm["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "DeploymentReady")
+        .unwrap()["message"]
+        .to_string();
+    assert!(
+        message.contains("chatbot-5d8f-x2x9k") && message.contains("chatbot-openai"),
+        "{message}"
+    );
+    assert!(
+        !fake.state().calls.iter().any(|c| c.path.contains("/secrets")),
+        "no Secret is read"
+    );
+
+    // The Secret is created, the kubelet starts the container and the Deployment counts it.
+    fake.put(POD, pod(json!({"running": {"startedAt": "2026-12-01T00:00:00Z"}})));
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["status"]["readyReplicas"] = json!(1);
+    fake.put(DEPLOYMENT, deployment);
+    eventually("DeploymentReady True", || {
+        condition(fake.get(CBM), "DeploymentReady").as_deref() == Some("True/Available")
+    })
+    .await;
+    running.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_that_expire_are_listed_again_and_miss_nothing() {
     let (_, fake) = FakeApi::start();

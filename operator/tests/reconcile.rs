@@ -38,6 +38,14 @@ fn setup() -> (Arc<Context>, FakeApi) {
     (Arc::new(ctx), fake)
 }
 
+/// As `run --check-secrets` runs.
+fn setup_checking_secrets() -> (Arc<Context>, FakeApi) {
+    let (client, fake) = FakeApi::start();
+    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    let ctx = Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()));
+    (Arc::new(ctx.with_secret_check(true)), fake)
+}
+
 /// The resource as the API server stores it: with a uid and a generation.
 fn resource(spec: Value) -> ChatbotMonitoring {
     serde_json::from_value(json!({
@@ -354,9 +362,24 @@ async fn service_monitors_served_without_the_prometheus_kind() {
     );
 }
 
+/// By default no Secret is read (RBAC cannot grant a Secret's metadata without its data): the chatbot is applied,
+/// and a missing Secret shows in its pods (see status::pods).
+#[tokio::test]
+async fn without_the_secret_check_no_secret_is_read() {
+    let (ctx, fake) = setup();
+    let spec = json!({"chatbot": {"model": {"backend": "openai", "openai": {
+        "endpoint": "https://api.openai.com/v1", "model": "gpt-4o-mini",
+        "apiKeySecretRef": {"name": "chatbot-openai", "key": "api-key"}}}}});
+    let cbm = stored(&fake, &resource(spec));
+    run(&ctx, &cbm).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(!calls.iter().any(|c| c.contains("secrets")), "{calls:?}");
+    assert!(fake.get(DEPLOYMENT).is_some());
+}
+
 #[tokio::test]
 async fn a_missing_secret_is_reported_and_retried_with_backoff() {
-    let (ctx, fake) = setup();
+    let (ctx, fake) = setup_checking_secrets();
     let spec = json!({"chatbot": {"model": {"backend": "openai", "openai": {
         "endpoint": "https://api.openai.com/v1", "model": "gpt-4o-mini",
         "apiKeySecretRef": {"name": "chatbot-openai", "key": "api-key"}}}}});
@@ -627,8 +650,8 @@ async fn pods_not_ready_yet_show_as_progressing() {
 /// a server-side apply that creates its object needs `create` as well as `patch`.
 #[tokio::test]
 async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
-    use chatbot_operator::rbac::{CLUSTER_WIDE, WATCHED_NAMESPACES, allows};
-    let (ctx, fake) = setup();
+    use chatbot_operator::rbac::{CLUSTER_WIDE, SECRET_CHECK, WATCHED_NAMESPACES, allows};
+    let (ctx, fake) = setup_checking_secrets();
     let spec = json!({"chatbot": {"database": {"type": "postgres", "postgres": {"urlSecretRef": {"name": "pg", "key": "url"}}}},
                       "alerts": {"slo": {"availabilityTarget": 99.9}}});
     let cbm = stored(&fake, &resource(spec));
@@ -650,8 +673,9 @@ async fn every_request_is_covered_by_the_rbac_the_chart_grants() {
         let Some((group, resource, verb)) = call.rbac() else {
             continue;
         };
-        let granted =
-            allows(WATCHED_NAMESPACES, &group, &resource, verb) || allows(CLUSTER_WIDE, &group, &resource, verb);
+        let granted = allows(WATCHED_NAMESPACES, &group, &resource, verb)
+            || allows(CLUSTER_WIDE, &group, &resource, verb)
+            || allows(SECRET_CHECK, &group, &resource, verb);
         assert!(granted, "{call:?} needs {verb} on {group}/{resource}");
         if verb == "patch" && !resource.ends_with("/status") && resource != "events" {
             assert!(

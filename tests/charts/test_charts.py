@@ -46,14 +46,14 @@ NAMESPACE = "chatbot-sav"
 
 
 
-def operator_rbac() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+def operator_rbac(*flags: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The rules the operator's code needs, from the operator itself (`chatbot-operator rbac`, generated from
     operator/src/rbac.rs, which the reconcile tests check every API request against): the chart must grant exactly
     these."""
     binary = ROOT / "target" / "debug" / "chatbot-operator"
     if not binary.exists():
         subprocess.run(["cargo", "build", "-q", "-p", "chatbot-operator"], cwd=ROOT, check=True)
-    out = subprocess.run([str(binary), "rbac"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([str(binary), "rbac", *flags], check=True, capture_output=True, text=True).stdout
     docs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(out) if d}
     return (
         docs["chatbot-operator"]["rules"],
@@ -366,6 +366,18 @@ def readme_rbac_table() -> set[tuple[str, str, str]]:
 def test_readme_rbac_table_says_what_the_chart_grants() -> None:
     expected = triples(EXPECTED_RULES) | triples(EXPECTED_SELECTION_RULES) | triples(EXPECTED_LEASE_RULES)
     assert readme_rbac_table() == expected
+
+
+def test_secrets_are_read_only_with_check_secrets() -> None:
+    assert not any(r == "secrets" for _, r, _ in triples(EXPECTED_RULES)), "no Secret read by default"
+    docs = render(OPERATOR_CHART, {"checkSecrets": True})
+    with_check, _, _ = operator_rbac("--check-secrets")
+    assert triples(cluster_roles(docs)["watched"]["rules"]) == triples(with_check)
+    assert triples(with_check) - triples(EXPECTED_RULES) == {("", "secrets", "get")}
+    assert env_of(one(docs, "Deployment"))["CHECK_SECRETS"] == "true"
+    assert "CHECK_SECRETS" not in env_of(one(render(OPERATOR_CHART), "Deployment"))
+    role = {r["metadata"]["namespace"]: r for r in of_kind(render(OPERATOR_CHART, {"checkSecrets": True, "watchNamespace": "shop"}), "Role")}
+    assert triples(role["shop"]["rules"]) == triples(with_check)
 
 
 def test_watch_namespace_uses_a_role_there_and_no_cluster_role() -> None:

@@ -27,7 +27,9 @@ use crate::status::{self, Observed, Part};
 pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed, Snapshot, Desired), Error> {
     let mut desired = render::render(cbm, &ctx.options)?;
     let ns = desired.deployment.metadata.namespace.clone().unwrap_or_default();
-    check_secrets(cbm, ctx, &ns).await?;
+    if ctx.secret_check {
+        check_secrets(cbm, ctx, &ns).await?;
+    }
 
     let mut observed = Observed {
         generation: cbm.metadata.generation,
@@ -41,9 +43,14 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
     let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     observed.desired_replicas = Some(want);
     observed.ready_replicas = Some(ready);
+    // Why pods are not ready, as their watch last saw them (a missing Secret among other things).
+    let problem = (ready < want)
+        .then(|| ctx.caches.pods_of(&ns, &cbm.name_any()))
+        .flatten()
+        .and_then(|pods| status::pods::diagnose(&pods));
     observed
         .parts
-        .push((status::DEPLOYMENT_READY, parts::deployment(ready, want)));
+        .push((status::DEPLOYMENT_READY, parts::deployment(ready, want, problem)));
 
     let service = ensure(ctx, &desired.service).await?;
     children.service = service.metadata.name.clone();
@@ -210,7 +217,7 @@ pub fn needs_prometheus_operator(desired: &Desired) -> bool {
     desired.service_monitor.is_some() || desired.prometheus_rule.is_some()
 }
 
-/// Every Secret the spec references must exist; only its metadata is read, never its data.
+/// With `--check-secrets`: every Secret the spec references must exist; only its metadata is read, never its data.
 async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Result<(), Error> {
     let c = &cbm.spec.chatbot;
     let mut refs = Vec::new();

@@ -57,6 +57,9 @@ pub struct Context {
     pub watches: Arc<WatchHealth>,
     /// What the controller's watches have seen: read instead of the API server once filled.
     pub caches: Arc<Caches>,
+    /// Check that the Secrets a spec references exist before applying anything. Off by default: RBAC cannot grant
+    /// a Secret's metadata without its data; a missing Secret is then told by the pods (`CreateContainerConfigError`).
+    pub secret_check: bool,
 }
 
 impl Context {
@@ -72,7 +75,14 @@ impl Context {
             kinds: KindsCache::default(),
             watches: Arc::default(),
             caches: Arc::default(),
+            secret_check: false,
         }
+    }
+
+    /// Checks that referenced Secrets exist before applying anything (needs `get` on Secrets).
+    pub fn with_secret_check(mut self, on: bool) -> Self {
+        self.secret_check = on;
+        self
     }
 
     /// Skips reading the children of settled resources: only for a caller whose watches invalidate them.

@@ -4,18 +4,22 @@ use crate::render;
 use crate::selection::label_selector::Labels;
 use crate::selection::operator_opinion::Opinion;
 use crate::selection::verdict::{Verdict, joined};
+use crate::status::pods::PodProblem;
 use crate::status::{Part, reason};
 
-/// The Deployment: ready once every desired pod is.
-pub fn deployment(ready: i32, want: i32) -> Part {
+/// The Deployment: ready once every desired pod is; failed while a pod is stuck (`problem`, from the pods).
+pub fn deployment(ready: i32, want: i32, problem: Option<PodProblem>) -> Part {
     let message = format!("{ready}/{want} pods ready");
-    if ready >= want {
-        Part::Ready {
+    match problem {
+        _ if ready >= want => Part::Ready {
             reason: reason::AVAILABLE,
             message,
-        }
-    } else {
-        Part::Progressing { message }
+        },
+        Some(p) => Part::Failed {
+            reason: p.reason,
+            message: format!("{message}; {}", p.message),
+        },
+        None => Part::Progressing { message },
     }
 }
 
@@ -100,20 +104,39 @@ mod tests {
     #[test]
     fn a_deployment_is_ready_once_every_pod_is() {
         assert_eq!(
-            deployment(1, 2),
+            deployment(1, 2, None),
             Part::Progressing {
                 message: "1/2 pods ready".into()
             }
         );
         assert!(matches!(
-            deployment(2, 2),
+            deployment(2, 2, None),
             Part::Ready {
                 reason: "Available",
                 ..
             }
         ));
         // Surge during a rollout: more ready than wanted is still ready.
-        assert!(matches!(deployment(3, 2), Part::Ready { .. }));
+        assert!(matches!(deployment(3, 2, None), Part::Ready { .. }));
+    }
+
+    #[test]
+    fn a_stuck_pod_fails_the_deployment_until_every_pod_is_ready() {
+        let stuck = || {
+            Some(PodProblem {
+                reason: "SecretMissing",
+                message: "pod bot-1 cannot start: secret \"s\" not found".into(),
+            })
+        };
+        assert_eq!(
+            deployment(0, 1, stuck()),
+            Part::Failed {
+                reason: "SecretMissing",
+                message: "0/1 pods ready; pod bot-1 cannot start: secret \"s\" not found".into()
+            }
+        );
+        // An old pod of a rollout may be stuck while every wanted pod is ready: nothing to report.
+        assert!(matches!(deployment(1, 1, stuck()), Part::Ready { .. }));
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub use prometheus_rule::alert_names;
 
 /// The operator's name: field manager, `managed-by` label value, event reporter.
 pub const MANAGER: &str = "chatbot-operator";
+/// The label naming the resource on its children and pods (the recommended `instance` label).
+pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 
 /// Settings that come from the operator, not from the resource.
 #[derive(Debug, Clone)]
@@ -100,7 +102,7 @@ impl Context {
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             ("app.kubernetes.io/name".to_owned(), "chatbot".to_owned()),
-            ("app.kubernetes.io/instance".to_owned(), self.name.clone()),
+            (INSTANCE_LABEL.to_owned(), self.name.clone()),
         ])
     }
 

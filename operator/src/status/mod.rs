@@ -20,6 +20,7 @@ pub const DASHBOARD_METRICS_PRESENT: &str = "DashboardMetricsPresent";
 /// Conditions whose every transition is told in an event (`kubectl describe cbm` tells the story).
 pub const ANNOUNCED: &[&str] = &[READY, SELECTED, SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
 
+pub mod pods;
 pub mod reason;
 
 /// How one part (a child kind) ended in this reconcile.

@@ -7,6 +7,7 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DISABLED: &str = "Disabled";
 pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
 pub const SECRET_MISSING: &str = "SecretMissing";
+pub const PODS_FAILING: &str = "PodsFailing";
 pub const API_ERROR: &str = "ApiError";
 pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const RECONCILED: &str = "Reconciled";
