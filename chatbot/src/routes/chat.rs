@@ -52,18 +52,8 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Cha
             None,
         ));
     }
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                status,
-                format!("request body is larger than {} bytes", super::MAX_BODY_BYTES),
-                None,
-            )
-        } else {
-            ApiError::new(status, rejection.body_text(), None)
-        }
-    })?;
+    // Its size was bounded before (body_limit): what is left is a body that could not be read.
+    let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text(), None))?;
     ChatRequest::from_json(&body)
 }
 

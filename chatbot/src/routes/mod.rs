@@ -1,5 +1,6 @@
 //! The HTTP API: one module per resource, the router that ties them to their route templates.
 
+mod body_limit;
 mod chat;
 mod history;
 mod probes;
@@ -7,7 +8,6 @@ mod probes;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 
@@ -17,8 +17,7 @@ use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::store::{Store, StoreError};
 
-/// Largest accepted request body. A chat body is a 4 KiB message plus a few fields; JSON escaping can grow it.
-pub const MAX_BODY_BYTES: usize = 32 * 1024;
+pub use body_limit::{BODY_TIMEOUT, DRAIN_MAX_BYTES, MAX_BODY_BYTES};
 
 /// What every handler shares. Cloning is cheap.
 #[derive(Clone)]
@@ -74,7 +73,8 @@ pub fn router(state: AppState, http_metrics: bool) -> Router {
         .route("/metrics", get(probes::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+        // Read whole (and bounded) before any handler: see body_limit.
+        .layer(axum::middleware::from_fn(body_limit::bounded));
     let router = if http_metrics {
         // `layer` (not `route_layer`) so unmatched paths and 405s are counted too, as `unmatched` or their template.
         router.layer(HttpMetricsLayer::new(state.metrics.clone()))

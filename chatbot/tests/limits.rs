@@ -1,0 +1,169 @@
+//! Oversized requests get their status: a client sending a body over the limit reads its 413 with the JSON error,
+//! on a fresh connection and on one already used, instead of a connection reset while it is still sending. Both as
+//! an HTTP client library sends (reqwest: the body first, then the answer) and over raw TCP (reading while sending).
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::TestServer;
+
+/// Writes one request with `body`, sending the body while the answer is read (as a client does), and returns the
+/// status and JSON body of the answer; an error when the connection breaks before a whole answer arrives.
+async fn exchange(conn: &mut TcpStream, path: &str, body: Vec<u8>) -> std::io::Result<(u16, Value)> {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let (mut reader, mut writer) = conn.split();
+    let send = async {
+        writer.write_all(head.as_bytes()).await?;
+        // The server may answer before it read everything; a write error then is the client's business, not ours.
+        let _ = writer.write_all(&body).await;
+        Ok::<_, std::io::Error>(())
+    };
+    let receive = read_response(&mut reader);
+    let (sent, received) = tokio::join!(send, receive);
+    sent?;
+    received
+}
+
+async fn read_response(reader: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<(u16, Value)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed before the answer",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = reader.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "closed within the answer",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn oversized(len: usize) -> Vec<u8> {
+    let mut body = br#"{"message":""#.to_vec();
+    body.resize(len - 2, b'a');
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_body_gets_its_413_on_fresh_and_reused_connections() {
+    let (_dir, url) = common::sqlite_url();
+    let server = TestServer::start(common::config(&url)).await;
+    let addr = server.url("").trim_start_matches("http://").to_owned();
+    for size in [64 << 10, 256 << 10, 1 << 20, 2 << 20, 8 << 20] {
+        for attempt in 0..4 {
+            let mut conn = TcpStream::connect(&addr).await.unwrap();
+            if attempt % 2 == 1 {
+                // A keep-alive connection that already carried a request.
+                let ok = exchange(&mut conn, "/chat", br#"{"message":"bonjour"}"#.to_vec())
+                    .await
+                    .unwrap();
+                assert_eq!(ok.0, 200, "{ok:?}");
+            }
+            let (status, body) =
+                tokio::time::timeout(Duration::from_secs(30), exchange(&mut conn, "/chat", oversized(size)))
+                    .await
+                    .expect("answered within 30 s")
+                    .unwrap_or_else(|e| panic!("{size} bytes, attempt {attempt}: no 413 but {e}"));
+            assert_eq!(status, 413, "{size} bytes: {body}");
+            assert!(body["error"].as_str().unwrap().contains("larger than"), "{body}");
+        }
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_client_reads_its_413_whatever_the_body_size() {
+    let (_dir, url) = common::sqlite_url();
+    let server = TestServer::start(common::config(&url)).await;
+    let reused = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for size in [64 << 10, 256 << 10, 1 << 20, 2 << 20, 8 << 20] {
+        for attempt in 0..6 {
+            let client = if attempt % 2 == 0 {
+                reqwest::Client::new()
+            } else {
+                reused.clone()
+            };
+            let sent = client
+                .post(server.url("/chat"))
+                .header("content-type", "application/json")
+                .body(oversized(size))
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status() == 413 => {
+                    let body: Value = r.json().await.unwrap();
+                    assert!(body["error"].as_str().unwrap().contains("larger than"), "{body}");
+                }
+                Ok(r) => failures.push(format!("{size} bytes: {}", r.status())),
+                Err(e) => failures.push(format!("{size} bytes, attempt {attempt}: {e:?}")),
+            }
+        }
+        // The reused client's connection still serves the next request.
+        let (status, _) = server.chat(serde_json::json!({"message": "bonjour"})).await;
+        assert_eq!(status, 200);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 30 got no 413: {failures:#?}",
+        failures.len()
+    );
+    server.stop().await.unwrap();
+}
+
+/// A body declared larger than what is worth draining is refused at once, and the connection is closed with the
+/// answer (saying so), rather than read for nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_large_to_drain_is_refused_before_it_is_sent() {
+    let (_dir, url) = common::sqlite_url();
+    let server = TestServer::start(common::config(&url)).await;
+    let addr = server.url("").trim_start_matches("http://").to_owned();
+    let mut conn = TcpStream::connect(&addr).await.unwrap();
+    let declared = chatbot::routes::DRAIN_MAX_BYTES + 1;
+    let head = format!(
+        "POST /chat HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer))
+        .await
+        .expect("answered and closed without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 413"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(answer.contains("larger than 32768 bytes"), "{answer}");
+    server.stop().await.unwrap();
+}
