@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::agents::AgentTokens;
 use crate::config::{Config, ModelBackend};
 use crate::metrics::Metrics;
 use crate::model::knowledge::KnowledgeBase;
@@ -64,11 +65,17 @@ pub async fn serve(
             "fault injection on: every Nth chat answers 503"
         );
     }
+    let agents = AgentTokens::parse(config.agent_tokens.as_deref().unwrap_or_default())
+        .map_err(|e| anyhow::anyhow!("CHATBOT_AGENT_TOKENS: {e}"))?;
+    if agents.is_empty() {
+        tracing::warn!("no agent token (CHATBOT_AGENT_TOKENS): tickets cannot be read over the API");
+    }
     let state = AppState {
         store,
         model,
         metrics,
         faults: Arc::new(FaultInjection::every(config.fault_every)),
+        agents: agents.clone(),
     };
     let router = routes::router(state, config.http_metrics);
     tracing::info!(
@@ -76,6 +83,7 @@ pub async fn serve(
         database = %redact(&config.database_url),
         model = ?config.model_backend,
         http_metrics = config.http_metrics,
+        agent_tokens = agents.len(),
         "listening"
     );
     axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;

@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(skip = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()))]
     pub openai_api_key: Option<String>,
 
+    /// Bearer tokens of the support agents (comma- or newline-separated, from a Secret), for reading tickets; read
+    /// from the environment only. None: agent-only routes answer 401.
+    #[arg(skip = std::env::var("CHATBOT_AGENT_TOKENS").ok().filter(|t| !t.trim().is_empty()))]
+    pub agent_tokens: Option<String>,
+
     /// Deadline of one call to the OpenAI-compatible API.
     #[arg(long, env = "OPENAI_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub openai_timeout: Duration,

@@ -1,6 +1,7 @@
 //! Customer-support (SAV) chatbot: answers in French and English, escalates to a human with a ticket, stores every
 //! exchange, and exposes the Prometheus metrics that the operator's dashboards and alerts query.
 
+pub mod agents;
 pub mod app;
 pub mod chat;
 pub mod config;

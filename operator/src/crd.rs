@@ -123,6 +123,10 @@ pub struct ChatbotSpec {
     /// Where conversations are stored.
     #[serde(default)]
     pub database: DatabaseSpec,
+    /// The Secret key holding the support agents' bearer tokens (comma- or newline-separated; several at once to
+    /// rotate one), which reading tickets requires. None: tickets cannot be read over the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_tokens_secret_ref: Option<SecretKeyRef>,
     /// Extra environment variables for the chatbot container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -159,6 +163,7 @@ impl Default for ChatbotSpec {
             resources: None,
             model: ModelSpec::default(),
             database: DatabaseSpec::default(),
+            agent_tokens_secret_ref: None,
             env: Vec::new(),
             pod_labels: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),

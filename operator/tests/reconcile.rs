@@ -362,6 +362,18 @@ async fn service_monitors_served_without_the_prometheus_kind() {
     );
 }
 
+#[tokio::test]
+async fn the_agent_tokens_secret_is_checked_like_the_others() {
+    let (ctx, fake) = setup_checking_secrets();
+    let spec = json!({"chatbot": {"agentTokensSecretRef": {"name": "chatbot-agents", "key": "tokens"}}});
+    let cbm = stored(&fake, &resource(spec));
+    let err = run(&ctx, &cbm).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SecretMissing { name, field } if name == "chatbot-agents" && field.ends_with("agentTokensSecretRef")),
+        "{err}"
+    );
+}
+
 /// By default no Secret is read (RBAC cannot grant a Secret's metadata without its data): the chatbot is applied,
 /// and a missing Secret shows in its pods (see status::pods).
 #[tokio::test]

@@ -236,7 +236,7 @@ fn security_contexts_name_no_user_and_the_spec_can_replace_them() {
 }
 
 #[test]
-fn model_and_database_secrets_are_referenced_never_copied() {
+fn model_database_and_agent_secrets_are_referenced_never_copied() {
     let d = render_example("full.yaml").deployment;
     let env = d.spec.template.spec.unwrap().containers[0].env.clone().unwrap();
     let get = |name: &str| env.iter().find(|e| e.name == name).unwrap().clone();
@@ -244,6 +244,11 @@ fn model_and_database_secrets_are_referenced_never_copied() {
     assert_eq!((key.name.as_str(), key.key.as_str()), ("chatbot-openai", "api-key"));
     let url = get("DATABASE_URL").value_from.unwrap().secret_key_ref.unwrap();
     assert_eq!((url.name.as_str(), url.key.as_str()), ("chatbot-postgres", "url"));
+    let tokens = get("CHATBOT_AGENT_TOKENS").value_from.unwrap().secret_key_ref.unwrap();
+    assert_eq!(
+        (tokens.name.as_str(), tokens.key.as_str()),
+        ("chatbot-agents", "tokens")
+    );
     assert_eq!(get("CHATBOT_MODEL_BACKEND").value.as_deref(), Some("openai"));
     assert_eq!(get("OPENAI_TIMEOUT").value.as_deref(), Some("8s"));
     // The user's own variables come after ours, so they win.

@@ -1,10 +1,12 @@
-//! Reading back what was stored: a session's conversation and a ticket.
+//! Reading back what was stored: a session's conversation (for whoever holds its session id) and a ticket (for
+//! agents only: it is the customer's complaint, and its id was shown to the customer, not kept secret).
 
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 
 use super::AppState;
+use crate::agents::Agent;
 use crate::error::ApiError;
 use crate::store::{Conversation, Ticket};
 
@@ -20,6 +22,8 @@ pub async fn get_conversation(
 }
 
 pub async fn get_ticket(
+    // First, so that without a token nothing is said of the id, even whether it is well formed.
+    _agent: Agent,
     State(state): State<AppState>,
     ticket_id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Ticket>, ApiError> {

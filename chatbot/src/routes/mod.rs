@@ -11,6 +11,7 @@ use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{get, post};
 
+use crate::agents::AgentTokens;
 use crate::error::ApiError;
 use crate::http_metrics::HttpMetricsLayer;
 use crate::metrics::Metrics;
@@ -26,6 +27,13 @@ pub struct AppState {
     pub model: Arc<Model>,
     pub metrics: Metrics,
     pub faults: Arc<FaultInjection>,
+    pub agents: AgentTokens,
+}
+
+impl axum::extract::FromRef<AppState> for AgentTokens {
+    fn from_ref(state: &AppState) -> AgentTokens {
+        state.agents.clone()
+    }
 }
 
 /// Answers 503 to every Nth chat when asked to (`--fault-every`): demos and alert drills need 5xx on demand.

@@ -18,6 +18,9 @@ pub struct TestServer {
 }
 
 /// The defaults, on a given database, with settings that keep tests fast and isolated.
+/// The agent token every test server accepts (`get` sends it).
+pub const AGENT_TOKEN: &str = "agent-token-for-the-tests-0001";
+
 pub fn config(database_url: &str) -> Config {
     let mut c = Config::defaults();
     c.listen = "127.0.0.1:0".parse().unwrap();
@@ -33,6 +36,7 @@ pub fn config(database_url: &str) -> Config {
     c.http_metrics = true;
     c.db_max_connections = 8;
     c.fault_every = 0;
+    c.agent_tokens = Some(AGENT_TOKEN.to_owned());
     c
 }
 
@@ -91,8 +95,18 @@ impl TestServer {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET as a support agent (with the agent token).
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.client.get(self.url(path)).send().await.unwrap();
+        self.get_as(path, Some(&format!("Bearer {AGENT_TOKEN}"))).await
+    }
+
+    /// A GET with this `Authorization` header, or none.
+    pub async fn get_as(&self, path: &str, authorization: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let r = request.send().await.unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }

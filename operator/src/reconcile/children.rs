@@ -227,6 +227,9 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
     if let (DatabaseType::Postgres, Some(pg)) = (c.database.type_, &c.database.postgres) {
         refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref.name));
     }
+    if let Some(tokens) = &c.agent_tokens_secret_ref {
+        refs.push(("spec.chatbot.agentTokensSecretRef", &tokens.name));
+    }
     let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
     for (field, name) in refs {
         if api.get_metadata_opt(name).await?.is_none() {

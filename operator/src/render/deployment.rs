@@ -173,6 +173,9 @@ fn env(spec: &ChatbotMonitoringSpec) -> Vec<EnvVar> {
         }
         _ => env.push(value("CHATBOT_MODEL_BACKEND", "builtin".into())),
     }
+    if let Some(tokens) = &c.agent_tokens_secret_ref {
+        env.push(secret("CHATBOT_AGENT_TOKENS", tokens));
+    }
     // The user's variables come last so that they win over ours.
     env.extend(c.env.iter().cloned());
     env

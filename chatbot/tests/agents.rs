@@ -1,0 +1,111 @@
+//! Tickets are for support agents: a bearer token from CHATBOT_AGENT_TOKENS (several at once, for rotation).
+//! Without one, every ticket id — existing, unknown or malformed — gets the same 401 with the JSON error, counted
+//! in http_requests_total; a customer still reads the conversation of the session id they were given.
+
+mod common;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use common::{AGENT_TOKEN, TestServer, config, sqlite_url};
+
+async fn ticket_and_session(server: &TestServer) -> (String, String) {
+    let (_, body) = server.chat(json!({"message": "Je veux parler à un conseiller"})).await;
+    (
+        body["ticket_id"].as_str().unwrap().to_owned(),
+        body["session_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_ticket_needs_an_agent_token_and_says_nothing_of_its_id_without_one() {
+    let (_dir, url) = sqlite_url();
+    let server = TestServer::start(config(&url)).await;
+    let (ticket, session) = ticket_and_session(&server).await;
+
+    let refusals = [
+        None,
+        Some("Bearer not-the-agent-token-at-all"),
+        Some("Basic YWdlbnQ6cGFzcw=="),
+        Some("Bearer "),
+    ];
+    let mut answers: Vec<(StatusCode, Value)> = Vec::new();
+    for authorization in refusals {
+        for id in [ticket.as_str(), "SAV-00000000000000000000", "%00"] {
+            let (status, body) = server.get_as(&format!("/tickets/{id}"), authorization).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?} {id}: {body}");
+            assert_eq!(body["field"], "authorization", "{body}");
+            answers.push((status, body));
+        }
+    }
+    // The same answer for an existing ticket as for one that does not exist.
+    for chunk in answers.chunks(3) {
+        assert!(chunk.iter().all(|a| a == &chunk[0]), "{chunk:?}");
+    }
+
+    let (status, body) = server
+        .get_as(&format!("/tickets/{ticket}"), Some(&format!("Bearer {AGENT_TOKEN}")))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["session_id"], session.as_str());
+    let (status, _) = server.get("/tickets/SAV-00000000000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an agent learns that it does not exist");
+
+    // The customer reads their own conversation with the session id alone.
+    let (status, conversation) = server.get_as(&format!("/conversations/{session}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(conversation["messages"].as_array().unwrap().len(), 2);
+
+    let m = server.metrics().await;
+    let count = |code: &str| {
+        m.value(
+            "http_requests_total",
+            &[
+                ("method", "GET"),
+                ("endpoint", "/tickets/{ticket_id}"),
+                ("status", code),
+            ],
+        )
+    };
+    assert_eq!(count("401"), 12.0);
+    assert_eq!(count("200"), 1.0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn tokens_rotate_without_downtime_and_none_means_no_agent_access() {
+    let (_dir, url) = sqlite_url();
+    let mut c = config(&url);
+    c.agent_tokens = Some("old-agent-token-0123456789\nnew-agent-token-0123456789".into());
+    let server = TestServer::start(c).await;
+    let (ticket, _) = ticket_and_session(&server).await;
+    for token in ["old-agent-token-0123456789", "new-agent-token-0123456789"] {
+        let (status, _) = server
+            .get_as(&format!("/tickets/{ticket}"), Some(&format!("Bearer {token}")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+    }
+    server.stop().await.unwrap();
+
+    let (_dir, url) = sqlite_url();
+    let mut c = config(&url);
+    c.agent_tokens = None;
+    let server = TestServer::start(c).await;
+    let (ticket, _) = ticket_and_session(&server).await;
+    let (status, body) = server.get(&format!("/tickets/{ticket}")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("not configured"), "{body}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_short_agent_token_stops_the_chatbot_at_startup() {
+    let (_dir, url) = sqlite_url();
+    let mut c = config(&url);
+    c.agent_tokens = Some("short".into());
+    let listener = tokio::net::TcpListener::bind(c.listen).await.unwrap();
+    let err = chatbot::app::serve(c, listener, std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("CHATBOT_AGENT_TOKENS"), "{err:#}");
+}
