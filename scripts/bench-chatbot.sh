@@ -44,6 +44,7 @@ for round in $(seq "$ROUNDS"); do
 for mode in on off; do
   rm -f "$work"/bench.db*
   "$BIN" --listen "127.0.0.1:$PORT" --database-url "sqlite://$work/bench.db" --http-metrics="$([[ $mode == on ]] && echo true || echo false)" \
+    --chat-rate-per-session 0 --chat-rate-per-client 0 \
     --log-format text >"$work/chatbot-$mode.log" 2>&1 &
   pid=$!
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::agents::AgentTokens;
 use crate::config::{Config, ModelBackend};
+use crate::limits::ChatLimits;
 use crate::metrics::Metrics;
 use crate::model::knowledge::KnowledgeBase;
 use crate::model::openai::{OpenAi, OpenAiConfig};
@@ -67,15 +68,19 @@ pub async fn serve(
     }
     let agents = AgentTokens::parse(config.agent_tokens.as_deref().unwrap_or_default())
         .map_err(|e| anyhow::anyhow!("CHATBOT_AGENT_TOKENS: {e}"))?;
-    if agents.is_empty() {
-        tracing::warn!("no agent token (CHATBOT_AGENT_TOKENS): tickets cannot be read over the API");
-    }
     let state = AppState {
         store,
         model,
         metrics,
         faults: Arc::new(FaultInjection::every(config.fault_every)),
         agents: agents.clone(),
+        limits: Arc::new(ChatLimits::new(
+            config.chat_rate_per_session,
+            config.chat_rate_per_client,
+            config.trusted_proxies.clone(),
+            config.max_model_calls as usize,
+            config.model_queue_timeout,
+        )),
     };
     let router = routes::router(state, config.http_metrics);
     tracing::info!(
@@ -83,10 +88,13 @@ pub async fn serve(
         database = %redact(&config.database_url),
         model = ?config.model_backend,
         http_metrics = config.http_metrics,
+        // 0: tickets cannot be read over the API (CHATBOT_AGENT_TOKENS).
         agent_tokens = agents.len(),
         "listening"
     );
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    // The peer address reaches the handlers, for the per-client rate.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
     sampler.abort();
     writer.shutdown().await;
     tracing::info!("stopped");

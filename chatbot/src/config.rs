@@ -67,6 +67,29 @@ pub struct Config {
     #[arg(skip = std::env::var("CHATBOT_AGENT_TOKENS").ok().filter(|t| !t.trim().is_empty()))]
     pub agent_tokens: Option<String>,
 
+    /// Chats a minute one session may send (bursts of ten seconds' worth); 0: no limit.
+    #[arg(long, env = "CHATBOT_CHAT_RATE_PER_SESSION", default_value_t = 30)]
+    pub chat_rate_per_session: u32,
+
+    /// Chats a minute one client address (an IPv6 /64) may send; 0: no limit. Behind a proxy, set
+    /// --trusted-proxies so that the client's own address is used, not the proxy's.
+    #[arg(long, env = "CHATBOT_CHAT_RATE_PER_CLIENT", default_value_t = 600)]
+    pub chat_rate_per_client: u32,
+
+    /// Address ranges (comma-separated CIDRs) of the proxies whose X-Forwarded-For is believed, e.g. the ingress
+    /// controller's pods; none by default.
+    #[arg(long, env = "CHATBOT_TRUSTED_PROXIES", value_delimiter = ',', num_args = 0..)]
+    pub trusted_proxies: Vec<crate::limits::Cidr>,
+
+    /// Model calls in progress at once; a chat beyond waits for a slot.
+    #[arg(long, env = "CHATBOT_MAX_MODEL_CALLS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_model_calls: u32,
+
+    /// How long a chat waits for a model call slot before it is answered 503.
+    #[arg(long, env = "CHATBOT_MODEL_QUEUE_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub model_queue_timeout: Duration,
+
     /// Deadline of one call to the OpenAI-compatible API.
     #[arg(long, env = "OPENAI_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub openai_timeout: Duration,

@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub error: String,
     pub field: Option<String>,
+    /// Seconds after which the client may try again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -25,7 +27,15 @@ impl ApiError {
             status,
             error: error.into(),
             field: field.map(str::to_owned),
+            retry_after: None,
         }
+    }
+
+    /// Says when to try again: whole seconds, rounded up, at least 1.
+    pub fn retry_after(mut self, after: std::time::Duration) -> Self {
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 
     /// A request field that fails validation (422).
@@ -49,6 +59,12 @@ impl IntoResponse for ApiError {
             error: &self.error,
             field: self.field.as_deref(),
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }

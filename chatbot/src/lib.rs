@@ -7,6 +7,7 @@ pub mod chat;
 pub mod config;
 pub mod error;
 pub mod http_metrics;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod routes;

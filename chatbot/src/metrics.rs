@@ -47,6 +47,7 @@ pub struct MetricSet {
     pub ai_model_call_duration_seconds: HistogramVec,
     pub ai_model_fallbacks_total: IntCounterVec,
     pub escalations_total: IntCounterVec,
+    pub chat_requests_limited_total: IntCounterVec,
     pub database_connections_active: IntGauge,
     pub database_connections_idle: IntGauge,
     pub database_connections_max: IntGauge,
@@ -125,6 +126,14 @@ impl Metrics {
                 &["model"],
             )
             .unwrap(),
+            chat_requests_limited_total: IntCounterVec::new(
+                Opts::new(
+                    "chat_requests_limited_total",
+                    "Chats refused before their answer, by reason (session_rate, client_rate: 429; model_busy: 503).",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
             escalations_total: IntCounterVec::new(
                 Opts::new(
                     "chat_escalations_total",
@@ -175,6 +184,9 @@ impl Metrics {
         for reason in ["customer_request", "low_confidence"] {
             m.escalations_total.with_label_values(&[reason]);
         }
+        for reason in crate::limits::Limited::REASONS {
+            m.chat_requests_limited_total.with_label_values(&[reason]);
+        }
         let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(m.http_requests_total.clone()),
             Box::new(m.http_request_duration_seconds.clone()),
@@ -187,6 +199,7 @@ impl Metrics {
             Box::new(m.ai_model_call_duration_seconds.clone()),
             Box::new(m.ai_model_fallbacks_total.clone()),
             Box::new(m.escalations_total.clone()),
+            Box::new(m.chat_requests_limited_total.clone()),
             Box::new(m.database_connections_active.clone()),
             Box::new(m.database_connections_idle.clone()),
             Box::new(m.database_connections_max.clone()),
@@ -264,6 +277,7 @@ mod tests {
             "db_query_duration_seconds_bucket",
             "cache_hits_total",
             "cache_misses_total",
+            "chat_requests_limited_total{reason=\"model_busy\"} 0",
             "chatbot_build_info",
             "process_resident_memory_bytes",
         ] {

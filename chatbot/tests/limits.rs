@@ -167,3 +167,149 @@ async fn a_body_too_large_to_drain_is_refused_before_it_is_sent() {
     assert!(answer.contains("larger than 32768 bytes"), "{answer}");
     server.stop().await.unwrap();
 }
+
+/// A POST /chat with a forwarded-for header; status, Retry-After and JSON body.
+async fn chat_from(server: &TestServer, body: Value, forwarded_for: Option<&str>) -> (u16, Option<u64>, Value) {
+    let mut request = reqwest::Client::new().post(server.url("/chat")).json(&body);
+    if let Some(xff) = forwarded_for {
+        request = request.header("x-forwarded-for", xff);
+    }
+    let r = request.send().await.unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    (r.status().as_u16(), retry, r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_over_its_rate_gets_429_with_retry_after_and_others_are_not_slowed() {
+    let (_dir, url) = common::sqlite_url();
+    let mut c = common::config(&url);
+    c.chat_rate_per_session = 6; // bursts of 5 (the floor), then one every 10 s
+    let server = TestServer::start(c).await;
+    let (_, _, first) = chat_from(&server, serde_json::json!({"message": "bonjour"}), None).await;
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let (status, retry, body) = chat_from(
+            &server,
+            serde_json::json!({"message": "où est ma commande", "session_id": session}),
+            None,
+        )
+        .await;
+        statuses.push(status);
+        if status == 429 {
+            assert!(retry.is_some_and(|s| (1..=10).contains(&s)), "{retry:?}");
+            assert_eq!(body["field"], "session_id", "{body}");
+        }
+    }
+    // The chat that opened the session named none; the five that name it are the burst, then 429.
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // Another session is not slowed.
+    let (status, _, _) = chat_from(&server, serde_json::json!({"message": "bonjour"}), None).await;
+    assert_eq!(status, 200);
+    let m = server.metrics().await;
+    assert_eq!(
+        m.value("chat_requests_limited_total", &[("reason", "session_rate")]),
+        2.0
+    );
+    assert_eq!(
+        m.value(
+            "http_requests_total",
+            &[("method", "POST"), ("endpoint", "/chat"), ("status", "429")]
+        ),
+        2.0
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_is_known_by_its_address_and_forwarded_for_only_through_a_trusted_proxy() {
+    let (_dir, url) = common::sqlite_url();
+    let mut c = common::config(&url);
+    c.chat_rate_per_client = 5; // bursts of 5
+    let server = TestServer::start(c.clone()).await;
+    // Not a trusted proxy: a client cannot dodge its limit by writing the header.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let xff = format!("198.51.100.{i}");
+        statuses.push(
+            chat_from(&server, serde_json::json!({"message": "bonjour"}), Some(&xff))
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    server.stop().await.unwrap();
+
+    // The test connects from 127.0.0.1: as the trusted ingress, each forwarded client has its own bucket.
+    c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let server = TestServer::start(c).await;
+    for i in 0..6 {
+        let xff = format!("6.6.6.6, 198.51.100.{i}");
+        let (status, _, body) = chat_from(&server, serde_json::json!({"message": "bonjour"}), Some(&xff)).await;
+        assert_eq!(status, 200, "{i}: {body}");
+    }
+    let mut last = 0;
+    for _ in 0..5 {
+        last = chat_from(
+            &server,
+            serde_json::json!({"message": "bonjour"}),
+            Some("6.6.6.6, 198.51.100.0"),
+        )
+        .await
+        .0;
+    }
+    assert_eq!(last, 429, "198.51.100.0 spent its burst");
+    let m = server.metrics().await;
+    assert!(m.value("chat_requests_limited_total", &[("reason", "client_rate")]) >= 1.0);
+    server.stop().await.unwrap();
+}
+
+/// With every model slot taken, a chat waits the queue timeout, then is shed with 503 and Retry-After, counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_model_slots_is_shed_with_503() {
+    let (_dir, url) = common::sqlite_url();
+    let mut c = common::config(&url);
+    c.max_model_calls = 1;
+    c.model_queue_timeout = Duration::from_millis(300);
+    // A model that takes its time: an OpenAI-compatible endpoint that answers after 2 s.
+    let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_addr = slow.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = slow.accept().await.unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 65536];
+                let _ = s.read(&mut buf).await;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let body = r#"{"choices":[{"message":{"role":"assistant","content":"ok"}}]}"#;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    c.model_backend = chatbot::config::ModelBackend::Openai;
+    c.openai_base_url = format!("http://{slow_addr}/v1");
+    c.openai_api_key = Some("sk-test".into());
+    c.openai_timeout = Duration::from_secs(5);
+    c.answer_cache_size = 0;
+    let server = TestServer::start(c).await;
+    let first = chat_from(&server, serde_json::json!({"message": "Where is my order?"}), None);
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        chat_from(&server, serde_json::json!({"message": "Can I pay with PayPal?"}), None).await
+    };
+    let ((s1, _, b1), (s2, retry, b2)) = tokio::join!(first, second);
+    assert_eq!(s1, 200, "{b1}");
+    assert_eq!(s2, 503, "{b2}");
+    assert_eq!(retry, Some(1));
+    assert!(b2["error"].as_str().unwrap().contains("busy"), "{b2}");
+    let m = server.metrics().await;
+    assert_eq!(m.value("chat_requests_limited_total", &[("reason", "model_busy")]), 1.0);
+    server.stop().await.unwrap();
+}

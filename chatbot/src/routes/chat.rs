@@ -11,15 +11,30 @@ use axum::http::{HeaderMap, StatusCode, header};
 use super::AppState;
 use crate::chat::{ChatRequest, ChatResponse, Language};
 use crate::error::ApiError;
+use crate::limits::{Limited, Peer};
 use crate::store::{NewExchange, NewMessage, NewSession, NewTicket, now_millis};
 
 pub async fn post_chat(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChatResponse>, ApiError> {
     let start = Instant::now();
+    // The client's rate before anything else is spent on it; the session's once the body names it.
+    let limited = |l: Limited| {
+        state
+            .metrics
+            .chat_requests_limited_total
+            .with_label_values(&[l.reason()])
+            .inc();
+        ApiError::from(l)
+    };
+    state.limits.check_client(peer.as_ref(), &headers).map_err(limited)?;
     let request = parse(&headers, body)?;
+    if let Some(session_id) = &request.session_id {
+        state.limits.check_session(session_id).map_err(limited)?;
+    }
     let user_type = request.user_type.as_str();
     let result = answer(&state, request).await;
     // A client mistake found late (an unknown session) is a 4xx in the HTTP series, not a failed chat.
@@ -72,7 +87,17 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
         ),
         None => None,
     };
-    let answered = state.model.answer(&request.message).await;
+    let answered = {
+        let _slot = state.limits.model_slot().await.map_err(|l| {
+            state
+                .metrics
+                .chat_requests_limited_total
+                .with_label_values(&[l.reason()])
+                .inc();
+            ApiError::from(l)
+        })?;
+        state.model.answer(&request.message).await
+    };
     let a = &answered.answer;
     let language: Language = a.language;
 

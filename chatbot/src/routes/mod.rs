@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use crate::agents::AgentTokens;
 use crate::error::ApiError;
 use crate::http_metrics::HttpMetricsLayer;
+use crate::limits::{ChatLimits, Limited};
 use crate::metrics::Metrics;
 use crate::model::Model;
 use crate::store::{Store, StoreError};
@@ -28,6 +29,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub faults: Arc<FaultInjection>,
     pub agents: AgentTokens,
+    pub limits: Arc<ChatLimits>,
 }
 
 impl axum::extract::FromRef<AppState> for AgentTokens {
@@ -54,6 +56,28 @@ impl FaultInjection {
     /// True when this chat is one to fail.
     pub fn strike(&self) -> bool {
         self.every > 0 && (self.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1) % self.every == 0
+    }
+}
+
+/// A chat refused before its answer, counted by reason.
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        match limited {
+            Limited::SessionRate { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many messages in this session",
+                Some("session_id"),
+            )
+            .retry_after(retry_after),
+            Limited::ClientRate { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many messages from this client",
+                None,
+            )
+            .retry_after(retry_after),
+            Limited::ModelBusy => ApiError::unavailable("every model call slot is busy, retry shortly")
+                .retry_after(std::time::Duration::from_secs(1)),
+        }
     }
 }
 

@@ -37,6 +37,9 @@ pub fn config(database_url: &str) -> Config {
     c.db_max_connections = 8;
     c.fault_every = 0;
     c.agent_tokens = Some(AGENT_TOKEN.to_owned());
+    // The limits have their own tests (tests/limits.rs); elsewhere they would only throttle the traffic.
+    c.chat_rate_per_session = 0;
+    c.chat_rate_per_client = 0;
     c
 }
 

@@ -91,6 +91,9 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     config.sample_interval = Duration::from_secs(1);
     config.model_backend = chatbot::config::ModelBackend::Builtin;
     config.http_metrics = true;
+    // The traffic comes from one address and session faster than a person types.
+    config.chat_rate_per_session = 0;
+    config.chat_rate_per_client = 0;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(chatbot::app::serve(config, listener, async {
         let _ = stopped.await;
