@@ -92,9 +92,7 @@ pub async fn serve(
         agent_tokens = agents.len(),
         "listening"
     );
-    // The peer address reaches the handlers, for the per-client rate.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await?;
+    crate::connections::serve(listener, router, config.header_timeout, shutdown).await;
     sampler.abort();
     writer.shutdown().await;
     tracing::info!("stopped");

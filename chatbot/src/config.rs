@@ -67,6 +67,11 @@ pub struct Config {
     #[arg(skip = std::env::var("CHATBOT_AGENT_TOKENS").ok().filter(|t| !t.trim().is_empty()))]
     pub agent_tokens: Option<String>,
 
+    /// A request's headers must arrive within this, and a kept-alive connection is closed after this long idle.
+    /// Longer than ingress controllers' idle upstream connections (60 s) so that they never reuse one being closed.
+    #[arg(long, env = "CHATBOT_HEADER_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
     /// Chats a minute one session may send (bursts of ten seconds' worth); 0: no limit.
     #[arg(long, env = "CHATBOT_CHAT_RATE_PER_SESSION", default_value_t = 30)]
     pub chat_rate_per_session: u32,

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod app;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod http_metrics;
 pub mod limits;

@@ -313,3 +313,54 @@ async fn a_burst_beyond_the_model_slots_is_shed_with_503() {
     assert_eq!(m.value("chat_requests_limited_total", &[("reason", "model_busy")]), 1.0);
     server.stop().await.unwrap();
 }
+
+/// Reads until the server closes the connection; how long that took, or `None` if it stays open `within`.
+async fn closed_within(conn: &mut TcpStream, within: Duration) -> Option<Duration> {
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(within.saturating_sub(start.elapsed()), conn.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => continue, // an answer (a 408, or the previous response): keep reading
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Headers sent a byte at a time (slow loris), or a kept-alive connection left idle: cut after the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_and_idle_connections_are_cut_by_the_header_timeout() {
+    let (_dir, url) = common::sqlite_url();
+    let mut c = common::config(&url);
+    c.header_timeout = Duration::from_secs(1);
+    let server = TestServer::start(c).await;
+    let addr = server.url("").trim_start_matches("http://").to_owned();
+
+    let mut loris = TcpStream::connect(&addr).await.unwrap();
+    loris.write_all(b"POST /chat HTTP/1.1\r\nhost: test\r\n").await.unwrap();
+    let cut = closed_within(&mut loris, Duration::from_secs(5))
+        .await
+        .expect("a stalled head is cut");
+    assert!(cut >= Duration::from_millis(900), "{cut:?}");
+
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    let (status, _) = exchange(&mut idle, "/chat", br#"{"message":"bonjour"}"#.to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(5)).await.is_some(),
+        "an idle connection is closed"
+    );
+
+    // A connection in use is not: three requests a little apart on one connection.
+    let mut busy = TcpStream::connect(&addr).await.unwrap();
+    for _ in 0..3 {
+        let (status, _) = exchange(&mut busy, "/chat", br#"{"message":"bonjour"}"#.to_vec())
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    server.stop().await.unwrap();
+}
