@@ -59,6 +59,14 @@ pub async fn serve(
         .await
         .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
     let sampler = tokio::spawn(system::sample_forever(metrics.clone(), config.sample_interval));
+    let purge = (!config.retention.is_zero()).then(|| {
+        tokio::spawn(crate::retention::run(
+            store.clone(),
+            metrics.clone(),
+            config.retention,
+            config.retention_interval,
+        ))
+    });
 
     if config.fault_every > 0 {
         tracing::warn!(
@@ -90,10 +98,14 @@ pub async fn serve(
         http_metrics = config.http_metrics,
         // 0: tickets cannot be read over the API (CHATBOT_AGENT_TOKENS).
         agent_tokens = agents.len(),
+        retention = %humantime::format_duration(config.retention),
         "listening"
     );
     crate::connections::serve(listener, router, config.header_timeout, shutdown).await;
     sampler.abort();
+    if let Some(purge) = purge {
+        purge.abort();
+    }
     writer.shutdown().await;
     tracing::info!("stopped");
     Ok(())

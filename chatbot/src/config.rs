@@ -67,6 +67,14 @@ pub struct Config {
     #[arg(skip = std::env::var("CHATBOT_AGENT_TOKENS").ok().filter(|t| !t.trim().is_empty()))]
     pub agent_tokens: Option<String>,
 
+    /// How long conversations, messages and tickets are kept (`180d`, `720h`); `0s` keeps them for ever.
+    #[arg(long, env = "CHATBOT_RETENTION", default_value = "180d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+
+    /// How often the retention purge runs.
+    #[arg(long, env = "CHATBOT_RETENTION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub retention_interval: Duration,
+
     /// A request's headers must arrive within this, and a kept-alive connection is closed after this long idle.
     /// Longer than ingress controllers' idle upstream connections (60 s) so that they never reuse one being closed.
     #[arg(long, env = "CHATBOT_HEADER_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]

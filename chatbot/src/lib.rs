@@ -11,6 +11,7 @@ pub mod http_metrics;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod retention;
 pub mod routes;
 pub mod store;
 pub mod system;

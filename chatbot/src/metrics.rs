@@ -48,6 +48,8 @@ pub struct MetricSet {
     pub ai_model_fallbacks_total: IntCounterVec,
     pub escalations_total: IntCounterVec,
     pub chat_requests_limited_total: IntCounterVec,
+    pub retention_deleted_rows_total: IntCounterVec,
+    pub conversations_erased_total: IntCounter,
     pub database_connections_active: IntGauge,
     pub database_connections_idle: IntGauge,
     pub database_connections_max: IntGauge,
@@ -134,6 +136,19 @@ impl Metrics {
                 &["reason"],
             )
             .unwrap(),
+            retention_deleted_rows_total: IntCounterVec::new(
+                Opts::new(
+                    "retention_deleted_rows_total",
+                    "Rows deleted by the retention purge, by table (messages, tickets, sessions).",
+                ),
+                &["table"],
+            )
+            .unwrap(),
+            conversations_erased_total: IntCounter::new(
+                "conversations_erased_total",
+                "Conversations erased on request (DELETE /conversations/{session_id}).",
+            )
+            .unwrap(),
             escalations_total: IntCounterVec::new(
                 Opts::new(
                     "chat_escalations_total",
@@ -184,6 +199,9 @@ impl Metrics {
         for reason in ["customer_request", "low_confidence"] {
             m.escalations_total.with_label_values(&[reason]);
         }
+        for table in ["messages", "tickets", "sessions"] {
+            m.retention_deleted_rows_total.with_label_values(&[table]);
+        }
         for reason in crate::limits::Limited::REASONS {
             m.chat_requests_limited_total.with_label_values(&[reason]);
         }
@@ -200,6 +218,8 @@ impl Metrics {
             Box::new(m.ai_model_fallbacks_total.clone()),
             Box::new(m.escalations_total.clone()),
             Box::new(m.chat_requests_limited_total.clone()),
+            Box::new(m.retention_deleted_rows_total.clone()),
+            Box::new(m.conversations_erased_total.clone()),
             Box::new(m.database_connections_active.clone()),
             Box::new(m.database_connections_idle.clone()),
             Box::new(m.database_connections_max.clone()),
@@ -278,6 +298,8 @@ mod tests {
             "cache_hits_total",
             "cache_misses_total",
             "chat_requests_limited_total{reason=\"model_busy\"} 0",
+            "retention_deleted_rows_total{table=\"messages\"} 0",
+            "conversations_erased_total 0",
             "chatbot_build_info",
             "process_resident_memory_bytes",
         ] {

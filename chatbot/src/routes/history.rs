@@ -21,6 +21,22 @@ pub async fn get_conversation(
     }
 }
 
+/// Erases a conversation (messages, tickets, session) on a customer's request, made by an agent: 204, or 404.
+pub async fn erase_conversation(
+    _agent: Agent,
+    State(state): State<AppState>,
+    session_id: Result<Path<String>, PathRejection>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let session_id = path_id(session_id, "session_id")?;
+    if state.store.erase(&session_id).await? {
+        state.metrics.conversations_erased_total.inc();
+        tracing::info!(%session_id, "conversation erased on request");
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("session_id", format!("no session {session_id:?}")))
+    }
+}
+
 pub async fn get_ticket(
     // First, so that without a token nothing is said of the id, even whether it is well formed.
     _agent: Agent,

@@ -98,7 +98,10 @@ impl From<StoreError> for ApiError {
 pub fn router(state: AppState, http_metrics: bool) -> Router {
     let router = Router::new()
         .route("/chat", post(chat::post_chat))
-        .route("/conversations/{session_id}", get(history::get_conversation))
+        .route(
+            "/conversations/{session_id}",
+            get(history::get_conversation).delete(history::erase_conversation),
+        )
         .route("/tickets/{ticket_id}", get(history::get_ticket))
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))

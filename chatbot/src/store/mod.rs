@@ -3,6 +3,7 @@
 //! Reads go straight to the pool. Writes go through [`writer`], which commits the exchanges of concurrent requests
 //! in one transaction (group commit) and answers each request only once its exchange is durable.
 
+mod deletion;
 mod records;
 mod writer;
 
@@ -17,6 +18,7 @@ use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
+pub use deletion::Purged;
 pub use records::{Conversation, MessageRecord, NewExchange, NewMessage, NewSession, NewTicket, SessionRecord, Ticket};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -208,14 +210,32 @@ impl Store {
     /// Stores one exchange (and its ticket) durably; returns once it is committed.
     pub async fn save(&self, exchange: NewExchange) -> Result<(), StoreError> {
         self.schema_ready()?;
+        self.ask(|done| writer::Job::Save(writer::Save { exchange, done }))
+            .await
+    }
+
+    /// Deletes one batch (at most `limit` rows a table) of what is older than `cutoff` (unix milliseconds).
+    pub async fn purge(&self, cutoff: i64, limit: i64) -> Result<Purged, StoreError> {
+        self.schema_ready()?;
+        self.ask(|done| writer::Job::Purge { cutoff, limit, done }).await
+    }
+
+    /// Erases the conversation `session_id` (messages, tickets, session); `false` when there is none.
+    pub async fn erase(&self, session_id: &str) -> Result<bool, StoreError> {
+        self.schema_ready()?;
+        let session_id = session_id.to_owned();
+        self.ask(|done| writer::Job::Erase { session_id, done }).await
+    }
+
+    /// Hands a job to the writer and waits for its answer.
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> writer::Job,
+    ) -> Result<T, StoreError> {
         let (done, result) = oneshot::channel();
-        self.writes
-            .send(writer::Job { exchange, done })
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?;
-        result
-            .await
-            .map_err(|_| StoreError::Unavailable("the store is shutting down".into()))?
+        let gone = || StoreError::Unavailable("the store is shutting down".into());
+        self.writes.send(job(done)).await.map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
     }
 
     /// Checks that the database answers, for `/ready`.

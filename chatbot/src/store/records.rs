@@ -180,18 +180,23 @@ pub(super) async fn load_ticket(pool: &Pool, id: &str) -> Result<Option<Ticket>,
 pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Result<(), StoreError> {
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        let sessions: Vec<(&NewExchange, &NewSession)> =
-            batch.iter().filter_map(|e| e.new_session.as_ref().map(|s| (*e, s))).collect();
-        if !sessions.is_empty() {
-            let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");
-            q.push_values(sessions, |mut row, (e, s)| {
-                row.push_bind(s.id.as_str())
-                    .push_bind(s.user_type)
-                    .push_bind(s.language)
-                    .push_bind(e.created_at);
-            });
-            q.build().persistent(false).execute(&mut *tx).await?;
-        }
+        // Every exchange's session, not only the new ones: one purged by retention (or erased) between the chat's
+        // read and this write is created again rather than the insert failing on its foreign key.
+        let mut seen = std::collections::HashSet::new();
+        let sessions: Vec<&NewExchange> = batch.iter().copied().filter(|e| seen.insert(e.session_id.as_str())).collect();
+        let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");
+        q.push_values(sessions, |mut row, e| {
+            let (user_type, language) = match &e.new_session {
+                Some(s) => (s.user_type, s.language),
+                None => (e.user_type, e.language),
+            };
+            row.push_bind(e.session_id.as_str())
+                .push_bind(user_type)
+                .push_bind(language)
+                .push_bind(e.created_at);
+        });
+        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.build().persistent(false).execute(&mut *tx).await?;
         let mut q = QueryBuilder::new(
             "INSERT INTO messages (session_id, role, content, intent, confidence, model, ticket_id, created_at) ",
         );

@@ -1,8 +1,10 @@
 //! Group commit: one task takes the exchanges waiting to be written, commits them in one transaction, and tells
-//! each waiting request how it went. SQLite has a single writer anyway; this turns N commits into one.
+//! each waiting request how it went. SQLite has a single writer anyway; this turns N commits into one. Deletions
+//! (a retention batch, an erasure) go through the same task, between two commits, so they never contend with it.
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::deletion::{Purged, erase_session, purge_batch};
 use super::records::{NewExchange, insert_exchanges};
 use super::{Pool, StoreError};
 use crate::metrics::Metrics;
@@ -12,7 +14,23 @@ const MAX_BATCH: usize = 128;
 /// Requests waiting for the writer before `save` itself waits (backpressure instead of unbounded memory).
 const QUEUE: usize = 4096;
 
-pub(super) struct Job {
+/// What the writer does, in the order asked: exchanges in a row are committed together.
+// Nearly every job is a Save, the large one: boxing it would cost an allocation per chat to shrink the rare others.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Job {
+    Save(Save),
+    Purge {
+        cutoff: i64,
+        limit: i64,
+        done: oneshot::Sender<Result<Purged, StoreError>>,
+    },
+    Erase {
+        session_id: String,
+        done: oneshot::Sender<Result<bool, StoreError>>,
+    },
+}
+
+pub(super) struct Save {
     pub exchange: NewExchange,
     pub done: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -25,31 +43,54 @@ pub(super) fn spawn(pool: Pool, metrics: Metrics) -> (mpsc::Sender<Job>, tokio::
 
 async fn run(pool: Pool, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
+    let mut saves = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let result = write(&pool, &metrics, &jobs).await;
-        match result {
-            // A statement error in a batch may come from one exchange only: retry them one by one so that the
-            // others are not refused with it. An outage fails them all at once instead of waiting N times.
-            Err(StoreError::Query(_)) if jobs.len() > 1 => {
-                for job in jobs.drain(..) {
-                    let r = write(&pool, &metrics, std::slice::from_ref(&job)).await;
-                    let _ = job.done.send(r);
+        for job in jobs.drain(..) {
+            match job {
+                Job::Save(save) => saves.push(save),
+                Job::Purge { cutoff, limit, done } => {
+                    save_all(&pool, &metrics, &mut saves).await;
+                    let _timer = metrics.db_timer("purge").start_timer();
+                    let _ = done.send(purge_batch(&pool, cutoff, limit).await);
+                }
+                Job::Erase { session_id, done } => {
+                    save_all(&pool, &metrics, &mut saves).await;
+                    let _timer = metrics.db_timer("erase").start_timer();
+                    let _ = done.send(erase_session(&pool, &session_id).await);
                 }
             }
-            result => {
-                if let Err(e) = &result {
-                    tracing::warn!(error = %e, exchanges = jobs.len(), "could not store exchanges");
-                }
-                for job in jobs.drain(..) {
-                    let _ = job.done.send(result.clone());
-                }
+        }
+        save_all(&pool, &metrics, &mut saves).await;
+    }
+}
+
+/// Commits `saves` in one transaction and tells each how it went.
+async fn save_all(pool: &Pool, metrics: &Metrics, saves: &mut Vec<Save>) {
+    if saves.is_empty() {
+        return;
+    }
+    match write(pool, metrics, saves).await {
+        // A statement error in a batch may come from one exchange only: retry them one by one so that the
+        // others are not refused with it. An outage fails them all at once instead of waiting N times.
+        Err(StoreError::Query(_)) if saves.len() > 1 => {
+            for save in saves.drain(..) {
+                let r = write(pool, metrics, std::slice::from_ref(&save)).await;
+                let _ = save.done.send(r);
+            }
+        }
+        result => {
+            if let Err(e) = &result {
+                tracing::warn!(error = %e, exchanges = saves.len(), "could not store exchanges");
+            }
+            for save in saves.drain(..) {
+                let _ = save.done.send(result.clone());
             }
         }
     }
 }
 
-async fn write(pool: &Pool, metrics: &Metrics, jobs: &[Job]) -> Result<(), StoreError> {
+async fn write(pool: &Pool, metrics: &Metrics, saves: &[Save]) -> Result<(), StoreError> {
     let _timer = metrics.db_timer("save_exchanges").start_timer();
-    let batch: Vec<&NewExchange> = jobs.iter().map(|j| &j.exchange).collect();
+    let batch: Vec<&NewExchange> = saves.iter().map(|j| &j.exchange).collect();
     insert_exchanges(pool, &batch).await
 }

@@ -1,0 +1,218 @@
+//! What is kept and for how long, on both databases: the retention purge deletes exactly what is older than the
+//! retention (in several batches, while chats are being written), and an agent erases a conversation on request.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{AGENT_TOKEN, TestServer, config, sqlite_url};
+use reqwest::StatusCode;
+use serde_json::json;
+use testsupport::TestPostgres;
+
+/// Runs `statements` in one transaction.
+async fn execute(url: &str, statements: &[String]) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        pool.close().await;
+    }
+}
+
+async fn count(url: &str, sql: &str) -> i64 {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n: (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n.0
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n: (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n.0
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+const OLD_SESSIONS: i64 = 1200;
+
+/// `OLD_SESSIONS` conversations of two hours ago (two messages each, a ticket every tenth), and one started two hours
+/// ago but still going (an old message and a recent one).
+fn seed(now: i64) -> Vec<String> {
+    let old = now - 2 * 3600 * 1000;
+    let mut s = Vec::new();
+    for i in 0..OLD_SESSIONS {
+        let t = old - i;
+        s.push(format!(
+            "INSERT INTO sessions (id, user_type, language, created_at) VALUES ('old-{i}', 'customer', 'fr', {t})"
+        ));
+        for role in ["user", "assistant"] {
+            s.push(format!(
+                "INSERT INTO messages (session_id, role, content, created_at) VALUES ('old-{i}', '{role}', 'ancien', {t})"
+            ));
+        }
+        if i % 10 == 0 {
+            s.push(format!(
+                "INSERT INTO tickets (id, session_id, status, reason, intent, user_type, language, message, created_at) \
+                 VALUES ('SAV-OLD-{i}', 'old-{i}', 'open', 'customer_request', 'human_request', 'customer', 'fr', 'ancien', {t})"
+            ));
+        }
+    }
+    s.push(format!(
+        "INSERT INTO sessions (id, user_type, language, created_at) VALUES ('going', 'customer', 'fr', {old})"
+    ));
+    s.push(format!(
+        "INSERT INTO messages (session_id, role, content, created_at) VALUES ('going', 'user', 'ancien', {old})"
+    ));
+    s.push(format!(
+        "INSERT INTO messages (session_id, role, content, created_at) VALUES ('going', 'user', 'récent', {now})"
+    ));
+    s
+}
+
+async fn retention_purges_exactly_what_is_old(url: &str) {
+    // The schema first (the chatbot migrates at start), then the old rows.
+    let first = TestServer::start(config(url)).await;
+    first.stop().await.unwrap();
+    let start = now_millis();
+    execute(url, &seed(start)).await;
+
+    let mut c = config(url);
+    c.retention = Duration::from_secs(3600);
+    c.retention_interval = Duration::from_millis(200);
+    let server = TestServer::start(c).await;
+    // Chats written while the purge runs: none of them may be lost.
+    let mut ok = 0;
+    for round in 0..8 {
+        let chats = (0..5).map(|i| server.chat(json!({"message": format!("Où est ma commande {round}-{i} ?")})));
+        for (status, body) in futures::future::join_all(chats).await {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            ok += 1;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let old = format!("SELECT COUNT(*) FROM messages WHERE created_at < {start} - 3600000");
+    while count(url, &old).await > 0 || count(url, "SELECT COUNT(*) FROM sessions WHERE id LIKE 'old-%'").await > 0 {
+        assert!(Instant::now() < deadline, "old rows still there after 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        count(url, "SELECT COUNT(*) FROM tickets WHERE id LIKE 'SAV-OLD-%'").await,
+        0
+    );
+    // Everything recent is there: the 40 chats (two messages each), the going conversation's recent message.
+    let recent = format!("SELECT COUNT(*) FROM messages WHERE created_at >= {start}");
+    assert_eq!(count(url, &recent).await, 2 * ok + 1);
+    assert_eq!(count(url, "SELECT COUNT(*) FROM sessions WHERE id = 'going'").await, 1);
+    assert_eq!(
+        count(url, "SELECT COUNT(*) FROM messages WHERE session_id = 'going'").await,
+        1
+    );
+    let m = server.metrics().await;
+    let deleted = |table: &str| m.value("retention_deleted_rows_total", &[("table", table)]);
+    assert_eq!(
+        deleted("messages"),
+        (2 * OLD_SESSIONS + 1) as f64,
+        "in several batches of 500"
+    );
+    assert_eq!(deleted("tickets"), (OLD_SESSIONS / 10) as f64);
+    assert_eq!(deleted("sessions"), OLD_SESSIONS as f64);
+    server.stop().await.unwrap();
+}
+
+async fn an_agent_erases_a_conversation(url: &str) {
+    let server = TestServer::start(config(url)).await;
+    let (_, first) = server.chat(json!({"message": "Où est ma commande ?"})).await;
+    let session = first["session_id"].as_str().unwrap().to_owned();
+    let (_, second) = server
+        .chat(json!({"message": "Je veux parler à un conseiller", "session_id": session}))
+        .await;
+    let ticket = second["ticket_id"].as_str().unwrap().to_owned();
+    let (_, other) = server.chat(json!({"message": "Bonjour"})).await;
+    let other = other["session_id"].as_str().unwrap().to_owned();
+
+    let client = reqwest::Client::new();
+    let erase = |authorization: Option<String>| {
+        let mut r = client.delete(server.url(&format!("/conversations/{session}")));
+        if let Some(a) = authorization {
+            r = r.header("authorization", a);
+        }
+        r.send()
+    };
+    let refused = erase(None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.get(&format!("/conversations/{session}")).await.0,
+        StatusCode::OK,
+        "nothing erased"
+    );
+
+    let erased = erase(Some(format!("Bearer {AGENT_TOKEN}"))).await.unwrap();
+    assert_eq!(erased.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.get(&format!("/conversations/{session}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(server.get(&format!("/tickets/{ticket}")).await.0, StatusCode::NOT_FOUND);
+    for table in ["messages", "tickets"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE session_id = '{session}'");
+        assert_eq!(count(url, &sql).await, 0, "{table}");
+    }
+    assert_eq!(
+        count(url, &format!("SELECT COUNT(*) FROM sessions WHERE id = '{session}'")).await,
+        0
+    );
+    assert_eq!(
+        server.get(&format!("/conversations/{other}")).await.0,
+        StatusCode::OK,
+        "others untouched"
+    );
+
+    let again = erase(Some(format!("Bearer {AGENT_TOKEN}"))).await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let m = server.metrics().await;
+    assert_eq!(m.value("conversations_erased_total", &[]), 1.0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_retention_purges_exactly_what_is_old() {
+    let (_dir, url) = sqlite_url();
+    retention_purges_exactly_what_is_old(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_retention_purges_exactly_what_is_old() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    retention_purges_exactly_what_is_old(&pg.url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_agent_erases_a_conversation() {
+    let (_dir, url) = sqlite_url();
+    an_agent_erases_a_conversation(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_agent_erases_a_conversation() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    an_agent_erases_a_conversation(&pg.url()).await;
+}
