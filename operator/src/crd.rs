@@ -21,6 +21,8 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Go/Prometheus durations that CEL's `duration()` also parses: `30s`, `1m30s`, `2m`, `500ms`, `1h`.
 const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+/// Long durations, days allowed (`180d`, `4320h`, `0s`): never read by CEL.
+const RETENTION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
 
 /// A monitored customer-support chatbot: its Deployment and Service, the ServiceMonitor that gets it scraped, the
 /// PrometheusRule with its alerts, and its Grafana dashboards.
@@ -127,6 +129,11 @@ pub struct ChatbotSpec {
     /// rotate one), which reading tickets requires. None: tickets cannot be read over the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_tokens_secret_ref: Option<SecretKeyRef>,
+    /// How long conversations, messages and tickets are kept before the chatbot deletes them, e.g. `90d`; `0s`
+    /// keeps them for ever. The chatbot's default (180 days) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = RETENTION_PATTERN))]
+    pub retention: Option<String>,
     /// Extra environment variables for the chatbot container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -164,6 +171,7 @@ impl Default for ChatbotSpec {
             model: ModelSpec::default(),
             database: DatabaseSpec::default(),
             agent_tokens_secret_ref: None,
+            retention: None,
             env: Vec::new(),
             pod_labels: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),

@@ -249,6 +249,7 @@ fn model_database_and_agent_secrets_are_referenced_never_copied() {
         (tokens.name.as_str(), tokens.key.as_str()),
         ("chatbot-agents", "tokens")
     );
+    assert_eq!(get("CHATBOT_RETENTION").value.as_deref(), Some("90d"));
     assert_eq!(get("CHATBOT_MODEL_BACKEND").value.as_deref(), Some("openai"));
     assert_eq!(get("OPENAI_TIMEOUT").value.as_deref(), Some("8s"));
     // The user's own variables come after ours, so they win.

@@ -176,6 +176,9 @@ fn env(spec: &ChatbotMonitoringSpec) -> Vec<EnvVar> {
     if let Some(tokens) = &c.agent_tokens_secret_ref {
         env.push(secret("CHATBOT_AGENT_TOKENS", tokens));
     }
+    if let Some(retention) = &c.retention {
+        env.push(value("CHATBOT_RETENTION", retention.clone()));
+    }
     // The user's variables come last so that they win over ours.
     env.extend(c.env.iter().cloned());
     env

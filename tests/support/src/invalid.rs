@@ -87,6 +87,10 @@ pub fn invalid_specs() -> Vec<(Value, Refusal)> {
             Field("spec.chatbot.database.postgres.urlSecretRef.name"),
         ),
         (json!({"chatbot": {"port": 80}}), Field("spec.chatbot.port")),
+        (
+            json!({"chatbot": {"retention": "3 months"}}),
+            Field("spec.chatbot.retention"),
+        ),
         (json!({"chatbot": {"replicas": -1}}), Field("spec.chatbot.replicas")),
         (
             json!({"chatbot": {"model": {"backend": "gpt"}}}),
