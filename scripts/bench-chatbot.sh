@@ -12,6 +12,7 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 PORT=${PORT:-18080}
+INTERNAL_PORT=${INTERNAL_PORT:-18081}
 command -v wrk >/dev/null || { echo "wrk is missing: scripts/install-deps.sh --bench" >&2; exit 1; }
 
 cargo build --release -q -p chatbot
@@ -43,16 +44,16 @@ keep() {
 for round in $(seq "$ROUNDS"); do
 for mode in on off; do
   rm -f "$work"/bench.db*
-  "$BIN" --listen "127.0.0.1:$PORT" --database-url "sqlite://$work/bench.db" --http-metrics="$([[ $mode == on ]] && echo true || echo false)" \
+  "$BIN" --listen "127.0.0.1:$PORT" --internal-listen "127.0.0.1:$INTERNAL_PORT" --database-url "sqlite://$work/bench.db" --http-metrics="$([[ $mode == on ]] && echo true || echo false)" \
     --chat-rate-per-session 0 --chat-rate-per-client 0 \
     --log-format text >"$work/chatbot-$mode.log" 2>&1 &
   pid=$!
-  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
-  keep "$mode" health "$(wrk_run "http://127.0.0.1:$PORT/health")"
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$INTERNAL_PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  keep "$mode" health "$(wrk_run "http://127.0.0.1:$INTERNAL_PORT/health")"
   keep "$mode" chat "$(wrk_run "http://127.0.0.1:$PORT/chat" bench/chat.lua)"
   if [[ $mode == on && $round == 1 ]]; then
     # wrk hangs up on the requests in flight when it stops (counted 499): their exchange may or may not be stored.
-    scrape=$(curl -fs "http://127.0.0.1:$PORT/metrics")
+    scrape=$(curl -fs "http://127.0.0.1:$INTERNAL_PORT/metrics")
     ok=$(awk '/^http_requests_total\{/ && /endpoint="\/chat"/ && /status="200"/ {print $2}' <<<"$scrape")
     cut=$(awk '/^http_requests_total\{/ && /endpoint="\/chat"/ && /status="499"/ {print $2}' <<<"$scrape")
     cut=${cut:-0}
@@ -60,7 +61,7 @@ for mode in on off; do
     verdict=$([[ $stored -ge $((ok * 2)) && $stored -le $(((ok + cut) * 2)) ]] && echo "every answered exchange is stored" || echo "MISMATCH")
     RESULT[stored]="$ok answers (200), $cut cut off by wrk at the end (499), $stored messages stored: $verdict"
   fi
-  keep "$mode" metrics "$(wrk_run "http://127.0.0.1:$PORT/metrics")"
+  keep "$mode" metrics "$(wrk_run "http://127.0.0.1:$INTERNAL_PORT/metrics")"
   rss=$(awk '/VmHWM/ {printf "%.1f", $2/1024}' "/proc/$pid/status")
   awk -v a="${RESULT[$mode,rss]:-0}" -v b="$rss" 'BEGIN {exit !(b > a)}' && RESULT[$mode,rss]=$rss
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 RESOURCE=${RESOURCE:-examples/minimal.yaml}
 CHATBOT_PORT=${CHATBOT_PORT:-8001}
+CHATBOT_METRICS_PORT=${CHATBOT_METRICS_PORT:-8002}
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 
 scripts/install-deps.sh --demo
@@ -28,25 +29,25 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-for port in "$CHATBOT_PORT" "$PROMETHEUS_PORT"; do
+for port in "$CHATBOT_PORT" "$CHATBOT_METRICS_PORT" "$PROMETHEUS_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "demo: port $port is already in use; stop what listens there or set CHATBOT_PORT / PROMETHEUS_PORT" >&2
+    echo "demo: port $port is already in use; stop what listens there or set CHATBOT_PORT / CHATBOT_METRICS_PORT / PROMETHEUS_PORT" >&2
     exit 1
   fi
 done
 
-target/release/chatbot --listen "127.0.0.1:$CHATBOT_PORT" --database-url "sqlite://$work/chatbot.db" \
+target/release/chatbot --listen "127.0.0.1:$CHATBOT_PORT" --internal-listen "127.0.0.1:$CHATBOT_METRICS_PORT" --database-url "sqlite://$work/chatbot.db" \
   --fault-every 20 --log-format text >"$work/chatbot.log" 2>&1 &
 pids+=($!)
 
 target/release/chatbot-operator render -f "$RESOURCE" \
-  --local-prometheus "$work/prometheus" --target "127.0.0.1:$CHATBOT_PORT"
+  --local-prometheus "$work/prometheus" --target "127.0.0.1:$CHATBOT_METRICS_PORT"
 prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --log.level=warn >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 
 for _ in $(seq 100); do
-  curl -fs "http://127.0.0.1:$CHATBOT_PORT/health" >/dev/null 2>&1 &&
+  curl -fs "http://127.0.0.1:$CHATBOT_METRICS_PORT/health" >/dev/null 2>&1 &&
     curl -fs "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" >/dev/null 2>&1 && break
   sleep 0.2
 done
@@ -75,7 +76,8 @@ pids+=($!)
 
 cat <<TXT
 
-  Chatbot:     http://localhost:$CHATBOT_PORT        (POST /chat, GET /metrics, /health, /ready)
+  Chatbot:     http://localhost:$CHATBOT_PORT        (POST /chat, GET /conversations/{id})
+  Internal:    http://localhost:$CHATBOT_METRICS_PORT        (GET /metrics, /health, /ready: what Prometheus scrapes)
   Prometheus:  http://localhost:$PROMETHEUS_PORT        (Status > Targets: the chatbot; Alerts: the rendered rules)
   Try:         curl -s localhost:$CHATBOT_PORT/chat -H 'content-type: application/json' -d '{"message":"Où est ma commande ?"}'
   Queries:     rate(http_requests_total[1m])   memory_usage_bytes / 1024 / 1024   rate(chat_requests_total[5m])

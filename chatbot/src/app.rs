@@ -28,10 +28,29 @@ fn knowledge_base(config: &Config) -> anyhow::Result<KnowledgeBase> {
     }
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes in-flight requests and closes the database.
+/// The two listeners: the public API, and the probes with `/metrics`.
+pub struct Listeners {
+    pub api: TcpListener,
+    pub internal: TcpListener,
+}
+
+impl Listeners {
+    /// Binds `--listen` and `--internal-listen`.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let api = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let internal = TcpListener::bind(config.internal_listen)
+            .await
+            .with_context(|| format!("listening on {} (--internal-listen)", config.internal_listen))?;
+        Ok(Listeners { api, internal })
+    }
+}
+
+/// Serves on both listeners until `shutdown` completes, then finishes in-flight requests and closes the database.
 pub async fn serve(
     config: Config,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
@@ -90,9 +109,11 @@ pub async fn serve(
             config.model_queue_timeout,
         )),
     };
-    let router = routes::router(state, config.http_metrics);
+    let api = routes::api_router(state.clone(), config.http_metrics);
+    let internal = routes::internal_router(state, config.http_metrics);
     tracing::info!(
-        address = %listener.local_addr()?,
+        address = %listeners.api.local_addr()?,
+        internal_address = %listeners.internal.local_addr()?,
         database = %redact(&config.database_url),
         model = ?config.model_backend,
         http_metrics = config.http_metrics,
@@ -101,7 +122,20 @@ pub async fn serve(
         retention = %humantime::format_duration(config.retention),
         "listening"
     );
-    crate::connections::serve(listener, router, config.header_timeout, shutdown).await;
+    // One shutdown for both listeners.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let timeout = config.header_timeout;
+    tokio::join!(
+        crate::connections::serve(listeners.api, api, timeout, stopped(stopping.clone())),
+        crate::connections::serve(listeners.internal, internal, timeout, stopped(stopping)),
+        async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        },
+    );
     sampler.abort();
     if let Some(purge) = purge {
         purge.abort();

@@ -24,9 +24,13 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chatbot", version, about)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address of the public API (`/chat`, `/conversations`, `/tickets`).
     #[arg(long, env = "CHATBOT_LISTEN", default_value = "0.0.0.0:8000")]
     pub listen: SocketAddr,
+
+    /// Address of `/metrics`, `/health` and `/ready`, kept off the public API.
+    #[arg(long, env = "CHATBOT_INTERNAL_LISTEN", default_value = "0.0.0.0:8081")]
+    pub internal_listen: SocketAddr,
 
     /// sqlite://PATH (created with its schema when missing) or postgres://USER:PASSWORD@HOST:PORT/DB.
     #[arg(

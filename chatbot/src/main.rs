@@ -1,6 +1,5 @@
 //! The `chatbot` binary: parse the configuration, set up logging, serve until SIGTERM or Ctrl-C.
 
-use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
@@ -25,8 +24,6 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
-    chatbot::app::serve(config, listener, chatbot::app::shutdown_signal()).await
+    let listeners = chatbot::app::Listeners::bind(&config).await?;
+    chatbot::app::serve(config, listeners, chatbot::app::shutdown_signal()).await
 }

@@ -103,8 +103,8 @@ async fn a_short_agent_token_stops_the_chatbot_at_startup() {
     let (_dir, url) = sqlite_url();
     let mut c = config(&url);
     c.agent_tokens = Some("short".into());
-    let listener = tokio::net::TcpListener::bind(c.listen).await.unwrap();
-    let err = chatbot::app::serve(c, listener, std::future::pending())
+    let listeners = chatbot::app::Listeners::bind(&c).await.unwrap();
+    let err = chatbot::app::serve(c, listeners, std::future::pending())
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("CHATBOT_AGENT_TOKENS"), "{err:#}");

@@ -463,3 +463,26 @@ fn le_value(le: &str) -> f64 {
         le.parse().unwrap()
     }
 }
+
+/// The API and the internal endpoints are on two listeners: exposing the API (an Ingress) never exposes /metrics or
+/// the probes, and the internal listener serves nothing of the API.
+#[tokio::test]
+async fn metrics_and_probes_are_only_on_the_internal_listener() {
+    let (_dir, url) = sqlite_url();
+    let server = TestServer::start(config(&url)).await;
+    let client = reqwest::Client::new();
+    for path in ["/metrics", "/health", "/ready"] {
+        let on_api = client.get(format!("{}{path}", server.base)).send().await.unwrap();
+        assert_eq!(on_api.status(), StatusCode::NOT_FOUND, "{path} on the API listener");
+        let internal = client.get(format!("{}{path}", server.internal)).send().await.unwrap();
+        assert_eq!(internal.status(), StatusCode::OK, "{path} on the internal listener");
+    }
+    let chat = client
+        .post(format!("{}/chat", server.internal))
+        .json(&json!({"message": "bonjour"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), StatusCode::NOT_FOUND);
+    server.stop().await.unwrap();
+}

@@ -34,6 +34,8 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         .args([
             "--listen",
             "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
             "--model-backend",
             "openai",
             "--openai-base-url",
@@ -127,7 +129,14 @@ fn bad_configuration_exits_non_zero_with_a_message() {
     std::fs::write(&kb, shipped.replacen("version: 1", "version: 2", 1)).unwrap();
     let out = Command::new(BIN)
         .env_clear()
-        .args(["--listen", "127.0.0.1:0", "--log-format", "text"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ])
         .arg("--knowledge-file")
         .arg(&kb)
         .arg("--database-url")

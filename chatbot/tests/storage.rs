@@ -128,10 +128,9 @@ async fn sqlite_file_is_created_with_its_schema() {
 
 #[tokio::test]
 async fn unsupported_database_url_is_refused_with_a_message() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let err = chatbot::app::serve(config("mysql://root:pw@db/chat"), listener, async {})
-        .await
-        .unwrap_err();
+    let c = config("mysql://root:pw@db/chat");
+    let listeners = chatbot::app::Listeners::bind(&c).await.unwrap();
+    let err = chatbot::app::serve(c, listeners, async {}).await.unwrap_err();
     let text = format!("{err:#}");
     assert!(text.contains("unsupported database URL"), "{text}");
     assert!(!text.contains("pw@"), "the password leaked: {text}");

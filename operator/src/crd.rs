@@ -97,10 +97,15 @@ pub struct ChatbotMonitoringSpec {
 /// The chatbot Deployment.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.database.type != 'sqlite' || self.replicas <= 1")
-    .message("SQLite lives inside each pod: set database.type to postgres to run more than one replica")
-    .field_path(".replicas")
-    .reason(Reason::FieldValueForbidden))]
+#[x_kube(
+    validation = Rule::new("self.database.type != 'sqlite' || self.replicas <= 1")
+        .message("SQLite lives inside each pod: set database.type to postgres to run more than one replica")
+        .field_path(".replicas")
+        .reason(Reason::FieldValueForbidden),
+    validation = Rule::new("self.metricsPort != self.port")
+        .message("chatbot.metricsPort must differ from chatbot.port")
+        .field_path(".metricsPort")
+)]
 pub struct ChatbotSpec {
     /// Container image; the operator's default chatbot image when empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,10 +117,16 @@ pub struct ChatbotSpec {
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0, max = 50))]
     pub replicas: i32,
-    /// Container port the chatbot listens on (API and /metrics). Above 1023: the pod runs as non-root.
+    /// Container port of the public API (`/chat`, `/conversations`, `/tickets`). Above 1023: the pod runs as
+    /// non-root.
     #[serde(default = "default_port")]
     #[schemars(range(min = 1024, max = 65535))]
     pub port: i32,
+    /// Container port of `/metrics` and the probes (port `metrics`, the one the ServiceMonitor scrapes), kept off
+    /// the API so that exposing the API never exposes them.
+    #[serde(default = "default_metrics_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub metrics_port: i32,
     /// CPU and memory requests and limits; sensible defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -159,6 +170,9 @@ fn default_replicas() -> i32 {
 fn default_port() -> i32 {
     8000
 }
+fn default_metrics_port() -> i32 {
+    8081
+}
 
 impl Default for ChatbotSpec {
     fn default() -> Self {
@@ -167,6 +181,7 @@ impl Default for ChatbotSpec {
             image_pull_policy: None,
             replicas: default_replicas(),
             port: default_port(),
+            metrics_port: default_metrics_port(),
             resources: None,
             model: ModelSpec::default(),
             database: DatabaseSpec::default(),

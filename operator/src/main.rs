@@ -80,7 +80,7 @@ enum Command {
         /// Operator makes of them, scraping --target: a real Prometheus without a cluster.
         #[arg(long, value_name = "DIR", requires = "target")]
         local_prometheus: Option<PathBuf>,
-        /// host:port of the chatbot for --local-prometheus.
+        /// host:port of the chatbot's internal listener (its /metrics) for --local-prometheus.
         #[arg(long, requires = "local_prometheus")]
         target: Option<String>,
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.

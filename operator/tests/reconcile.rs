@@ -819,7 +819,7 @@ async fn a_port_renamed_behind_our_back_is_a_port_name_mismatch() {
     let (ctx, fake) = setup();
     // A mutating webhook renames the Service port every time it is applied: the ServiceMonitor scrapes nothing.
     fake.state().webhooks.push(("/services/chatbot".into(), |o| {
-        o["spec"]["ports"][0]["name"] = json!("web");
+        o["spec"]["ports"][1]["name"] = json!("web");
     }));
     let cbm = stored(&fake, &resource(json!({})));
     run(&ctx, &cbm).await.unwrap();
@@ -827,7 +827,7 @@ async fn a_port_renamed_behind_our_back_is_a_port_name_mismatch() {
     assert_eq!(condition(&cbm, "Selected"), ("False".into(), "PortNameMismatch".into()));
     assert!(
         condition_message(&cbm, "Selected")
-            .contains("Service default/chatbot has no port named \"http\" (its ports: web)"),
+            .contains("Service default/chatbot has no port named \"metrics\" (its ports: http, web)"),
         "{}",
         condition_message(&cbm, "Selected")
     );

@@ -94,18 +94,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// Builds the router. `http_metrics` false leaves the metrics layer out (to measure its overhead).
-pub fn router(state: AppState, http_metrics: bool) -> Router {
-    let router = Router::new()
+/// The public API, what customers and agents reach (through an Ingress). `http_metrics` false leaves the metrics
+/// layer out (to measure its overhead).
+pub fn api_router(state: AppState, http_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/chat", post(chat::post_chat))
         .route(
             "/conversations/{session_id}",
             get(history::get_conversation).delete(history::erase_conversation),
         )
-        .route("/tickets/{ticket_id}", get(history::get_ticket))
+        .route("/tickets/{ticket_id}", get(history::get_ticket));
+    finish(routes, state, http_metrics)
+}
+
+/// The probes and `/metrics`, on a listener of their own: exposing the API never exposes them, and a
+/// NetworkPolicy can let only Prometheus and the kubelet reach them.
+pub fn internal_router(state: AppState, http_metrics: bool) -> Router {
+    let routes = Router::new()
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
-        .route("/metrics", get(probes::metrics))
+        .route("/metrics", get(probes::metrics));
+    finish(routes, state, http_metrics)
+}
+
+fn finish(routes: Router<AppState>, state: AppState, http_metrics: bool) -> Router {
+    let router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Read whole (and bounded) before any handler: see body_limit.

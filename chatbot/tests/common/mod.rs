@@ -11,7 +11,10 @@ use tokio::sync::oneshot;
 use chatbot::config::Config;
 
 pub struct TestServer {
+    /// The public API.
     pub base: String,
+    /// The probes and /metrics.
+    pub internal: String,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -24,6 +27,7 @@ pub const AGENT_TOKEN: &str = "agent-token-for-the-tests-0001";
 pub fn config(database_url: &str) -> Config {
     let mut c = Config::defaults();
     c.listen = "127.0.0.1:0".parse().unwrap();
+    c.internal_listen = "127.0.0.1:0".parse().unwrap();
     c.database_url = database_url.to_owned();
     c.db_acquire_timeout = Duration::from_millis(500);
     c.sample_interval = Duration::from_millis(200);
@@ -52,14 +56,16 @@ pub fn sqlite_url() -> (tempfile::TempDir, String) {
 
 impl TestServer {
     pub async fn start(config: Config) -> TestServer {
-        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
+        let listeners = chatbot::app::Listeners::bind(&config).await.unwrap();
+        let base = format!("http://{}", listeners.api.local_addr().unwrap());
+        let internal = format!("http://{}", listeners.internal.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(chatbot::app::serve(config, listener, async {
+        let task = tokio::spawn(chatbot::app::serve(config, listeners, async {
             let _ = rx.await;
         }));
         let server = TestServer {
             base,
+            internal,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             task,
@@ -74,8 +80,12 @@ impl TestServer {
         panic!("the chatbot did not start");
     }
 
+    /// The URL of `path`: the probes and /metrics on the internal listener, the rest on the API's.
     pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
+        match path {
+            "/health" | "/ready" | "/metrics" => format!("{}{}", self.internal, path),
+            _ => format!("{}{}", self.base, path),
+        }
     }
 
     pub async fn chat(&self, body: Value) -> (StatusCode, Value) {

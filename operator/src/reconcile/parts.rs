@@ -26,7 +26,11 @@ pub fn deployment(ready: i32, want: i32, problem: Option<PodProblem>) -> Part {
 pub fn service() -> Part {
     Part::Ready {
         reason: reason::APPLIED,
-        message: format!("port {} serves the API and /metrics", render::PORT_NAME),
+        message: format!(
+            "port {} serves the API, port {} /metrics and the probes",
+            render::PORT_NAME,
+            render::METRICS_PORT_NAME
+        ),
     }
 }
 

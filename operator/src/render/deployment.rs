@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Context, PORT_NAME, RenderOptions};
+use super::{Context, METRICS_PORT_NAME, PORT_NAME, RenderOptions};
 use crate::crd::{ChatbotMonitoringSpec, DatabaseType, ModelBackend, PullPolicy, SecretKeyRef};
 
 const DATA_DIR: &str = "/data";
@@ -84,12 +84,20 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
                 }
                 .to_owned()
             }),
-            ports: Some(vec![ContainerPort {
-                name: Some(PORT_NAME.into()),
-                container_port: c.port,
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            }]),
+            ports: Some(vec![
+                ContainerPort {
+                    name: Some(PORT_NAME.into()),
+                    container_port: c.port,
+                    protocol: Some("TCP".into()),
+                    ..ContainerPort::default()
+                },
+                ContainerPort {
+                    name: Some(METRICS_PORT_NAME.into()),
+                    container_port: c.metrics_port,
+                    protocol: Some("TCP".into()),
+                    ..ContainerPort::default()
+                },
+            ]),
             env: Some(env(spec)),
             resources: Some(c.resources.clone().unwrap_or_else(default_resources)),
             liveness_probe: Some(probe("/health", 10, 3)),
@@ -154,6 +162,7 @@ fn env(spec: &ChatbotMonitoringSpec) -> Vec<EnvVar> {
     let c = &spec.chatbot;
     let mut env = vec![
         value("CHATBOT_LISTEN", format!("0.0.0.0:{}", c.port)),
+        value("CHATBOT_INTERNAL_LISTEN", format!("0.0.0.0:{}", c.metrics_port)),
         value("CHATBOT_LOG_FORMAT", "json".into()),
     ];
     match (&c.database.type_, &c.database.postgres) {
@@ -211,7 +220,8 @@ fn probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::String(PORT_NAME.into()),
+            // The internal listener: a probe never depends on what the API's port lets through.
+            port: IntOrString::String(METRICS_PORT_NAME.into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),

@@ -43,7 +43,7 @@ pub fn config(desired: &Desired, target: &str, interval: Option<&str>) -> Value 
                     "job": name,
                     "namespace": namespace,
                     "service": name,
-                    "endpoint": super::PORT_NAME,
+                    "endpoint": super::METRICS_PORT_NAME,
                     "pod": format!("{name}-local"),
                     "container": "chatbot",
                 },

@@ -135,8 +135,10 @@ impl Context {
     }
 }
 
-/// The name of the named port the Service exposes and the ServiceMonitor scrapes.
+/// The named port of the public API (`/chat`, `/conversations`, `/tickets`).
 pub const PORT_NAME: &str = "http";
+/// The named port of `/metrics` and the probes: the one the ServiceMonitor scrapes, never the API's.
+pub const METRICS_PORT_NAME: &str = "metrics";
 
 /// Renders every child as one multi-document YAML stream, as `chatbot-operator render` prints it.
 pub fn to_yaml_stream(desired: &Desired) -> Result<String, serde_yaml::Error> {

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::{Context, PORT_NAME};
+use super::{Context, METRICS_PORT_NAME};
 use crate::crd::ChatbotMonitoringSpec;
 use crate::prometheus_operator::{Endpoint, NamespaceSelector, ServiceMonitor, ServiceMonitorSpec};
 
@@ -21,7 +21,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> ServiceMoni
                 match_names: vec![ctx.namespace.clone()],
             }),
             endpoints: vec![Endpoint {
-                port: PORT_NAME.into(),
+                port: METRICS_PORT_NAME.into(),
                 path: "/metrics".into(),
                 interval: m.interval.clone(),
                 scrape_timeout: m.scrape_timeout.clone(),

@@ -99,11 +99,11 @@ mod tests {
     #[test]
     fn a_renamed_service_port_is_named_with_the_ports_there_are() {
         let (sm, mut service, deployment) = rendered();
-        service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].name = Some("web".into());
+        service.spec.as_mut().unwrap().ports.as_mut().unwrap()[1].name = Some("web".into());
         let problems = port_problems(&sm, &service, &deployment);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].contains("Service shop/bot has no port named \"http\" (its ports: web)"),
+            problems[0].contains("Service shop/bot has no port named \"metrics\" (its ports: http, web)"),
             "{}",
             problems[0]
         );
@@ -113,11 +113,11 @@ mod tests {
     fn a_target_port_no_container_declares() {
         let (sm, service, mut deployment) = rendered();
         let pod = deployment.spec.template.spec.as_mut().unwrap();
-        pod.containers[0].ports.as_mut().unwrap()[0].name = Some("api".into());
+        pod.containers[0].ports.as_mut().unwrap()[1].name = Some("internal".into());
         let problems = port_problems(&sm, &service, &deployment);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(
-            problems[0].contains("targets the container port named \"http\", which no container of Deployment bot declares (its named ports: api)"),
+            problems[0].contains("targets the container port named \"metrics\", which no container of Deployment bot declares (its named ports: http, internal)"),
             "{}",
             problems[0]
         );

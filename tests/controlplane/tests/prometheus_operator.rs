@@ -78,7 +78,7 @@ async fn absent_then_partly_present_then_installed_without_a_restart() {
     .unwrap();
     eventually("the ServiceMonitor restored", Duration::from_secs(10), || async {
         let sm = get(&admin, "shop", "ServiceMonitor", "bot").await.unwrap();
-        (sm["spec"]["endpoints"][0]["port"] == "http")
+        (sm["spec"]["endpoints"][0]["port"] == "metrics")
             .then_some(())
             .ok_or_else(|| sm["spec"].to_string())
     })

@@ -82,10 +82,13 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     let pg = TestPostgres::start().expect("start PostgreSQL");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let base = format!("http://{address}");
     let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.internal_listen = "127.0.0.1:0".parse().unwrap();
+    let listeners = chatbot::app::Listeners::bind(&config).await.unwrap();
+    let base = format!("http://{}", listeners.api.local_addr().unwrap());
+    // Prometheus scrapes the internal listener, as the ServiceMonitor's `metrics` port does.
+    let address = listeners.internal.local_addr().unwrap().to_string();
     config.database_url = pg.url();
     config.db_acquire_timeout = Duration::from_millis(300);
     config.sample_interval = Duration::from_secs(1);
@@ -95,7 +98,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     config.chat_rate_per_session = 0;
     config.chat_rate_per_client = 0;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(chatbot::app::serve(config, listener, async {
+    let server = tokio::spawn(chatbot::app::serve(config, listeners, async {
         let _ = stopped.await;
     }));
 
@@ -135,7 +138,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
 
     // The metric names the chatbot exposes, from its own /metrics.
     let scrape = client
-        .get(format!("{base}/metrics"))
+        .get(format!("http://{address}/metrics"))
         .send()
         .await
         .unwrap()

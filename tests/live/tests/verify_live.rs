@@ -21,9 +21,13 @@ fn resource() -> ChatbotMonitoring {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_passes_on_a_healthy_chatbot_and_names_each_failure() {
     let db = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
     let mut config = Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.internal_listen = "127.0.0.1:0".parse().unwrap();
+    let listeners = chatbot::app::Listeners::bind(&config).await.unwrap();
+    let api_address = listeners.api.local_addr().unwrap().to_string();
+    // Prometheus scrapes the internal listener, as the ServiceMonitor's `metrics` port does.
+    let address = listeners.internal.local_addr().unwrap().to_string();
     config.database_url = format!("sqlite://{}", db.path().join("c.db").display());
     config.model_backend = chatbot::config::ModelBackend::Builtin;
     config.http_metrics = true;
@@ -32,7 +36,7 @@ async fn verify_passes_on_a_healthy_chatbot_and_names_each_failure() {
     config.chat_rate_per_client = 0;
     config.sample_interval = Duration::from_secs(1);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(chatbot::app::serve(config, listener, async {
+    let server = tokio::spawn(chatbot::app::serve(config, listeners, async {
         let _ = stopped.await;
     }));
 
@@ -44,7 +48,7 @@ async fn verify_passes_on_a_healthy_chatbot_and_names_each_failure() {
     let client = reqwest::Client::new();
     for m in ["Where is my order?", "Je veux parler à un conseiller", "xyzzy"] {
         client
-            .post(format!("http://{address}/chat"))
+            .post(format!("http://{api_address}/chat"))
             .json(&json!({"message": m}))
             .send()
             .await

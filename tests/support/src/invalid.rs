@@ -88,6 +88,13 @@ pub fn invalid_specs() -> Vec<(Value, Refusal)> {
         ),
         (json!({"chatbot": {"port": 80}}), Field("spec.chatbot.port")),
         (
+            json!({"chatbot": {"port": 8081}}),
+            Rule(
+                "spec.chatbot.metricsPort",
+                "chatbot.metricsPort must differ from chatbot.port",
+            ),
+        ),
+        (
             json!({"chatbot": {"retention": "3 months"}}),
             Field("spec.chatbot.retention"),
         ),
