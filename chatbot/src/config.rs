@@ -76,21 +76,21 @@ pub struct Config {
     pub retention: Duration,
 
     /// How often the retention purge runs.
-    #[arg(long, env = "CHATBOT_RETENTION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CHATBOT_RETENTION_INTERVAL", default_value = "10m", value_parser = positive_duration)]
     pub retention_interval: Duration,
 
     /// A request's headers must arrive within this, and a kept-alive connection is closed after this long idle.
     /// Longer than ingress controllers' idle upstream connections (60 s) so that they never reuse one being closed.
-    #[arg(long, env = "CHATBOT_HEADER_TIMEOUT", default_value = "75s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CHATBOT_HEADER_TIMEOUT", default_value = "75s", value_parser = positive_duration)]
     pub header_timeout: Duration,
 
     /// Chats a minute one session may send (bursts of ten seconds' worth); 0: no limit.
     #[arg(long, env = "CHATBOT_CHAT_RATE_PER_SESSION", default_value_t = 30)]
     pub chat_rate_per_session: u32,
 
-    /// Chats a minute one client address (an IPv6 /64) may send; 0: no limit. Behind a proxy, set
-    /// --trusted-proxies so that the client's own address is used, not the proxy's.
-    #[arg(long, env = "CHATBOT_CHAT_RATE_PER_CLIENT", default_value_t = 600)]
+    /// Chats a minute one client address (an IPv6 /64) may send; 0 (the default): no limit. Behind an Ingress every
+    /// client arrives from the proxy's address: set --trusted-proxies with it, or they would all share one bucket.
+    #[arg(long, env = "CHATBOT_CHAT_RATE_PER_CLIENT", default_value_t = 0)]
     pub chat_rate_per_client: u32,
 
     /// Address ranges (comma-separated CIDRs) of the proxies whose X-Forwarded-For is believed, e.g. the ingress
@@ -140,9 +140,35 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// A duration that must not be zero (a zero interval or timeout is a mistake, not a way to turn something off).
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be longer than 0s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl Config {
     /// The defaults, as if the binary had been started with no flags and no environment.
     pub fn defaults() -> Config {
         Config::parse_from(["chatbot"])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zero_interval_or_timeout_is_refused() {
+        for flag in ["--retention-interval", "--header-timeout"] {
+            let err = Config::try_parse_from(["chatbot", flag, "0s"]).unwrap_err();
+            assert!(err.to_string().contains("longer than 0s"), "{flag}: {err}");
+        }
+        assert!(
+            Config::try_parse_from(["chatbot", "--retention", "0s"]).is_ok(),
+            "0s retention keeps everything"
+        );
     }
 }

@@ -151,7 +151,9 @@ fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address of
 /// `X-Forwarded-For` that is not (read from the right: the left part is whatever the client claims).
 pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    // A dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d: compare them as the IPv4 they are.
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip.to_canonical()));
     if !is_trusted(peer) {
         return peer;
     }
@@ -327,6 +329,11 @@ mod tests {
         assert_eq!(
             client_address(ip("10.0.0.5"), &HeaderMap::new(), &trusted),
             ip("10.0.0.5")
+        );
+        // An IPv4 proxy seen through a dual-stack listener is still trusted.
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.5"), &headers("198.51.100.7"), &trusted),
+            ip("198.51.100.7")
         );
     }
 

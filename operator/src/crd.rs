@@ -597,7 +597,7 @@ pub struct Children {
     /// The chatbot's Deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
-    /// The chatbot's Service (port `http`, API and /metrics).
+    /// The chatbot's Service (port `http` for the API, port `metrics` for /metrics and the probes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
     /// The ServiceMonitor, when monitoring is enabled and the Prometheus Operator is installed.

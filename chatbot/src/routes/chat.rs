@@ -21,20 +21,12 @@ pub async fn post_chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<ChatResponse>, ApiError> {
     let start = Instant::now();
-    // The client's rate before anything else is spent on it; the session's once the body names it.
-    let limited = |l: Limited| {
-        state
-            .metrics
-            .chat_requests_limited_total
-            .with_label_values(&[l.reason()])
-            .inc();
-        ApiError::from(l)
-    };
-    state.limits.check_client(peer.as_ref(), &headers).map_err(limited)?;
+    // The client's rate before anything else is spent on it (the session's once the session is known to exist).
+    state
+        .limits
+        .check_client(peer.as_ref(), &headers)
+        .map_err(|l| limited(&state, l))?;
     let request = parse(&headers, body)?;
-    if let Some(session_id) = &request.session_id {
-        state.limits.check_session(session_id).map_err(limited)?;
-    }
     let user_type = request.user_type.as_str();
     let result = answer(&state, request).await;
     // A client mistake found late (an unknown session) is a 4xx in the HTTP series, not a failed chat.
@@ -72,6 +64,16 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Cha
     ChatRequest::from_json(&body)
 }
 
+/// A chat refused by a limit: counted by reason, answered 429 or 503.
+fn limited(state: &AppState, l: Limited) -> ApiError {
+    state
+        .metrics
+        .chat_requests_limited_total
+        .with_label_values(&[l.reason()])
+        .inc();
+    ApiError::from(l)
+}
+
 /// Everything after validation. An error here is counted as a failed chat.
 async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, ApiError> {
     if state.faults.strike() {
@@ -87,15 +89,15 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
         ),
         None => None,
     };
+    // Made-up session ids never take room in the session table: only a session that exists is counted.
+    if let Some(session) = &existing {
+        state
+            .limits
+            .check_session(&session.session_id)
+            .map_err(|l| limited(state, l))?;
+    }
     let answered = {
-        let _slot = state.limits.model_slot().await.map_err(|l| {
-            state
-                .metrics
-                .chat_requests_limited_total
-                .with_label_values(&[l.reason()])
-                .inc();
-            ApiError::from(l)
-        })?;
+        let _slot = state.limits.model_slot().await.map_err(|l| limited(state, l))?;
         state.model.answer(&request.message).await
     };
     let a = &answered.answer;

@@ -181,7 +181,8 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
         // Every exchange's session, not only the new ones: one purged by retention (or erased) between the chat's
-        // read and this write is created again rather than the insert failing on its foreign key.
+        // read and this write is created again rather than the insert failing on its foreign key. The price: a chat
+        // in flight while its conversation is erased leaves that one exchange, accepted at the same moment.
         let mut seen = std::collections::HashSet::new();
         let sessions: Vec<&NewExchange> = batch.iter().copied().filter(|e| seen.insert(e.session_id.as_str())).collect();
         let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");

@@ -20,10 +20,10 @@ pub struct TestServer {
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-/// The defaults, on a given database, with settings that keep tests fast and isolated.
 /// The agent token every test server accepts (`get` sends it).
 pub const AGENT_TOKEN: &str = "agent-token-for-the-tests-0001";
 
+/// The defaults, on a given database, with settings that keep tests fast and isolated.
 pub fn config(database_url: &str) -> Config {
     let mut c = Config::defaults();
     c.listen = "127.0.0.1:0".parse().unwrap();

@@ -36,7 +36,10 @@ pub fn admit(object: &Value) -> Result<ChatbotMonitoring, Refused> {
             object["apiVersion"], object["kind"]
         )]));
     }
-    let defaulted = kube_cel::apply_defaults(schema(), object);
+    // As the server: a null where the schema does not allow one is dropped, then the defaults fill the gaps.
+    let mut pruned = object.clone();
+    drop_nulls(&schema()["properties"]["spec"], &mut pruned["spec"]);
+    let defaulted = kube_cel::apply_defaults(schema(), &pruned);
     let mut errors = Vec::new();
     for key in defaulted.as_object().into_iter().flatten().map(|(k, _)| k) {
         // The header is the API server's own; status is the operator's and is not read from a file.
@@ -59,6 +62,30 @@ pub fn admit(object: &Value) -> Result<ChatbotMonitoring, Refused> {
         return Err(Refused(errors));
     }
     serde_json::from_value(defaulted).map_err(|e| Refused(vec![e.to_string()]))
+}
+
+/// Removes the object fields whose value is null and whose schema is not `nullable` (kube-apiserver prunes them
+/// before defaulting: `replicas: null`, or an empty `podLabels:` in YAML, is as if absent).
+fn drop_nulls(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            let field = |key: &str| {
+                schema["properties"].get(key).or_else(|| {
+                    schema["additionalProperties"]
+                        .as_object()
+                        .map(|_| &schema["additionalProperties"])
+                })
+            };
+            map.retain(|key, v| !(v.is_null() && field(key).is_some_and(|s| s["nullable"] != true)));
+            for (key, v) in map.iter_mut() {
+                if let Some(s) = field(key) {
+                    drop_nulls(s, v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| drop_nulls(&schema["items"], item)),
+        _ => {}
+    }
 }
 
 /// A failed rule as kube-apiserver (1.36) reports it: the field, the reason's words, and for an invalid scalar the
@@ -116,6 +143,13 @@ mod tests {
         let admitted = admit(&cbm(json!({}))).unwrap();
         assert_eq!(admitted.spec.chatbot.port, 8000);
         assert_eq!(admitted.spec.monitoring.interval, "10s");
+    }
+
+    #[test]
+    fn nulls_the_schema_does_not_allow_are_dropped_as_the_server_drops_them() {
+        let admitted = admit(&cbm(json!({"chatbot": {"replicas": null, "podLabels": null}}))).unwrap();
+        assert_eq!(admitted.spec.chatbot.replicas, 1, "defaulted");
+        assert!(admitted.spec.chatbot.pod_labels.is_empty());
     }
 
     #[test]
