@@ -26,6 +26,17 @@ async fn slow_model(delay: Duration) -> String {
     base
 }
 
+/// Kills the chatbot if the test fails before the process has exited, so that none outlives a failed test.
+struct Reap(Option<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +60,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut reap = Reap(Some(child.id()));
     let stdout = child.stdout.take().unwrap();
     let (lines_tx, lines_rx) = std::sync::mpsc::channel::<Value>();
     std::thread::spawn(move || {
@@ -87,6 +99,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_zero() {
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
         .await
         .unwrap();
+    reap.0 = None; // exited and reaped: its pid may be anyone's now
     assert!(status.success(), "exit status {status}");
     let messages: Vec<String> = lines_rx
         .try_iter()
