@@ -5,45 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AGENT_TOKEN, TestServer, config, sqlite_url};
+use common::{AGENT_TOKEN, TestServer, config, sql_count as count, sql_execute as execute, sqlite_url};
 use reqwest::StatusCode;
 use serde_json::json;
 use testsupport::TestPostgres;
-
-/// Runs `statements` in one transaction.
-async fn execute(url: &str, statements: &[String]) {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        for s in statements {
-            sqlx::query(s).execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-        pool.close().await;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let mut tx = pool.begin().await.unwrap();
-        for s in statements {
-            sqlx::query(s).execute(&mut *tx).await.unwrap();
-        }
-        tx.commit().await.unwrap();
-        pool.close().await;
-    }
-}
-
-async fn count(url: &str, sql: &str) -> i64 {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n: (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n.0
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let n: (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n.0
-    }
-}
 
 fn now_millis() -> i64 {
     std::time::SystemTime::now()

@@ -12,18 +12,7 @@ use testsupport::TestPostgres;
 
 /// Counts rows straight from the database, not through the API under test.
 async fn count_rows(url: &str, table: &str) -> i64 {
-    let sql = format!("SELECT COUNT(*) FROM {table}");
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n: (i64,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n.0
-    } else {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let n: (i64,) = sqlx::query_as(&sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n.0
-    }
+    common::sql_count(url, &format!("SELECT COUNT(*) FROM {table}")).await
 }
 
 async fn history_survives_a_restart(url: &str) {

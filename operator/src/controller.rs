@@ -45,6 +45,24 @@ impl Scope {
     }
 }
 
+/// The objects of kind `K` the operator manages (by its `managed-by` label: the watches stay small in a busy
+/// cluster), kept in their cache, as each is touched.
+fn ours_cached<K: Cached>(
+    api: Api<K>,
+    kind: &'static str,
+    ctx: &Arc<Context>,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + use<K> {
+    let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
+    // Cached before the owner is woken, so that its reconcile reads this very event.
+    let cache = K::slot(&ctx.caches).renew();
+    watcher(api, ours)
+        .backoff(WatchBackoff::default())
+        .inspect(tracked(kind, ctx))
+        .modify(K::slim)
+        .inspect(feed(cache))
+        .touched_objects()
+}
+
 /// The events of our children of kind `K`, cached, each unsettling the resource that owns the child.
 fn children<K>(
     api: Api<K>,
@@ -54,44 +72,28 @@ fn children<K>(
 where
     K: Cached,
 {
-    // Only our children: the watches stay small in a busy cluster.
-    let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let ctx = ctx.clone();
-    // Cached before the owner is woken, so that its reconcile reads this very event.
-    let cache = K::slot(&ctx.caches).renew();
-    watcher(api, ours)
-        .backoff(WatchBackoff::default())
-        .inspect(tracked(kind, &ctx))
-        .modify(K::slim)
-        .inspect(feed(cache))
-        .touched_objects()
-        .inspect(move |event| {
-            let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
-                return;
-            };
-            let owner = child.owner_references().iter().find(|o| {
-                o.controller == Some(true)
-                    && o.kind == ChatbotMonitoring::kind(&())
-                    && o.api_version == ChatbotMonitoring::api_version(&())
-            });
-            if let Some(owner) = owner {
-                settled.invalidate(&(child.namespace().unwrap_or_default(), owner.name.clone()));
-            }
-        })
+    ours_cached(api, kind, &ctx).inspect(move |event| {
+        let (Ok(child), Some(settled)) = (event, &ctx.settled) else {
+            return;
+        };
+        let owner = child.owner_references().iter().find(|o| {
+            o.controller == Some(true)
+                && o.kind == ChatbotMonitoring::kind(&())
+                && o.api_version == ChatbotMonitoring::api_version(&())
+        });
+        if let Some(owner) = owner {
+            settled.invalidate(&(child.namespace().unwrap_or_default(), owner.name.clone()));
+        }
+    })
 }
 
-/// The chatbots' pods, cached: one that gets stuck (or no longer is) wakes its resource, whose Deployment says
-/// nothing of it. Only a change of what `diagnose` makes of a pod passes, not every status update.
+/// The chatbots' pods, cached: one that gets stuck (or no longer is) wakes its resource (named by the pod's
+/// instance label: a ReplicaSet owns the pod), whose Deployment says nothing of it. Only a change of what
+/// `diagnose` makes of a pod passes, not every status update.
 fn pods(api: Api<Pod>, ctx: &Arc<Context>) -> impl Stream<Item = Result<Pod, watcher::Error>> + Send + use<> {
-    let ours = watcher::Config::default().labels(&format!("app.kubernetes.io/managed-by={MANAGER}"));
     let ctx = ctx.clone();
-    let cache = ctx.caches.pods.renew();
-    watcher(api, ours)
-        .backoff(WatchBackoff::default())
-        .inspect(tracked("Pod", &ctx))
-        .modify(Pod::slim)
-        .inspect(feed(cache))
-        .touched_objects()
+    ours_cached(api, "Pod", &ctx)
         .predicate_filter(pod_problem, Default::default())
         .inspect(move |event| {
             if let (Ok(pod), Some(settled)) = (event, &ctx.settled)

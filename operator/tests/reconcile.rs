@@ -40,10 +40,9 @@ fn setup() -> (Arc<Context>, FakeApi) {
 
 /// As `run --check-secrets` runs.
 fn setup_checking_secrets() -> (Arc<Context>, FakeApi) {
-    let (client, fake) = FakeApi::start();
-    let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
-    let ctx = Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()));
-    (Arc::new(ctx.with_secret_check(true)), fake)
+    let (ctx, fake) = setup();
+    let ctx = Arc::into_inner(ctx).expect("not shared yet").with_secret_check(true);
+    (Arc::new(ctx), fake)
 }
 
 /// The resource as the API server stores it: with a uid and a generation.

@@ -104,6 +104,9 @@ pub fn api_router(state: AppState, http_metrics: bool) -> Router {
             get(history::get_conversation).delete(history::erase_conversation),
         )
         .route("/tickets/{ticket_id}", get(history::get_ticket));
+    // Bodies read whole (and bounded) before any handler, unmatched routes included: see body_limit. Only here: the
+    // internal routes take no body, and the layer would cost the probes and scrapes a clone of the route each.
+    let routes = with_fallbacks(routes).layer(axum::middleware::from_fn(body_limit::bounded));
     finish(routes, state, http_metrics)
 }
 
@@ -114,15 +117,16 @@ pub fn internal_router(state: AppState, http_metrics: bool) -> Router {
         .route("/health", get(probes::health))
         .route("/ready", get(probes::ready))
         .route("/metrics", get(probes::metrics));
-    finish(routes, state, http_metrics)
+    finish(with_fallbacks(routes), state, http_metrics)
 }
 
-fn finish(routes: Router<AppState>, state: AppState, http_metrics: bool) -> Router {
-    let router = routes
+fn with_fallbacks(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Read whole (and bounded) before any handler: see body_limit.
-        .layer(axum::middleware::from_fn(body_limit::bounded));
+}
+
+fn finish(router: Router<AppState>, state: AppState, http_metrics: bool) -> Router {
     let router = if http_metrics {
         // `layer` (not `route_layer`) so unmatched paths and 405s are counted too, as `unmatched` or their template.
         router.layer(HttpMetricsLayer::new(state.metrics.clone()))

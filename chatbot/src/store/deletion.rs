@@ -22,24 +22,16 @@ impl Purged {
 pub(super) async fn purge_batch(pool: &Pool, cutoff: i64, limit: i64) -> Result<Purged, StoreError> {
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        let messages = sqlx::query(
-            "DELETE FROM messages WHERE id IN \
-             (SELECT id FROM messages WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let tickets = sqlx::query(
-            "DELETE FROM tickets WHERE id IN \
-             (SELECT id FROM tickets WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        // The oldest rows first, by the created_at index (migration 0002).
+        let mut deleted = [0u64; 2];
+        for (n, table) in deleted.iter_mut().zip(["messages", "tickets"]) {
+            let sql = format!(
+                "DELETE FROM {table} WHERE id IN \
+                 (SELECT id FROM {table} WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
+            );
+            *n = sqlx::query(&sql).bind(cutoff).bind(limit).execute(&mut *tx).await?.rows_affected();
+        }
+        let [messages, tickets] = deleted;
         let sessions = sqlx::query(
             "DELETE FROM sessions WHERE id IN \
              (SELECT s.id FROM sessions s WHERE s.created_at < $1 \

@@ -138,3 +138,40 @@ impl TestServer {
         self.task.await.unwrap()
     }
 }
+
+/// Runs `statements` in one transaction, straight on the database (not through the API under test).
+pub async fn sql_execute(url: &str, statements: &[String]) {
+    macro_rules! run {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.unwrap();
+            let mut tx = pool.begin().await.unwrap();
+            for s in statements {
+                sqlx::query(s).execute(&mut *tx).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            pool.close().await;
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        run!(sqlx::SqlitePool)
+    } else {
+        run!(sqlx::PgPool)
+    }
+}
+
+/// The count a `SELECT COUNT(*) …` answers, straight from the database.
+pub async fn sql_count(url: &str, sql: &str) -> i64 {
+    macro_rules! count {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(url).await.unwrap();
+            let n: (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
+            pool.close().await;
+            n.0
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        count!(sqlx::SqlitePool)
+    } else {
+        count!(sqlx::PgPool)
+    }
+}

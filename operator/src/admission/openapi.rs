@@ -12,33 +12,26 @@ pub fn violations(schema: &Value, value: &Value, path: &str) -> Vec<String> {
 }
 
 fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+    // The server's words for a value of the wrong type.
+    let wrong_type = |expected: &str| {
+        let actual = type_name(value);
+        format!("{path}: Invalid value: \"{actual}\": {path} in body must be of type {expected}: \"{actual}\"")
+    };
     if value.is_null() {
-        if schema["nullable"] != true {
-            if let Some(expected) = schema["type"].as_str() {
-                out.push(format!(
-                    "{path}: Invalid value: \"null\": {path} in body must be of type {expected}: \"null\""
-                ));
-            }
+        if let Some(expected) = schema["type"].as_str().filter(|_| schema["nullable"] != true) {
+            out.push(wrong_type(expected));
         }
         return;
     }
     if schema["x-kubernetes-int-or-string"] == true {
         if !(value.is_string() || value.is_i64() || value.is_u64()) {
-            out.push(format!(
-                "{path}: Invalid value: \"{}\": {path} in body must be of type integer or string: \"{}\"",
-                type_name(value),
-                type_name(value)
-            ));
+            out.push(wrong_type("integer or string"));
         }
         return;
     }
     if let Some(expected) = schema["type"].as_str() {
         if !has_type(value, expected) {
-            out.push(format!(
-                "{path}: Invalid value: \"{}\": {path} in body must be of type {expected}: \"{}\"",
-                type_name(value),
-                type_name(value)
-            ));
+            out.push(wrong_type(expected));
             return;
         }
     }
