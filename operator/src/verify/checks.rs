@@ -44,6 +44,30 @@ pub struct Subject {
     pub job: String,
 }
 
+/// The longest condition message a check gives (the API server allows 32768 characters; a person reads far fewer).
+pub const MAX_MESSAGE: usize = 1024;
+/// How many items of a list a message names, and how long each may be.
+const LISTED: usize = 3;
+const ITEM_CHARS: usize = 200;
+
+/// `items` joined with "; ", the first few only and each cut short: Prometheus' answers (errors of many targets or
+/// rules, or a hostile server's) must not make a condition message without bound.
+fn listed(items: &[String]) -> String {
+    let mut parts: Vec<String> = items.iter().take(LISTED).map(|i| cut(i, ITEM_CHARS)).collect();
+    if items.len() > LISTED {
+        parts.push(format!("and {} more", items.len() - LISTED));
+    }
+    cut(&parts.join("; "), MAX_MESSAGE - 100)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(max - 1).collect();
+    format!("{kept}…")
+}
+
 /// `/api/v1/targets`: the chatbot's targets (by job and namespace), "N/M up" and the last error of a down one.
 pub fn scraped(targets: &Value, s: &Subject) -> Check {
     let ours: Vec<&Value> = targets["activeTargets"]
@@ -91,7 +115,7 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
             name: status::SCRAPED,
             ok: false,
             reason: reason::TARGET_DOWN,
-            message: format!("{up}/{n} up; {}", down.join("; ")),
+            message: format!("{up}/{n} up; {}", listed(&down)),
         },
     }
 }
@@ -147,7 +171,7 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
                 "{}/{} rule groups loaded; missing: {}",
                 found.len(),
                 expected_groups.len(),
-                missing.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ")
+                listed(&missing.iter().map(|m| m.to_string()).collect::<Vec<_>>())
             ),
         }
     } else if !unhealthy.is_empty() {
@@ -156,7 +180,7 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
             name: status::RULES_LOADED,
             ok: false,
             reason: reason::RULE_UNHEALTHY,
-            message: unhealthy.join("; "),
+            message: listed(&unhealthy),
         }
     } else {
         Check {
@@ -329,7 +353,7 @@ pub fn dashboard_metrics(selectors: &[Selector], exposed: &BTreeMap<String, BTre
             name: status::DASHBOARD_METRICS_PRESENT,
             ok: false,
             reason: reason::METRICS_MISSING,
-            message: problems.into_iter().collect::<Vec<_>>().join("; "),
+            message: listed(&problems.into_iter().collect::<Vec<_>>()),
         }
     }
 }
@@ -349,6 +373,38 @@ mod tests {
             namespace: "shop".into(),
             job: "sav".into(),
         }
+    }
+
+    /// What Prometheus says goes into a condition message: 200 replicas down with long errors (or a hostile answer)
+    /// must still give a message a person reads, far under the API server's 32768-character limit.
+    #[test]
+    fn messages_stay_short_whatever_prometheus_answers() {
+        let long = "e".repeat(5000);
+        let targets: Vec<Value> = (0..200)
+            .map(|i| {
+                json!({"labels": {"namespace": "shop", "job": "sav"}, "health": "down",
+                       "scrapeUrl": format!("http://10.0.0.{i}:8081/metrics"), "lastError": long})
+            })
+            .collect();
+        let check = scraped(&json!({ "activeTargets": targets }), &subject());
+        assert_eq!(check.reason, "TargetDown");
+        assert!(check.message.chars().count() <= MAX_MESSAGE, "{}", check.message.len());
+        assert!(
+            check
+                .message
+                .starts_with("0/200 up; http://10.0.0.0:8081/metrics is down: eee"),
+            "{}",
+            check.message
+        );
+        assert!(check.message.ends_with("and 197 more"), "{}", check.message);
+
+        let rules: Vec<Value> = (0..500)
+            .map(|i| json!({"name": format!("R{i}"), "health": "err", "lastError": long}))
+            .collect();
+        let answer = json!({"groups": [{"name": "g", "file": "x.yaml", "rules": rules}]});
+        let (check, _) = rules_loaded(&answer, &subject(), &["g".to_owned()]);
+        assert_eq!(check.reason, "RuleUnhealthy");
+        assert!(check.message.chars().count() <= MAX_MESSAGE, "{}", check.message.len());
     }
 
     #[test]

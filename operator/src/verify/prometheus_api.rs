@@ -51,18 +51,53 @@ impl PrometheusApi {
                 error: cause(&e),
             })?;
         let status = response.status().as_u16();
-        let body = response.text().await.unwrap_or_default();
-        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if status == 200 && v["status"] == "success" {
-            Ok(v["data"].clone())
-        } else {
-            Err(ApiError::Refused {
-                url: self.base.clone(),
-                path: path.to_owned(),
-                status,
-                error: explanation(&body),
-            })
+        let body = self.bounded_body(response, path).await?;
+        read_answer(&self.base, path, status, &String::from_utf8_lossy(&body))
+    }
+
+    /// The body, refused past MAX_ANSWER_BYTES: the URL may be any server (`spec.monitoring.prometheus.url`), and
+    /// one that streams without end must not take the operator's memory with it.
+    async fn bounded_body(&self, mut response: reqwest::Response, path: &str) -> Result<Vec<u8>, ApiError> {
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
+                    return Err(ApiError::Refused {
+                        url: self.base.clone(),
+                        path: path.to_owned(),
+                        status: response.status().as_u16(),
+                        error: format!("the answer is larger than {} MiB", MAX_ANSWER_BYTES >> 20),
+                    });
+                }
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(ApiError::Unreachable {
+                        url: self.base.clone(),
+                        error: cause(&e),
+                    });
+                }
+            }
         }
+    }
+}
+
+/// The largest answer read from Prometheus: a cluster's active targets or rules are a few MiB at most.
+pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// The `data` of Prometheus' answer to `GET /api/v1/<path>` (HTTP `status`, `body`), or why it is not one: any body
+/// a server sends, however malformed, is one or the other (fuzzed: `fuzz/fuzz_targets/prometheus_answers.rs`).
+pub fn read_answer(base: &str, path: &str, status: u16, body: &str) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    if status == 200 && v["status"] == "success" {
+        Ok(v["data"].clone())
+    } else {
+        Err(ApiError::Refused {
+            url: base.to_owned(),
+            path: path.to_owned(),
+            status,
+            error: explanation(body),
+        })
     }
 }
 
@@ -128,6 +163,46 @@ mod tests {
             "{e}"
         );
         assert!(e.len() < 200, "{e}");
+    }
+
+    /// A "Prometheus" that streams without end (any URL can be named in a spec) is refused past the bound, and the
+    /// operator's memory stays bounded.
+    #[tokio::test]
+    async fn an_endless_answer_is_refused_past_the_bound() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n";
+            socket.write_all(head.as_bytes()).await.unwrap();
+            let chunk = vec![b' '; 1 << 20];
+            // Until the client hangs up.
+            while socket.write_all(&chunk).await.is_ok() {}
+        });
+        let api = PrometheusApi::new(&base, Duration::from_secs(30));
+        let e = api.get("targets", &[]).await.unwrap_err().to_string();
+        assert!(e.ends_with("the answer is larger than 64 MiB"), "{e}");
+    }
+
+    #[test]
+    fn any_answer_is_data_or_a_refusal() {
+        let ok = read_answer("http://p", "rules", 200, r#"{"status":"success","data":{"groups":[]}}"#).unwrap();
+        assert_eq!(ok, serde_json::json!({"groups": []}));
+        for (status, body) in [
+            (200, "not json"),
+            (200, r#"{"status":"error"}"#),
+            (503, ""),
+            (200, "\u{0}"),
+        ] {
+            let e = read_answer("http://p", "rules", status, body).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("Prometheus at http://p answered HTTP {status}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
