@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, PodStatus, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
@@ -132,6 +133,7 @@ pub struct Caches {
     pub deployments: Slot<Deployment>,
     pub services: Slot<Service>,
     pub config_maps: Slot<ConfigMap>,
+    pub network_policies: Slot<NetworkPolicy>,
     pub service_monitors: Slot<ServiceMonitor>,
     pub prometheus_rules: Slot<PrometheusRule>,
     pub prometheuses: Slot<Prometheus>,
@@ -176,6 +178,12 @@ impl Cached for ConfigMap {
         for value in self.data.iter_mut().flat_map(|d| d.values_mut()) {
             *value = format!("hash:{}", last_applied::hash(value));
         }
+    }
+}
+
+impl Cached for NetworkPolicy {
+    fn slot(caches: &Caches) -> &Slot<Self> {
+        &caches.network_policies
     }
 }
 

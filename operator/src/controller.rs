@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Config as ControllerConfig, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -156,6 +157,7 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
         .owns_stream(children(scope.api::<Deployment>(&client), "Deployment", &ctx))
         .owns_stream(children(scope.api::<Service>(&client), "Service", &ctx))
         .owns_stream(children(scope.api::<ConfigMap>(&client), "ConfigMap", &ctx))
+        .owns_stream(children(scope.api::<NetworkPolicy>(&client), "NetworkPolicy", &ctx))
         .watches_stream(pods(scope.api::<Pod>(&client), &ctx), |pod| {
             let namespace = pod.namespace()?;
             let instance = pod.labels().get(INSTANCE_LABEL)?;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, PodSecurityContext, ResourceRequirements, SecurityContext};
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -92,6 +93,9 @@ pub struct ChatbotMonitoringSpec {
     /// The Grafana dashboards (ConfigMaps for the Grafana dashboard sidecar).
     #[serde(default)]
     pub dashboards: DashboardsSpec,
+    /// Who may reach the chatbot's two ports (a NetworkPolicy).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 }
 
 /// The chatbot Deployment.
@@ -555,6 +559,36 @@ impl Default for DashboardsSpec {
     }
 }
 
+/// The chatbot's NetworkPolicy: its metrics port admits only the Prometheus that selects the resource, its API port
+/// only the sources named here. It takes effect where the cluster's network plugin enforces NetworkPolicies (Calico,
+/// Cilium and most others); elsewhere it is inert.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Render the NetworkPolicy.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Who may reach the API port (`/chat`, `/conversations`, `/tickets`). Absent: the pods of the resource's
+    /// namespace and of the ingress controller's namespaces (the operator's `--ingress-namespaces`, `ingress-nginx`
+    /// by default). An empty list admits no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_from: Option<Vec<NetworkPolicyPeer>>,
+    /// Who else may reach the metrics port, besides the pods of the Prometheus that selects the resource: a
+    /// Prometheus that the Prometheus Operator does not run, or an agent that scrapes for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec {
+            enabled: true,
+            api_from: None,
+            metrics_from: Vec::new(),
+        }
+    }
+}
+
 /// What the operator observed and did.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -563,7 +597,7 @@ pub struct ChatbotMonitoringStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, one per child kind (`DeploymentReady`, `ServiceReady`, `ServiceMonitorReady`,
-    /// `PrometheusRuleReady`, `DashboardsReady`), and `Selected`: does the expected Prometheus select them.
+    /// `PrometheusRuleReady`, `NetworkPolicyReady`, `DashboardsReady`), and `Selected`: does the expected Prometheus select them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -609,6 +643,9 @@ pub struct Children {
     /// The dashboard ConfigMaps, one per dashboard.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dashboards: Vec<String>,
+    /// The NetworkPolicy, when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_policy: Option<String>,
 }
 
 /// The CRD as YAML, as `chatbot-operator crd` prints it and `crds/` stores it.

@@ -76,6 +76,14 @@ enum Command {
         /// Image used when the resource sets none.
         #[arg(long, env = "CHATBOT_IMAGE")]
         default_image: Option<String>,
+        /// The ingress controller's namespaces, admitted to the API port unless spec.networkPolicy.apiFrom is set.
+        #[arg(
+            long,
+            env = "INGRESS_NAMESPACES",
+            value_delimiter = ',',
+            default_value = "ingress-nginx"
+        )]
+        ingress_namespaces: Vec<String>,
         /// Instead of the children, write into DIR a prometheus.yml and rules.yml equivalent to what the Prometheus
         /// Operator makes of them, scraping --target: a real Prometheus without a cluster.
         #[arg(long, value_name = "DIR", requires = "target")]
@@ -119,6 +127,15 @@ struct RunArgs {
     /// Chatbot image for resources that set none.
     #[arg(long, env = "CHATBOT_IMAGE")]
     default_image: Option<String>,
+    /// The ingress controller's namespaces (comma-separated), whose pods each resource's NetworkPolicy admits to the
+    /// API port unless its spec.networkPolicy.apiFrom says otherwise.
+    #[arg(
+        long,
+        env = "INGRESS_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "ingress-nginx"
+    )]
+    ingress_namespaces: Vec<String>,
     /// Compete for a Lease so that only one replica reconciles.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -161,11 +178,12 @@ fn main() -> ExitCode {
             file,
             namespace,
             default_image,
+            ingress_namespaces,
             local_prometheus,
             target,
             scrape_interval,
             tests,
-        } => render_file(&file, &namespace, default_image).and_then(|(cbm, desired)| {
+        } => render_file(&file, &namespace, default_image, ingress_namespaces).and_then(|(cbm, desired)| {
             if let Some(dir) = tests {
                 write_promtool_tests(&dir, &cbm, &desired)?;
             }
@@ -227,7 +245,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(kubernetes = %version.git_version, "connected");
     ready.store(true, Ordering::Relaxed);
 
-    let mut options = RenderOptions::default();
+    let mut options = RenderOptions {
+        ingress_namespaces: non_empty(args.ingress_namespaces),
+        ..RenderOptions::default()
+    };
     if let Some(image) = args.default_image {
         options.default_image = image;
     }
@@ -297,7 +318,7 @@ async fn verify_file(
     output: Output,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let (_, desired) = render_file(file, namespace, None)?;
+    let (_, desired) = render_file(file, namespace, None, Vec::new())?;
     let api = verify::prometheus_api::PrometheusApi::new(prometheus_url, timeout);
     let report = verify::run::verify(&desired, &api).await;
     match output {
@@ -315,10 +336,20 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing reconciles in flight");
 }
 
+/// `--ingress-namespaces ""` means none: clap reads it as one empty name.
+fn non_empty(names: Vec<String>) -> Vec<String> {
+    names
+        .into_iter()
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| n.trim().to_owned())
+        .collect()
+}
+
 fn render_file(
     file: &Path,
     namespace: &str,
     default_image: Option<String>,
+    ingress_namespaces: Vec<String>,
 ) -> anyhow::Result<(ChatbotMonitoring, Desired)> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
@@ -341,7 +372,10 @@ fn render_file(
     if cbm.metadata.namespace.is_none() {
         cbm.metadata.namespace = Some(namespace.to_owned());
     }
-    let mut options = RenderOptions::default();
+    let mut options = RenderOptions {
+        ingress_namespaces: non_empty(ingress_namespaces),
+        ..RenderOptions::default()
+    };
     if let Some(image) = default_image {
         options.default_image = image;
     }

@@ -44,6 +44,11 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
         verbs: REMOVABLE,
     },
     Permission {
+        group: "networking.k8s.io",
+        resource: "networkpolicies",
+        verbs: REMOVABLE,
+    },
+    Permission {
         group: crate::prometheus_operator::GROUP,
         resource: "servicemonitors",
         verbs: REMOVABLE,

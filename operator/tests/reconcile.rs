@@ -26,6 +26,7 @@ const SERVICE: &str = "/api/v1/namespaces/default/services/chatbot";
 const SERVICE_MONITOR: &str = "/apis/monitoring.coreos.com/v1/namespaces/default/servicemonitors/chatbot";
 const PROMETHEUS_RULE: &str = "/apis/monitoring.coreos.com/v1/namespaces/default/prometheusrules/chatbot";
 const DASHBOARD: &str = "/api/v1/namespaces/default/configmaps/chatbot-dashboard-overview";
+const NETWORK_POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/chatbot";
 const DISCOVERY: &str = "/apis/monitoring.coreos.com/v1";
 const PROMETHEUSES: &str = "/apis/monitoring.coreos.com/v1/prometheuses";
 const NAMESPACE: &str = "/api/v1/namespaces/default";
@@ -118,6 +119,8 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("PATCH", SERVICE_MONITOR),
             ("GET", PROMETHEUS_RULE),
             ("PATCH", PROMETHEUS_RULE),
+            ("GET", NETWORK_POLICY),
+            ("PATCH", NETWORK_POLICY),
             ("GET", DASHBOARD),
             ("PATCH", DASHBOARD),
             ("PATCH", &format!("{CBM}/status")),
@@ -128,7 +131,7 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
     // Every write is a server-side apply by one field manager, forced (the fake also refuses any other patch type).
     let state = fake.state();
     let patches: Vec<_> = state.calls.iter().filter(|c| c.method == Method::PATCH).collect();
-    assert_eq!(patches.len(), 6);
+    assert_eq!(patches.len(), 7);
     for call in patches {
         assert!(
             call.query.contains("fieldManager=chatbot-operator") && call.query.contains("force=true"),
@@ -146,6 +149,7 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
         "ServiceMonitorReady",
         "PrometheusRuleReady",
         "Selected",
+        "NetworkPolicyReady",
         "DashboardsReady",
     ] {
         assert_eq!(condition(&cbm, c).0, "True", "{c}");
@@ -160,7 +164,25 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
     assert_eq!(children.deployment.as_deref(), Some("chatbot"));
     assert_eq!(children.dashboards, ["chatbot-dashboard-overview"]);
     // Owned by the resource, so deleting it deletes them (the API server's garbage collector).
-    for path in [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD] {
+    // The metrics port admits the pods of the Prometheus found to select the resource, and no one else.
+    let np = fake.get(NETWORK_POLICY).unwrap();
+    let metrics = &np["spec"]["ingress"][1];
+    assert_eq!(metrics["ports"], json!([{"port": 8081, "protocol": "TCP"}]));
+    assert_eq!(
+        metrics["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus",
+                                                "operator.prometheus.io/name": "kps"}}}])
+    );
+    assert_eq!(children.network_policy.as_deref(), Some("chatbot"));
+    for path in [
+        DEPLOYMENT,
+        SERVICE,
+        SERVICE_MONITOR,
+        PROMETHEUS_RULE,
+        NETWORK_POLICY,
+        DASHBOARD,
+    ] {
         let owner = &fake.get(path).unwrap()["metadata"]["ownerReferences"][0];
         assert_eq!(owner["uid"], "5e1f7a2c-0000-4000-8000-000000000001", "{path}");
         assert_eq!(owner["controller"], true, "{path}");
@@ -184,20 +206,36 @@ async fn an_unchanged_resource_is_only_read() {
     let cbm = stored(&fake, &resource(json!({})));
     run(&ctx, &cbm).await.unwrap();
     fake.take_calls();
-    let versions: Vec<String> = [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD, CBM]
-        .iter()
-        .map(|p| resource_version(&fake, p))
-        .collect();
+    let versions: Vec<String> = [
+        DEPLOYMENT,
+        SERVICE,
+        SERVICE_MONITOR,
+        PROMETHEUS_RULE,
+        NETWORK_POLICY,
+        DASHBOARD,
+        CBM,
+    ]
+    .iter()
+    .map(|p| resource_version(&fake, p))
+    .collect();
 
     let cbm = reread(&fake);
     run(&ctx, &cbm).await.unwrap();
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
-    assert_eq!(calls.len(), 8, "{calls:?}");
-    let after: Vec<String> = [DEPLOYMENT, SERVICE, SERVICE_MONITOR, PROMETHEUS_RULE, DASHBOARD, CBM]
-        .iter()
-        .map(|p| resource_version(&fake, p))
-        .collect();
+    assert_eq!(calls.len(), 9, "{calls:?}");
+    let after: Vec<String> = [
+        DEPLOYMENT,
+        SERVICE,
+        SERVICE_MONITOR,
+        PROMETHEUS_RULE,
+        NETWORK_POLICY,
+        DASHBOARD,
+        CBM,
+    ]
+    .iter()
+    .map(|p| resource_version(&fake, p))
+    .collect();
     assert_eq!(after, versions, "no resourceVersion changes");
     assert_eq!(fake.state().events.len(), 2, "no new event");
 }
@@ -506,6 +544,7 @@ async fn switching_a_part_off_removes_the_child_it_owned() {
     let mut cbm = reread(&fake);
     cbm.spec.alerts.enabled = false;
     cbm.spec.dashboards.enabled = false;
+    cbm.spec.network_policy.enabled = false;
     cbm.metadata.generation = Some(2);
     let cbm = stored(&fake, &cbm);
     run(&ctx, &cbm).await.unwrap();
@@ -518,11 +557,17 @@ async fn switching_a_part_off_removes_the_child_it_owned() {
         writes,
         lines(&[
             ("DELETE", PROMETHEUS_RULE),
+            ("DELETE", NETWORK_POLICY),
             ("DELETE", DASHBOARD),
             ("PATCH", &format!("{CBM}/status"))
         ])
     );
     assert!(fake.get(PROMETHEUS_RULE).is_none() && fake.get(DASHBOARD).is_none());
+    assert!(fake.get(NETWORK_POLICY).is_none());
+    assert_eq!(
+        condition(&reread(&fake), "NetworkPolicyReady"),
+        ("False".into(), "Disabled".into())
+    );
     let cbm = reread(&fake);
     assert_eq!(
         condition(&cbm, "PrometheusRuleReady"),
@@ -810,7 +855,35 @@ async fn mode_none_checks_nothing() {
         condition(&reread(&fake), "Selected"),
         ("False".into(), "Disabled".into())
     );
+    // No Prometheus is known to scrape the chatbot, so the NetworkPolicy would let none reach /metrics: said, not
+    // hidden.
+    assert_eq!(
+        condition(&reread(&fake), "NetworkPolicyReady"),
+        ("False".into(), "NoScraperAdmitted".into())
+    );
+    assert_eq!(condition(&reread(&fake), "Ready").0, "False");
+
+    // Naming who scrapes (or switching the NetworkPolicy off) settles it.
+    let mut cbm = reread(&fake);
+    cbm.spec.network_policy.metrics_from = vec![
+        serde_json::from_value(json!(
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "victoria-metrics"}}}
+        ))
+        .unwrap(),
+    ];
+    cbm.metadata.generation = Some(2);
+    let cbm = stored(&fake, &cbm);
+    run(&ctx, &cbm).await.unwrap();
+    assert_eq!(
+        condition(&reread(&fake), "NetworkPolicyReady"),
+        ("True".into(), "Applied".into())
+    );
     assert_eq!(condition(&reread(&fake), "Ready").0, "True");
+    let np = fake.get(NETWORK_POLICY).unwrap();
+    assert_eq!(
+        np["spec"]["ingress"][1]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "victoria-metrics"
+    );
 }
 
 #[tokio::test]

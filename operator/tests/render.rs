@@ -69,6 +69,7 @@ fn children_are_the_expected_kinds_and_names() {
         ("Service", "sav"),
         ("ServiceMonitor", "sav"),
         ("PrometheusRule", "sav"),
+        ("NetworkPolicy", "sav"),
         ("ConfigMap", "sav-dashboard-overview"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
@@ -83,7 +84,9 @@ fn core_kinds_and_the_crd_pass_kubernetes_validate_strict() {
     for name in ["minimal", "full"] {
         let core: Vec<String> = docs(&render_example(&format!("{name}.yaml")))
             .into_iter()
-            .filter(|d| d["apiVersion"] == "v1" || d["apiVersion"] == "apps/v1")
+            .filter(|d| {
+                ["v1", "apps/v1", "networking.k8s.io/v1"].contains(&d["apiVersion"].as_str().unwrap_or_default())
+            })
             .map(|d| serde_yaml::to_string(&d).unwrap())
             .collect();
         let path = dir.path().join(format!("{name}.yaml"));
@@ -108,8 +111,8 @@ fn core_kinds_and_the_crd_pass_kubernetes_validate_strict() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    // 1 CRD + 3 core objects per example.
-    assert_eq!(text.matches(" passed for resource ").count(), 7, "{text}");
+    // 1 CRD + 4 core objects per example (Deployment, Service, NetworkPolicy, dashboard ConfigMap).
+    assert_eq!(text.matches(" passed for resource ").count(), 9, "{text}");
 }
 
 /// prometheus-operator v0.93's real CRDs, as a cluster with it installed would enforce them.
@@ -366,8 +369,119 @@ fn disabled_parts_render_nothing() {
     cbm.spec.monitoring.enabled = false;
     cbm.spec.alerts.enabled = false;
     cbm.spec.dashboards.enabled = false;
+    cbm.spec.network_policy.enabled = false;
     let d = render(&cbm, &RenderOptions::default()).unwrap();
     assert!(d.service_monitor.is_none() && d.prometheus_rule.is_none() && d.dashboards.is_empty());
+    assert!(d.network_policy.is_none());
+}
+
+/// The ingress rules of a rendered NetworkPolicy, as (port, peers) pairs.
+fn ingress_rules(np: &k8s_openapi::api::networking::v1::NetworkPolicy) -> Vec<(i32, Value)> {
+    let spec = np.spec.as_ref().unwrap();
+    assert_eq!(spec.policy_types, Some(vec!["Ingress".to_owned()]));
+    spec.ingress
+        .iter()
+        .flatten()
+        .map(|rule| {
+            let ports = rule.ports.as_ref().unwrap();
+            assert_eq!(ports.len(), 1);
+            let port = match ports[0].port.as_ref().unwrap() {
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => *p,
+                other => panic!("port by name: {other:?}"),
+            };
+            (port, serde_json::to_value(rule.from.as_ref().unwrap()).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn the_network_policy_admits_the_namespace_and_the_ingress_controller_to_the_api_only() {
+    let cbm = example("minimal.yaml");
+    let d = render(&cbm, &RenderOptions::default()).unwrap();
+    let np = d.network_policy.unwrap();
+    // The chatbot's pods, by the Deployment's own selector.
+    assert_eq!(
+        np.spec.as_ref().unwrap().pod_selector.as_ref().unwrap().match_labels,
+        d.deployment.spec.selector.match_labels
+    );
+    // No Prometheus is known without a cluster in auto mode: the metrics port gets no rule, which admits no one
+    // (a rule with an empty `from` would admit everyone).
+    assert_eq!(
+        ingress_rules(&np),
+        vec![(
+            8000,
+            json!([
+                {"podSelector": {}},
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+            ])
+        )]
+    );
+    let options = RenderOptions {
+        ingress_namespaces: vec!["traefik".into(), "haproxy".into()],
+        ..RenderOptions::default()
+    };
+    let np = render(&cbm, &options).unwrap().network_policy.unwrap();
+    let api = &ingress_rules(&np)[0].1;
+    assert_eq!(api.as_array().unwrap().len(), 3);
+    assert_eq!(
+        api[2]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "haproxy"
+    );
+}
+
+#[test]
+fn the_metrics_port_admits_the_selecting_prometheus_pods_and_the_named_sources() {
+    use chatbot_operator::render::{network_policy_for, scrapers};
+    use chatbot_operator::selection::verdict::PrometheusRef;
+    let mut cbm = example("full.yaml");
+    let kps = PrometheusRef {
+        namespace: "monitoring".into(),
+        name: "kps".into(),
+    };
+    let np = network_policy_for(
+        &cbm,
+        &RenderOptions::default(),
+        &scrapers(&cbm, std::slice::from_ref(&kps)),
+    )
+    .unwrap()
+    .unwrap();
+    let rules = ingress_rules(&np);
+    assert_eq!(rules.len(), 2);
+    // The API: exactly the resource's apiFrom, not the operator's defaults.
+    assert_eq!(rules[0].0, 8000);
+    assert_eq!(
+        rules[0].1,
+        serde_json::to_value(cbm.spec.network_policy.api_from.clone().unwrap()).unwrap()
+    );
+    // The metrics port: the Prometheus pods the Prometheus Operator labels with its name, then metricsFrom.
+    assert_eq!(rules[1].0, cbm.spec.chatbot.metrics_port);
+    assert_eq!(
+        rules[1].1[0],
+        json!({
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus", "operator.prometheus.io/name": "kps"}}
+        })
+    );
+    assert_eq!(
+        rules[1].1[1]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "opentelemetry-collector"
+    );
+
+    // A referenced Prometheus is admitted without a cluster, and only once when it also selects the resource.
+    cbm.spec.monitoring.prometheus.mode = chatbot_operator::crd::SelectionMode::Reference;
+    cbm.spec.monitoring.prometheus.namespace = Some("monitoring".into());
+    cbm.spec.monitoring.prometheus.name = Some("kps".into());
+    assert_eq!(scrapers(&cbm, std::slice::from_ref(&kps)), vec![kps.clone()]);
+    let np = render(&cbm, &RenderOptions::default()).unwrap().network_policy.unwrap();
+    assert_eq!(ingress_rules(&np)[1].1.as_array().unwrap().len(), 2);
+
+    // An empty apiFrom admits no one: no rule for the port, never a rule with an empty `from`.
+    cbm.spec.network_policy.api_from = Some(Vec::new());
+    cbm.spec.network_policy.metrics_from.clear();
+    let np = render(&cbm, &RenderOptions::default()).unwrap().network_policy.unwrap();
+    let rules = ingress_rules(&np);
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].0, cbm.spec.chatbot.metrics_port);
 }
 
 #[test]
@@ -389,6 +503,7 @@ fn children_are_owned_by_the_resource_when_it_has_a_uid() {
         &d.service_monitor.as_ref().unwrap().metadata,
         &d.prometheus_rule.as_ref().unwrap().metadata,
         &d.dashboards[0].metadata,
+        &d.network_policy.as_ref().unwrap().metadata,
     ];
     for m in metas {
         let owners = m.owner_references.as_ref().unwrap();

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::core::object::HasStatus;
 use kube::{Api, ResourceExt};
@@ -114,6 +115,23 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
         Some(Some((added, verdict))) => parts::selected(verdict, &added, &port_problems, &opinions),
     };
     observed.parts.push((status::SELECTED, selected));
+
+    // The metrics port admits the Prometheus servers just found to select the resource.
+    let scrapers = render::scrapers(cbm, &chosen);
+    desired.network_policy = render::network_policy_for(cbm, &ctx.options, &scrapers)?;
+    let part = match &desired.network_policy {
+        None => {
+            remove_owned::<NetworkPolicy>(ctx, &name, cbm).await?;
+            Part::Disabled
+        }
+        Some(np) => {
+            ensure(ctx, np).await?;
+            children.network_policy = np.metadata.name.clone();
+            let (api, metrics) = render::network_policy::admitted(&cbm.spec, &ctx.options);
+            parts::network_policy(&scrapers, metrics, api)
+        }
+    };
+    observed.parts.push((status::NETWORK_POLICY_READY, part));
 
     let part = if desired.dashboards.is_empty() {
         for (id, _) in render::DASHBOARDS {

@@ -3,7 +3,7 @@
 use crate::render;
 use crate::selection::label_selector::Labels;
 use crate::selection::operator_opinion::Opinion;
-use crate::selection::verdict::{Verdict, joined};
+use crate::selection::verdict::{PrometheusRef, Verdict, joined};
 use crate::status::pods::PodProblem;
 use crate::status::{Part, reason};
 
@@ -52,6 +52,34 @@ pub fn dashboards(config_maps: usize) -> Part {
     Part::Ready {
         reason: reason::APPLIED,
         message: format!("{config_maps} dashboard ConfigMap(s) for the Grafana sidecar"),
+    }
+}
+
+/// The NetworkPolicy: which Prometheus servers its metrics port admits (`scrapers`), and how many other sources each
+/// port admits. A metrics port that admits no one is a failure: nothing can scrape the chatbot.
+pub fn network_policy(scrapers: &[PrometheusRef], other_metrics_sources: usize, api_sources: usize) -> Part {
+    let api = format!("the API port admits {api_sources} source(s)");
+    if scrapers.is_empty() && other_metrics_sources == 0 {
+        return Part::Failed {
+            reason: reason::NO_SCRAPER_ADMITTED,
+            message: format!(
+                "no Prometheus is known to select this resource and networkPolicy.metricsFrom is empty, so the \
+                 metrics port admits no one; {api}"
+            ),
+        };
+    }
+    let mut metrics = Vec::new();
+    if !scrapers.is_empty() {
+        metrics.push(format!("the pods of Prometheus {}", joined(scrapers)));
+    }
+    if other_metrics_sources > 0 {
+        metrics.push(format!(
+            "{other_metrics_sources} source(s) of networkPolicy.metricsFrom"
+        ));
+    }
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!("the metrics port admits {}; {api}", metrics.join(" and ")),
     }
 }
 
@@ -179,6 +207,34 @@ mod tests {
             Part::Failed { reason: "Rejected", .. }
         ));
         assert_eq!(selected(Verdict::NotChecked, &added, &[], &[]), Part::Disabled);
+    }
+
+    #[test]
+    fn the_network_policy_says_who_may_scrape_and_fails_when_no_one_may() {
+        let kps = PrometheusRef {
+            namespace: "monitoring".into(),
+            name: "kps".into(),
+        };
+        assert_eq!(
+            network_policy(std::slice::from_ref(&kps), 1, 2),
+            Part::Ready {
+                reason: "Applied",
+                message: "the metrics port admits the pods of Prometheus monitoring/kps and 1 source(s) of \
+                          networkPolicy.metricsFrom; the API port admits 2 source(s)"
+                    .into()
+            }
+        );
+        assert!(matches!(
+            network_policy(&[], 1, 0),
+            Part::Ready { message, .. } if message.starts_with("the metrics port admits 1 source(s)")
+        ));
+        assert!(matches!(
+            network_policy(&[], 0, 2),
+            Part::Failed {
+                reason: "NoScraperAdmitted",
+                ..
+            }
+        ));
     }
 
     #[test]

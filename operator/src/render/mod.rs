@@ -4,6 +4,7 @@
 mod dashboards;
 mod deployment;
 pub mod local_prometheus;
+pub mod network_policy;
 mod prometheus_rule;
 pub mod promtool_tests;
 mod service;
@@ -14,11 +15,13 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::crd::ChatbotMonitoring;
+use crate::crd::{ChatbotMonitoring, SelectionMode};
 use crate::prometheus_operator::{PrometheusRule, ServiceMonitor};
+use crate::selection::verdict::PrometheusRef;
 
 pub use dashboards::{DASHBOARDS, dashboard_uid};
 pub use prometheus_rule::alert_names;
@@ -33,12 +36,16 @@ pub const INSTANCE_LABEL: &str = "app.kubernetes.io/instance";
 pub struct RenderOptions {
     /// Image used when `spec.chatbot.image` is empty.
     pub default_image: String,
+    /// The ingress controller's namespaces, whose pods the NetworkPolicy admits to the API port unless
+    /// `spec.networkPolicy.apiFrom` says otherwise.
+    pub ingress_namespaces: Vec<String>,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
         RenderOptions {
             default_image: format!("ghcr.io/chatbot-sav/chatbot:{}", env!("CARGO_PKG_VERSION")),
+            ingress_namespaces: vec!["ingress-nginx".into()],
         }
     }
 }
@@ -51,6 +58,7 @@ pub struct Desired {
     pub service_monitor: Option<ServiceMonitor>,
     pub prometheus_rule: Option<PrometheusRule>,
     pub dashboards: Vec<ConfigMap>,
+    pub network_policy: Option<NetworkPolicy>,
 }
 
 /// A resource that cannot be rendered; the reconciler reports it as a condition, `render` as an error message.
@@ -76,7 +84,48 @@ pub fn render(cbm: &ChatbotMonitoring, options: &RenderOptions) -> Result<Desire
         } else {
             Vec::new()
         },
+        network_policy: network_policy_for(cbm, options, &scrapers(cbm, &[]))?,
     })
+}
+
+/// The NetworkPolicy, its metrics port open to `scrapers` (see [`scrapers`]); `None` when the part is switched off.
+pub fn network_policy_for(
+    cbm: &ChatbotMonitoring,
+    options: &RenderOptions,
+    scrapers: &[PrometheusRef],
+) -> Result<Option<NetworkPolicy>, RenderError> {
+    let ctx = Context::new(cbm)?;
+    Ok(cbm
+        .spec
+        .network_policy
+        .enabled
+        .then(|| network_policy::render(&ctx, &cbm.spec, options, scrapers)))
+}
+
+/// The Prometheus servers whose pods may scrape the chatbot: the one the resource references, if any, and those
+/// found to select it (`selecting`: the reconciler knows them after selection, `render` alone does not).
+pub fn scrapers(cbm: &ChatbotMonitoring, selecting: &[PrometheusRef]) -> Vec<PrometheusRef> {
+    let mut all = referenced_prometheus(cbm);
+    for p in selecting {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    all
+}
+
+/// The Prometheus that `monitoring.prometheus` names in reference mode: the only one known without a cluster.
+fn referenced_prometheus(cbm: &ChatbotMonitoring) -> Vec<PrometheusRef> {
+    let p = &cbm.spec.monitoring.prometheus;
+    match (p.mode, &p.namespace, &p.name) {
+        (SelectionMode::Reference, Some(namespace), Some(name)) if cbm.spec.monitoring.enabled => {
+            vec![PrometheusRef {
+                namespace: namespace.clone(),
+                name: name.clone(),
+            }]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// What every child shares: names, labels, owner.
@@ -151,6 +200,9 @@ pub fn to_yaml_stream(desired: &Desired) -> Result<String, serde_yaml::Error> {
     }
     if let Some(pr) = &desired.prometheus_rule {
         docs.push(serde_yaml::to_string(pr)?);
+    }
+    if let Some(np) = &desired.network_policy {
+        docs.push(serde_yaml::to_string(np)?);
     }
     for cm in &desired.dashboards {
         docs.push(serde_yaml::to_string(cm)?);

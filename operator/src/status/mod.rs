@@ -13,6 +13,7 @@ pub const SERVICE_READY: &str = "ServiceReady";
 pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const PROMETHEUS_RULE_READY: &str = "PrometheusRuleReady";
 pub const DASHBOARDS_READY: &str = "DashboardsReady";
+pub const NETWORK_POLICY_READY: &str = "NetworkPolicyReady";
 pub const SELECTED: &str = "Selected";
 pub const SCRAPED: &str = "Scraped";
 pub const RULES_LOADED: &str = "RulesLoaded";

@@ -20,6 +20,7 @@ pub const AMBIGUOUS_PROMETHEUS: &str = "AmbiguousPrometheus";
 pub const LABEL_MISMATCH: &str = "LabelMismatch";
 pub const NAMESPACE_NOT_SELECTED: &str = "NamespaceNotSelected";
 pub const PORT_NAME_MISMATCH: &str = "PortNameMismatch";
+pub const NO_SCRAPER_ADMITTED: &str = "NoScraperAdmitted";
 pub const REJECTED: &str = "Rejected";
 pub const BINDING_DISAGREEMENT: &str = "BindingDisagreement";
 
@@ -52,6 +53,7 @@ pub const OF_MONITORING: &[(&str, &[&str])] = &[
             BINDING_DISAGREEMENT,
         ],
     ),
+    (super::NETWORK_POLICY_READY, &[APPLIED, NO_SCRAPER_ADMITTED, DISABLED]),
     (
         super::SCRAPED,
         &[TARGETS_UP, NO_TARGET, TARGET_DOWN, PROMETHEUS_UNAVAILABLE],

@@ -152,6 +152,16 @@ impl Env {
                     .insert("release".into(), "kps".into());
             }
         }
+        // The one Prometheus of the control plane selects the resource whenever it has a monitoring child to select.
+        let monitored = (desired.service_monitor.is_some() || desired.prometheus_rule.is_some())
+            && cbm.spec.monitoring.prometheus.mode != chatbot_operator::crd::SelectionMode::None;
+        let kps = chatbot_operator::selection::verdict::PrometheusRef {
+            namespace: "monitoring".into(),
+            name: "kps".into(),
+        };
+        let selecting = if monitored { vec![kps] } else { Vec::new() };
+        desired.network_policy =
+            render::network_policy_for(&cbm, &RenderOptions::default(), &render::scrapers(&cbm, &selecting)).unwrap();
         desired
     }
 
@@ -183,6 +193,7 @@ impl Env {
                 desired.dashboards.is_empty(),
                 format!("{name}-dashboard-overview"),
             ),
+            ("NetworkPolicy", desired.network_policy.is_none(), name.to_owned()),
         ]
         .into_iter()
         .filter(|(_, off, _)| *off)
@@ -273,6 +284,7 @@ pub fn children_of(desired: &Desired) -> Vec<(&'static str, Value)> {
     ];
     out.extend(desired.service_monitor.iter().map(|c| ("ServiceMonitor", with_hash(c))));
     out.extend(desired.prometheus_rule.iter().map(|c| ("PrometheusRule", with_hash(c))));
+    out.extend(desired.network_policy.iter().map(|c| ("NetworkPolicy", with_hash(c))));
     out.extend(desired.dashboards.iter().map(|c| ("ConfigMap", with_hash(c))));
     out
 }
@@ -281,6 +293,7 @@ pub fn resource_of(kind: &str) -> ApiResource {
     let gvk = match kind {
         "Deployment" => GroupVersionKind::gvk("apps", "v1", kind),
         "Service" | "ConfigMap" => GroupVersionKind::gvk("", "v1", kind),
+        "NetworkPolicy" => GroupVersionKind::gvk("networking.k8s.io", "v1", kind),
         _ => GroupVersionKind::gvk("monitoring.coreos.com", "v1", kind),
     };
     ApiResource::from_gvk(&gvk)

@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 const SETTLE: Duration = Duration::from_secs(60);
 
 /// Every child of a resource named `bot` with every part on.
-const CHILDREN: [(&str, &str); 5] = [
+const CHILDREN: [(&str, &str); 6] = [
     ("Deployment", "bot"),
     ("Service", "bot"),
     ("ServiceMonitor", "bot"),
     ("PrometheusRule", "bot"),
+    ("NetworkPolicy", "bot"),
     ("ConfigMap", "bot-dashboard-overview"),
 ];
 
@@ -44,7 +45,7 @@ async fn a_resource_with_an_empty_spec_gets_the_defaults_render_assumes() {
         "the CRD's defaults and the Rust defaults agree"
     );
     let raw: Value = serde_json::to_value(&stored).unwrap();
-    for field in ["chatbot", "monitoring", "alerts", "dashboards"] {
+    for field in ["chatbot", "monitoring", "alerts", "dashboards", "networkPolicy"] {
         assert!(
             raw["spec"][field].is_object(),
             "spec.{field} defaulted by the server: {raw}"
@@ -119,6 +120,16 @@ async fn children_are_render_s_output_owned_by_the_resource() {
         assert_eq!(managers, [("Apply", "")], "{kind} {name}");
     }
     assert_eq!(state(&cbm, "Selected"), ("True".into(), "Selected".into()));
+    // The NetworkPolicy as the server stored it: the metrics port admits the selecting Prometheus' pods only.
+    assert_eq!(state(&cbm, "NetworkPolicyReady"), ("True".into(), "Applied".into()));
+    let np = get(&env.admin, &env.ns, "NetworkPolicy", "bot").await.unwrap();
+    assert_eq!(np["spec"]["ingress"][1]["ports"][0]["port"], 8081);
+    assert_eq!(
+        np["spec"]["ingress"][1]["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus",
+                                                "operator.prometheus.io/name": "kps"}}}])
+    );
     // The chart's RBAC is enough: the API server refused nothing to anyone on this control plane.
     let metrics = env.cp.apiserver_metrics().await;
     let forbidden: Vec<&str> = metrics
@@ -153,6 +164,10 @@ async fn every_change_leaves_the_children_exactly_as_rendered() {
         json!({"chatbot": {"env": [{"name": "A", "value": "changed"}]}, "alerts": {"enabled": false},
                "dashboards": {"enabled": false}}),
         json!({"monitoring": {"enabled": false}, "alerts": {"enabled": false}}),
+        // The NetworkPolicy's sources named, then the NetworkPolicy switched off.
+        json!({"networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
+                                 "metricsFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}}),
+        json!({"networkPolicy": {"enabled": false}}),
         // And back on.
         json!({}),
     ];
