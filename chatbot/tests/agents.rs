@@ -1,6 +1,7 @@
 //! Tickets are for support agents: a bearer token from CHATBOT_AGENT_TOKENS (several at once, for rotation).
 //! Without one, every ticket id — existing, unknown or malformed — gets the same 401 with the JSON error, counted
-//! in http_requests_total; a customer still reads the conversation of the session id they were given.
+//! in http_requests_total; a customer still reads the conversation of the session id they were given, and only
+//! agents list every conversation.
 
 mod common;
 
@@ -108,4 +109,103 @@ async fn a_short_agent_token_stops_the_chatbot_at_startup() {
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("CHATBOT_AGENT_TOKENS"), "{err:#}");
+}
+
+/// Listing every conversation names every customer's session: agents only, a page at a time, newest first, with
+/// no conversation skipped or repeated across pages.
+async fn agents_list_conversations_page_by_page(url: &str) {
+    let server = TestServer::start(config(url)).await;
+    let mut sessions = Vec::new();
+    // Tickets opened, by session, as the answers said.
+    let mut tickets = std::collections::HashMap::<String, i64>::new();
+    for i in 0..7 {
+        let message = if i == 3 {
+            "Je veux parler à un conseiller".to_owned()
+        } else {
+            format!("Où est ma commande {i} ?")
+        };
+        let (_, body) = server.chat(json!({"message": message})).await;
+        let session = body["session_id"].as_str().unwrap().to_owned();
+        *tickets.entry(session.clone()).or_default() += i64::from(body["ticket_id"].is_string());
+        sessions.push(session);
+        // Distinct creation times, so that "newest first" has one answer (ties are ordered by id).
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let (_, body) = server
+        .chat(json!({"message": "et la suite ?", "session_id": sessions[0]}))
+        .await;
+    *tickets.get_mut(&sessions[0]).unwrap() += i64::from(body["ticket_id"].is_string());
+    assert_eq!(tickets[&sessions[3]], 1, "an escalation opened a ticket");
+
+    for authorization in [None, Some("Bearer not-the-agent-token-at-all")] {
+        let (status, body) = server.get_as("/conversations", authorization).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["field"], "authorization");
+    }
+
+    let mut listed = Vec::new();
+    let mut path = "/conversations?limit=3".to_owned();
+    let mut pages = 0;
+    loop {
+        let (status, page) = server.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        pages += 1;
+        let items = page["conversations"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        for c in items {
+            let id = c["session_id"].as_str().unwrap().to_owned();
+            let expected_messages = if id == sessions[0] { 4 } else { 2 };
+            assert_eq!(c["messages"], expected_messages, "{c}");
+            assert_eq!(c["tickets"], tickets[&id], "{c}");
+            listed.push(id);
+        }
+        match page["next"].as_str() {
+            Some(next) => path = format!("/conversations?limit=3&before={}", urlencode(next)),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    // Newest first: the reverse of the order they were created in.
+    let mut expected = sessions.clone();
+    expected.reverse();
+    assert_eq!(listed, expected);
+
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("before=nope", "before"),
+    ] {
+        let (status, body) = server.get(&format!("/conversations?{query}")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{query}: {body}");
+        assert_eq!(body["field"], field, "{query}: {body}");
+    }
+    let (status, body) = server.get("/conversations?page=2").await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("query")),
+        "{body}"
+    );
+    server.stop().await.unwrap();
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_agents_list_conversations_page_by_page() {
+    let (_dir, url) = sqlite_url();
+    agents_list_conversations_page_by_page(&url).await;
+}
+
+#[tokio::test]
+async fn postgres_agents_list_conversations_page_by_page() {
+    let pg = testsupport::TestPostgres::start().expect("start PostgreSQL");
+    agents_list_conversations_page_by_page(&pg.url()).await;
 }

@@ -1,14 +1,53 @@
-//! Reading back what was stored: a session's conversation (for whoever holds its session id) and a ticket (for
-//! agents only: it is the customer's complaint, and its id was shown to the customer, not kept secret).
+//! Reading back what was stored: a session's conversation (for whoever holds its session id), and for agents only
+//! the list of every conversation and a ticket (the customer's complaint, whose id was shown to the customer, not
+//! kept secret).
 
 use axum::Json;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
 
 use super::AppState;
 use crate::agents::Agent;
 use crate::error::ApiError;
-use crate::store::{Conversation, Ticket};
+use crate::store::{Conversation, ConversationPage, Cursor, Ticket};
+
+/// The most conversations one page holds, and the default.
+pub const MAX_PAGE: i64 = 100;
+const DEFAULT_PAGE: i64 = 50;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// Every conversation, newest first, a page at a time (`?limit=`, `?before=` the previous page's `next`): agents
+/// only, since it names every customer's session.
+pub async fn list_conversations(
+    _agent: Agent,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<ConversationPage>, ApiError> {
+    let Query(query) = query.map_err(|r| ApiError::invalid("query", r.body_text()))?;
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", format!("limit must be an integer from 1 to {MAX_PAGE}")))?,
+    };
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(text) => Some(
+            Cursor::parse(text)
+                .ok_or_else(|| ApiError::invalid("before", "before must be the `next` of a previous page"))?,
+        ),
+    };
+    Ok(Json(state.store.conversations(before.as_ref(), limit).await?))
+}
 
 pub async fn get_conversation(
     State(state): State<AppState>,

@@ -99,6 +99,7 @@ impl From<StoreError> for ApiError {
 pub fn api_router(state: AppState, http_metrics: bool) -> Router {
     let routes = Router::new()
         .route("/chat", post(chat::post_chat))
+        .route("/conversations", get(history::list_conversations))
         .route(
             "/conversations/{session_id}",
             get(history::get_conversation).delete(history::erase_conversation),

@@ -19,7 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 pub use deletion::Purged;
-pub use records::{Conversation, MessageRecord, NewExchange, NewMessage, NewSession, NewTicket, SessionRecord, Ticket};
+pub use records::{
+    Conversation, ConversationPage, ConversationSummary, Cursor, MessageRecord, NewExchange, NewMessage, NewSession,
+    NewTicket, SessionRecord, Ticket,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -257,6 +260,13 @@ impl Store {
         self.schema_ready()?;
         let _timer = self.metrics.db_timer("load_conversation").start_timer();
         records::load_conversation(&self.pool, id).await
+    }
+
+    /// A page of conversations for an agent, newest first.
+    pub async fn conversations(&self, before: Option<&Cursor>, limit: i64) -> Result<ConversationPage, StoreError> {
+        self.schema_ready()?;
+        let _timer = self.metrics.db_timer("list_conversations").start_timer();
+        records::list_conversations(&self.pool, before, limit).await
     }
 
     pub async fn ticket(&self, id: &str) -> Result<Option<Ticket>, StoreError> {

@@ -75,6 +75,45 @@ pub struct Conversation {
     pub messages: Vec<MessageRecord>,
 }
 
+/// One conversation in an agent's list: who, when, and how much it holds.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConversationSummary {
+    #[serde(flatten)]
+    pub session: SessionRecord,
+    pub messages: i64,
+    pub tickets: i64,
+}
+
+/// `GET /conversations`: newest first; `next` is the `before` of the following page, absent on the last one.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConversationPage {
+    pub conversations: Vec<ConversationSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+/// Where a page of conversations starts: strictly older than this session (creation time, then id, descending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub session_id: String,
+}
+
+impl Cursor {
+    /// `<unix milliseconds>:<session id>`, as `next` gives it.
+    pub fn parse(text: &str) -> Option<Cursor> {
+        let (millis, id) = text.split_once(':')?;
+        Some(Cursor {
+            created_at: millis.parse().ok()?,
+            session_id: id.to_owned(),
+        })
+    }
+
+    fn format(&self) -> String {
+        format!("{}:{}", self.created_at, self.session_id)
+    }
+}
+
 /// `GET /tickets/{id}`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Ticket {
@@ -147,6 +186,60 @@ pub(super) async fn load_conversation(pool: &Pool, id: &str) -> Result<Option<Co
         )
         .collect();
     Ok(Some(Conversation { session, messages }))
+}
+
+type SummaryRow = (String, String, String, i64, i64, i64);
+
+/// A page of `limit` conversations older than `before`, newest first (keyset pagination: stable while new
+/// conversations arrive, and one index range scan per page).
+pub(super) async fn list_conversations(
+    pool: &Pool,
+    before: Option<&Cursor>,
+    limit: i64,
+) -> Result<ConversationPage, StoreError> {
+    let (millis, id) = match before {
+        Some(c) => (c.created_at, c.session_id.as_str()),
+        None => (i64::MAX, ""),
+    };
+    let mut rows: Vec<SummaryRow> = on_pool!(pool, p => {
+        sqlx::query_as(
+            "SELECT s.id, s.user_type, s.language, s.created_at, \
+                    (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id), \
+                    (SELECT COUNT(*) FROM tickets t WHERE t.session_id = s.id) \
+             FROM sessions s WHERE s.created_at < $1 OR (s.created_at = $1 AND s.id < $2) \
+             ORDER BY s.created_at DESC, s.id DESC LIMIT $3",
+        )
+        .bind(millis)
+        .bind(id)
+        .bind(limit + 1)
+        .fetch_all(p)
+        .await
+    })?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next = more.then(|| rows.last()).flatten().map(|(id, _, _, created_at, _, _)| {
+        Cursor {
+            created_at: *created_at,
+            session_id: id.clone(),
+        }
+        .format()
+    });
+    let conversations = rows
+        .into_iter()
+        .map(
+            |(session_id, user_type, language, created_at, messages, tickets)| ConversationSummary {
+                session: SessionRecord {
+                    session_id,
+                    user_type,
+                    language,
+                    created_at: rfc3339(created_at),
+                },
+                messages,
+                tickets,
+            },
+        )
+        .collect();
+    Ok(ConversationPage { conversations, next })
 }
 
 type TicketRow = (String, String, String, String, String, String, String, String, i64);
