@@ -119,6 +119,8 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("PATCH", SERVICE_MONITOR),
             ("GET", PROMETHEUS_RULE),
             ("PATCH", PROMETHEUS_RULE),
+            // Metadata only: is a NetworkPolicy of someone else's in the way?
+            ("GET", NETWORK_POLICY),
             ("GET", NETWORK_POLICY),
             ("PATCH", NETWORK_POLICY),
             ("GET", DASHBOARD),
@@ -223,7 +225,7 @@ async fn an_unchanged_resource_is_only_read() {
     run(&ctx, &cbm).await.unwrap();
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
-    assert_eq!(calls.len(), 9, "{calls:?}");
+    assert_eq!(calls.len(), 10, "{calls:?}");
     let after: Vec<String> = [
         DEPLOYMENT,
         SERVICE,
@@ -839,6 +841,36 @@ async fn no_prometheus_two_prometheus_and_a_namespace_outside_its_selector() {
         ("False".into(), "NamespaceNotSelected".into())
     );
     assert!(condition_message(&cbm, "Selected").contains("its own namespace monitoring only"));
+}
+
+#[tokio::test]
+async fn a_network_policy_of_someone_else_with_our_name_is_left_alone() {
+    let (ctx, fake) = setup();
+    let theirs = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                        "metadata": {"name": "chatbot", "namespace": NS, "resourceVersion": "7"},
+                        "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": []}});
+    fake.put(NETWORK_POLICY, theirs.clone());
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(!calls.contains(&format!("PATCH {NETWORK_POLICY}")), "{calls:?}");
+    assert_eq!(fake.get(NETWORK_POLICY).unwrap()["spec"], theirs["spec"], "untouched");
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "NetworkPolicyReady"),
+        ("False".into(), "NameTaken".into())
+    );
+    assert!(
+        condition_message(&cbm, "NetworkPolicyReady").starts_with("NetworkPolicy default/chatbot exists and is not")
+    );
+
+    // Switched off, it is not ours to delete either.
+    let mut cbm = cbm;
+    cbm.spec.network_policy.enabled = false;
+    cbm.metadata.generation = Some(2);
+    let cbm = stored(&fake, &cbm);
+    run(&ctx, &cbm).await.unwrap();
+    assert!(fake.get(NETWORK_POLICY).is_some());
 }
 
 #[tokio::test]

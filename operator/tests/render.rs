@@ -475,6 +475,16 @@ fn the_metrics_port_admits_the_selecting_prometheus_pods_and_the_named_sources()
     let np = render(&cbm, &RenderOptions::default()).unwrap().network_policy.unwrap();
     assert_eq!(ingress_rules(&np)[1].1.as_array().unwrap().len(), 2);
 
+    // Whatever order selection finds them in, the same Prometheus servers give the same NetworkPolicy.
+    let other = PrometheusRef {
+        namespace: "aaa".into(),
+        name: "zzz".into(),
+    };
+    assert_eq!(
+        scrapers(&cbm, &[other.clone(), kps.clone()]),
+        scrapers(&cbm, &[kps.clone(), other.clone()])
+    );
+
     // An empty apiFrom admits no one: no rule for the port, never a rule with an empty `from`.
     cbm.spec.network_policy.api_from = Some(Vec::new());
     cbm.spec.network_policy.metrics_from.clear();

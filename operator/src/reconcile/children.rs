@@ -124,11 +124,15 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
             remove_owned::<NetworkPolicy>(ctx, &name, cbm).await?;
             Part::Disabled
         }
+        Some(_) if taken_by_another::<NetworkPolicy>(ctx, &ns, &name, cbm).await? => {
+            parts::name_taken("NetworkPolicy", &ns, &name, "networkPolicy.enabled")
+        }
         Some(np) => {
             ensure(ctx, np).await?;
             children.network_policy = np.metadata.name.clone();
             let (api, metrics) = render::network_policy::admitted(&cbm.spec, &ctx.options);
-            parts::network_policy(&scrapers, metrics, api)
+            let monitored = desired.service_monitor.is_some();
+            parts::network_policy(&scrapers, metrics, api, monitored)
         }
     };
     observed.parts.push((status::NETWORK_POLICY_READY, part));
@@ -302,6 +306,36 @@ where
     Ok(live)
 }
 
+/// Whether an object with our child's name exists and is not ours. The watches see only our objects, so one absent
+/// from them is asked of the API server (metadata only): a NetworkPolicy of the user's own must never be applied
+/// over, adopted, and later deleted with the resource.
+async fn taken_by_another<K>(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    owner: &ChatbotMonitoring,
+) -> Result<bool, kube::Error>
+where
+    K: Cached<Scope = NamespaceResourceScope>,
+{
+    if let Some(cache) = K::slot(&ctx.caches).ready()
+        && cache.get(ns, name).is_some_and(|ours| owned_by(ours.meta(), owner))
+    {
+        return Ok(false);
+    }
+    let live = Api::<K>::namespaced(ctx.client.clone(), ns)
+        .get_metadata_opt(name)
+        .await?;
+    Ok(live.is_some_and(|o| !owned_by(&o.metadata, owner)))
+}
+
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, owner: &ChatbotMonitoring) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref())
+}
+
 /// Deletes a child of a part that was switched off, if it exists and is ours (never someone else's object).
 async fn remove_owned<K>(ctx: &Context, name: &str, owner: &ChatbotMonitoring) -> Result<(), kube::Error>
 where
@@ -311,13 +345,7 @@ where
     let Some(live) = ctx.caches.get::<K>(&ctx.client, &ns, name).await? else {
         return Ok(());
     };
-    let ours = live
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| Some(&o.uid) == owner.metadata.uid.as_ref());
-    if ours {
+    if owned_by(live.meta(), owner) {
         match Api::<K>::namespaced(ctx.client.clone(), &ns)
             .delete(name, &DeleteParams::background())
             .await

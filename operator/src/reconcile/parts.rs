@@ -57,8 +57,20 @@ pub fn dashboards(config_maps: usize) -> Part {
 
 /// The NetworkPolicy: which Prometheus servers its metrics port admits (`scrapers`), and how many other sources each
 /// port admits. A metrics port that admits no one is a failure: nothing can scrape the chatbot.
-pub fn network_policy(scrapers: &[PrometheusRef], other_metrics_sources: usize, api_sources: usize) -> Part {
+pub fn network_policy(
+    scrapers: &[PrometheusRef],
+    other_metrics_sources: usize,
+    api_sources: usize,
+    monitored: bool,
+) -> Part {
     let api = format!("the API port admits {api_sources} source(s)");
+    if scrapers.is_empty() && other_metrics_sources == 0 && !monitored {
+        // Monitoring switched off: a closed metrics port is what was asked for.
+        return Part::Ready {
+            reason: reason::APPLIED,
+            message: format!("the metrics port admits no one (monitoring is off); {api}"),
+        };
+    }
     if scrapers.is_empty() && other_metrics_sources == 0 {
         return Part::Failed {
             reason: reason::NO_SCRAPER_ADMITTED,
@@ -80,6 +92,17 @@ pub fn network_policy(scrapers: &[PrometheusRef], other_metrics_sources: usize, 
     Part::Ready {
         reason: reason::APPLIED,
         message: format!("the metrics port admits {}; {api}", metrics.join(" and ")),
+    }
+}
+
+/// A child whose name an object of someone else's already has: it is left alone, and this part waits.
+pub fn name_taken(kind: &str, namespace: &str, name: &str, switch: &str) -> Part {
+    Part::Failed {
+        reason: reason::NAME_TAKEN,
+        message: format!(
+            "{kind} {namespace}/{name} exists and is not this resource's, so it is left alone: rename it, or set \
+             {switch} to false"
+        ),
     }
 }
 
@@ -216,7 +239,7 @@ mod tests {
             name: "kps".into(),
         };
         assert_eq!(
-            network_policy(std::slice::from_ref(&kps), 1, 2),
+            network_policy(std::slice::from_ref(&kps), 1, 2, true),
             Part::Ready {
                 reason: "Applied",
                 message: "the metrics port admits the pods of Prometheus monitoring/kps and 1 source(s) of \
@@ -225,15 +248,20 @@ mod tests {
             }
         );
         assert!(matches!(
-            network_policy(&[], 1, 0),
+            network_policy(&[], 1, 0, true),
             Part::Ready { message, .. } if message.starts_with("the metrics port admits 1 source(s)")
         ));
         assert!(matches!(
-            network_policy(&[], 0, 2),
+            network_policy(&[], 0, 2, true),
             Part::Failed {
                 reason: "NoScraperAdmitted",
                 ..
             }
+        ));
+        // With monitoring off, nothing should scrape: closed is right.
+        assert!(matches!(
+            network_policy(&[], 0, 2, false),
+            Part::Ready { message, .. } if message.starts_with("the metrics port admits no one (monitoring is off)")
         ));
     }
 

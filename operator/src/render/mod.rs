@@ -106,11 +106,10 @@ pub fn network_policy_for(
 /// found to select it (`selecting`: the reconciler knows them after selection, `render` alone does not).
 pub fn scrapers(cbm: &ChatbotMonitoring, selecting: &[PrometheusRef]) -> Vec<PrometheusRef> {
     let mut all = referenced_prometheus(cbm);
-    for p in selecting {
-        if !all.contains(p) {
-            all.push(p.clone());
-        }
-    }
+    all.extend(selecting.iter().cloned());
+    // Sorted: the order selection finds them in is a cache's, and must not rewrite an unchanged NetworkPolicy.
+    all.sort();
+    all.dedup();
     all
 }
 

@@ -21,6 +21,7 @@ pub const LABEL_MISMATCH: &str = "LabelMismatch";
 pub const NAMESPACE_NOT_SELECTED: &str = "NamespaceNotSelected";
 pub const PORT_NAME_MISMATCH: &str = "PortNameMismatch";
 pub const NO_SCRAPER_ADMITTED: &str = "NoScraperAdmitted";
+pub const NAME_TAKEN: &str = "NameTaken";
 pub const REJECTED: &str = "Rejected";
 pub const BINDING_DISAGREEMENT: &str = "BindingDisagreement";
 
@@ -53,7 +54,10 @@ pub const OF_MONITORING: &[(&str, &[&str])] = &[
             BINDING_DISAGREEMENT,
         ],
     ),
-    (super::NETWORK_POLICY_READY, &[APPLIED, NO_SCRAPER_ADMITTED, DISABLED]),
+    (
+        super::NETWORK_POLICY_READY,
+        &[APPLIED, NO_SCRAPER_ADMITTED, NAME_TAKEN, DISABLED],
+    ),
     (
         super::SCRAPED,
         &[TARGETS_UP, NO_TARGET, TARGET_DOWN, PROMETHEUS_UNAVAILABLE],

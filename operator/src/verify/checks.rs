@@ -60,6 +60,12 @@ fn listed(items: &[String]) -> String {
     cut(&parts.join("; "), MAX_MESSAGE - 100)
 }
 
+/// Prometheus lists targets in no fixed order: sorted, the same problems give the same message, and no status write.
+fn sorted(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items
+}
+
 fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_owned();
@@ -115,7 +121,7 @@ pub fn scraped(targets: &Value, s: &Subject) -> Check {
             name: status::SCRAPED,
             ok: false,
             reason: reason::TARGET_DOWN,
-            message: format!("{up}/{n} up; {}", listed(&down)),
+            message: format!("{up}/{n} up; {}", listed(&sorted(down))),
         },
     }
 }
@@ -180,7 +186,7 @@ pub fn rules_loaded(rules: &Value, s: &Subject, expected_groups: &[String]) -> (
             name: status::RULES_LOADED,
             ok: false,
             reason: reason::RULE_UNHEALTHY,
-            message: listed(&unhealthy),
+            message: listed(&sorted(unhealthy)),
         }
     } else {
         Check {

@@ -52,7 +52,7 @@ impl PrometheusApi {
             })?;
         let status = response.status().as_u16();
         let body = self.bounded_body(response, path).await?;
-        read_answer(&self.base, path, status, &String::from_utf8_lossy(&body))
+        read_answer(&self.base, path, status, &body)
     }
 
     /// The body, refused past MAX_ANSWER_BYTES: the URL may be any server (`spec.monitoring.prometheus.url`), and
@@ -82,21 +82,22 @@ impl PrometheusApi {
     }
 }
 
-/// The largest answer read from Prometheus: a cluster's active targets or rules are a few MiB at most.
-pub const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// The largest answer read from Prometheus: a cluster's active targets or rules are a few MiB at most, and two
+/// answers are read at once, each parsed into several times its size, within the operator's memory limit.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// The `data` of Prometheus' answer to `GET /api/v1/<path>` (HTTP `status`, `body`), or why it is not one: any body
 /// a server sends, however malformed, is one or the other (fuzzed: `fuzz/fuzz_targets/prometheus_answers.rs`).
-pub fn read_answer(base: &str, path: &str, status: u16, body: &str) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+pub fn read_answer(base: &str, path: &str, status: u16, body: &[u8]) -> Result<Value, ApiError> {
+    let mut v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if status == 200 && v["status"] == "success" {
-        Ok(v["data"].clone())
+        Ok(v["data"].take())
     } else {
         Err(ApiError::Refused {
             url: base.to_owned(),
             path: path.to_owned(),
             status,
-            error: explanation(body),
+            error: explanation(&v, body),
         })
     }
 }
@@ -123,13 +124,16 @@ fn cause(e: &reqwest::Error) -> String {
     }
 }
 
-/// Prometheus' `error` field when the body is its JSON envelope, else the body's first line; at most MAX_DETAIL.
-fn explanation(body: &str) -> String {
-    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let text = v["error"]
-        .as_str()
-        .unwrap_or_else(|| body.lines().next().unwrap_or("empty answer"));
-    shorten(text)
+/// Prometheus' `error` field when the body (`v` parsed) is its JSON envelope, else the body's first line; at most
+/// MAX_DETAIL.
+fn explanation(v: &Value, body: &[u8]) -> String {
+    match v["error"].as_str() {
+        Some(error) => shorten(error),
+        None => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(4 * MAX_DETAIL)]);
+            shorten(text.lines().next().unwrap_or("empty answer"))
+        }
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -184,12 +188,18 @@ mod tests {
         });
         let api = PrometheusApi::new(&base, Duration::from_secs(30));
         let e = api.get("targets", &[]).await.unwrap_err().to_string();
-        assert!(e.ends_with("the answer is larger than 64 MiB"), "{e}");
+        assert!(e.ends_with("the answer is larger than 16 MiB"), "{e}");
     }
 
     #[test]
     fn any_answer_is_data_or_a_refusal() {
-        let ok = read_answer("http://p", "rules", 200, r#"{"status":"success","data":{"groups":[]}}"#).unwrap();
+        let ok = read_answer(
+            "http://p",
+            "rules",
+            200,
+            br#"{"status":"success","data":{"groups":[]}}"#,
+        )
+        .unwrap();
         assert_eq!(ok, serde_json::json!({"groups": []}));
         for (status, body) in [
             (200, "not json"),
@@ -197,7 +207,9 @@ mod tests {
             (503, ""),
             (200, "\u{0}"),
         ] {
-            let e = read_answer("http://p", "rules", status, body).unwrap_err().to_string();
+            let e = read_answer("http://p", "rules", status, body.as_bytes())
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.starts_with(&format!("Prometheus at http://p answered HTTP {status}")),
                 "{e}"
@@ -211,8 +223,11 @@ mod tests {
             r#"{{"status":"error","errorType":"bad_data","error":"{}"}}"#,
             "y".repeat(500)
         );
-        let e = explanation(&body);
+        let e = explanation(&serde_json::from_str(&body).unwrap(), body.as_bytes());
         assert!(e.starts_with("yyy") && e.ends_with('…') && e.chars().count() == MAX_DETAIL + 1);
-        assert_eq!(explanation("404 page not found\nmore"), "404 page not found");
+        assert_eq!(
+            explanation(&Value::Null, b"404 page not found\nmore"),
+            "404 page not found"
+        );
     }
 }
