@@ -136,6 +136,23 @@ async fn agents_list_conversations_page_by_page(url: &str) {
         .await;
     *tickets.get_mut(&sessions[0]).unwrap() += i64::from(body["ticket_id"].is_string());
     assert_eq!(tickets[&sessions[3]], 1, "an escalation opened a ticket");
+    // Five conversations begun in the same millisecond an hour ago: the oldest, across a page boundary.
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 3_600_000;
+    let mut tied: Vec<String> = (0..5).map(|i| format!("tied-{i}")).collect();
+    let inserts: Vec<String> = tied
+        .iter()
+        .map(|id| {
+            format!("INSERT INTO sessions (id, user_type, language, created_at) VALUES ('{id}', 'customer', 'fr', {hour_ago})")
+        })
+        .collect();
+    common::sql_execute(url, &inserts).await;
+    for id in &tied {
+        tickets.insert(id.clone(), 0);
+    }
 
     for authorization in [None, Some("Bearer not-the-agent-token-at-all")] {
         let (status, body) = server.get_as("/conversations", authorization).await;
@@ -154,7 +171,13 @@ async fn agents_list_conversations_page_by_page(url: &str) {
         assert!(items.len() <= 3);
         for c in items {
             let id = c["session_id"].as_str().unwrap().to_owned();
-            let expected_messages = if id == sessions[0] { 4 } else { 2 };
+            let expected_messages = if id == sessions[0] {
+                4
+            } else if id.starts_with("tied-") {
+                0
+            } else {
+                2
+            };
             assert_eq!(c["messages"], expected_messages, "{c}");
             assert_eq!(c["tickets"], tickets[&id], "{c}");
             listed.push(id);
@@ -164,10 +187,12 @@ async fn agents_list_conversations_page_by_page(url: &str) {
             None => break,
         }
     }
-    assert_eq!(pages, 3);
-    // Newest first: the reverse of the order they were created in.
+    assert_eq!(pages, 4);
+    // Newest first: the reverse of the order they were created in, then the tied ones by id, descending.
     let mut expected = sessions.clone();
     expected.reverse();
+    tied.reverse();
+    expected.extend(tied);
     assert_eq!(listed, expected);
 
     for (query, field) in [

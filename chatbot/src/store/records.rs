@@ -206,7 +206,7 @@ pub(super) async fn list_conversations(
             "SELECT s.id, s.user_type, s.language, s.created_at, \
                     (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id), \
                     (SELECT COUNT(*) FROM tickets t WHERE t.session_id = s.id) \
-             FROM sessions s WHERE s.created_at < $1 OR (s.created_at = $1 AND s.id < $2) \
+             FROM sessions s WHERE s.created_at <= $1 AND (s.created_at < $1 OR s.id < $2) \
              ORDER BY s.created_at DESC, s.id DESC LIMIT $3",
         )
         .bind(millis)
