@@ -2,7 +2,7 @@
 
 # The tests' Python tools (kubernetes-validate, Helm's engine) are in .venv: see scripts/venv.sh.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
-.PHONY: demo run test test-controlplane lint bench bench-chatbot bench-operator kind-up kind-down
+.PHONY: demo run test test-controlplane lint bench bench-chatbot bench-operator bench-soak fuzz kind-up kind-down
 
 demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)
 	scripts/demo.sh
@@ -31,6 +31,13 @@ bench: bench-chatbot bench-operator
 bench-operator: ## Reconcile cost against the scripted API server, memory with many resources cached, verification cost
 	cargo bench -p chatbot-operator --bench reconcile
 	cargo bench -p chatbot-operator --bench verify
+
+bench-soak: ## 30 minutes of mixed traffic with retention purging: RSS, fds, database size and p99 per minute
+	scripts/install-deps.sh --bench
+	scripts/soak-chatbot.sh
+
+fuzz: ## Every fuzz target for 60 s (nightly + cargo-fuzz; see fuzz/README.md)
+	scripts/fuzz.sh 60
 
 bench-chatbot: ## Load benchmark of the chatbot, with and without the metrics layer (prints figures)
 	scripts/install-deps.sh --bench
