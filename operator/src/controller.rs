@@ -4,6 +4,7 @@
 //! every event also unsettles what it may change (see `settled`), which is what lets an unchanged resource be
 //! reconciled without even rendering it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
@@ -113,6 +114,29 @@ fn pod_problem(pod: &Pod) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The Prometheus objects whose spec changed (a new generation), and those deleted: a generation filter alone drops
+/// deletions (a deleted object keeps its generation), and a deleted Prometheus no longer selects anything.
+fn spec_changes<K: Resource + Send + 'static>()
+-> impl FnMut(Result<watcher::Event<K>, watcher::Error>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+    let mut generations: HashMap<(Option<String>, String), Option<i64>> = HashMap::new();
+    move |event| {
+        let changed = match event {
+            Err(e) => Some(Err(e)),
+            Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                let key = (o.meta().namespace.clone(), o.meta().name.clone().unwrap_or_default());
+                let generation = o.meta().generation;
+                (generations.insert(key, generation) != Some(generation)).then_some(Ok(o))
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                generations.remove(&(o.meta().namespace.clone(), o.meta().name.clone().unwrap_or_default()));
+                Some(Ok(o))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+        };
+        std::future::ready(changed)
+    }
+}
+
 /// Keeps `cache` up to date with a watch's events.
 fn feed<K: Cached>(cache: Arc<Cache<K>>) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
     move |event| {
@@ -215,8 +239,7 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             .inspect(tracked("Prometheus", &unsettle))
             .modify(Prometheus::slim)
             .inspect(feed(unsettle.caches.prometheuses.renew()))
-            .touched_objects()
-            .predicate_filter(predicates::generation, Default::default())
+            .filter_map(spec_changes())
             .inspect(move |_| {
                 if let Some(settled) = &unsettle.settled {
                     settled.invalidate_all();

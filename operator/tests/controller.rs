@@ -292,3 +292,36 @@ async fn watches_that_expire_are_listed_again_and_miss_nothing() {
     eventually("the watches healthy again", || running.ctx.watches.check().is_ok()).await;
     running.stop().await;
 }
+
+/// A Prometheus deleted is a change of who selects every resource: `Selected` says so at once, and the
+/// NetworkPolicy stops admitting its pods (its generation did not change, so a generation filter alone misses it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_prometheus_is_noticed_at_once() {
+    let (_, fake) = FakeApi::start();
+    // As the API server stores it: with a generation.
+    let mut prometheus = fake.get(fake_api::PROMETHEUS).expect("the fake serves a Prometheus");
+    prometheus["metadata"]["generation"] = json!(1);
+    fake.put(fake_api::PROMETHEUS, prometheus);
+    let running = start(&fake).await;
+    running.ready_and_settled(&fake).await;
+    assert_eq!(condition(fake.get(CBM), "Selected").as_deref(), Some("True/Selected"));
+
+    fake.remove(fake_api::PROMETHEUS).expect("the fake serves a Prometheus");
+    eventually("Selected False", || {
+        condition(fake.get(CBM), "Selected").as_deref() == Some("False/NoPrometheus")
+    })
+    .await;
+    eventually("the metrics port closed", || {
+        condition(fake.get(CBM), "NetworkPolicyReady").as_deref() == Some("False/NoScraperAdmitted")
+    })
+    .await;
+    let np = fake
+        .get("/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/chatbot")
+        .unwrap();
+    assert_eq!(
+        np["spec"]["ingress"].as_array().unwrap().len(),
+        1,
+        "only the API's rule: {np}"
+    );
+    running.stop().await;
+}

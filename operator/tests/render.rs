@@ -492,6 +492,14 @@ fn the_metrics_port_admits_the_selecting_prometheus_pods_and_the_named_sources()
     let rules = ingress_rules(&np);
     assert_eq!(rules.len(), 1);
     assert_eq!(rules[0].0, cbm.spec.chatbot.metrics_port);
+
+    // Neither port admits anyone: no ingress list at all (the API server drops an empty one, and what is applied
+    // must read back the same, or every pass would apply it again); Ingress in policyTypes still denies all.
+    cbm.spec.monitoring.prometheus.mode = chatbot_operator::crd::SelectionMode::Auto;
+    let np = render(&cbm, &RenderOptions::default()).unwrap().network_policy.unwrap();
+    let spec = serde_json::to_value(np.spec.unwrap()).unwrap();
+    assert!(spec.get("ingress").is_none(), "{spec}");
+    assert_eq!(spec["policyTypes"], json!(["Ingress"]));
 }
 
 #[test]

@@ -34,18 +34,19 @@ pub(super) fn render(
         .map(prometheus_pods)
         .chain(spec.network_policy.metrics_from.iter().cloned())
         .collect();
-    let ingress = [(spec.chatbot.port, api_from), (spec.chatbot.metrics_port, metrics_from)]
-        .into_iter()
-        .filter(|(_, from)| !from.is_empty())
-        .map(|(port, from)| NetworkPolicyIngressRule {
-            from: Some(from),
-            ports: Some(vec![NetworkPolicyPort {
-                port: Some(IntOrString::Int(port)),
-                protocol: Some("TCP".into()),
-                ..NetworkPolicyPort::default()
-            }]),
-        })
-        .collect();
+    let ingress: Vec<NetworkPolicyIngressRule> =
+        [(spec.chatbot.port, api_from), (spec.chatbot.metrics_port, metrics_from)]
+            .into_iter()
+            .filter(|(_, from)| !from.is_empty())
+            .map(|(port, from)| NetworkPolicyIngressRule {
+                from: Some(from),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(port)),
+                    protocol: Some("TCP".into()),
+                    ..NetworkPolicyPort::default()
+                }]),
+            })
+            .collect();
     NetworkPolicy {
         metadata: ctx.meta(&ctx.name, &BTreeMap::new()),
         spec: Some(NetworkPolicySpec {
@@ -55,7 +56,8 @@ pub(super) fn render(
             }),
             // Ingress only: the chatbot's own connections (database, model endpoint) are the user's to restrict.
             policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(ingress),
+            // None, not []: the API server drops an empty list, and what we apply must read back the same.
+            ingress: (!ingress.is_empty()).then_some(ingress),
             ..NetworkPolicySpec::default()
         }),
     }

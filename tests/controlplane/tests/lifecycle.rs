@@ -167,6 +167,8 @@ async fn every_change_leaves_the_children_exactly_as_rendered() {
         // The NetworkPolicy's sources named, then the NetworkPolicy switched off.
         json!({"networkPolicy": {"apiFrom": [{"namespaceSelector": {"matchLabels": {"team": "web"}}}],
                                  "metricsFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}}),
+        // Nobody admitted at all: the policy denies every ingress, and reads back as applied.
+        json!({"monitoring": {"enabled": false}, "networkPolicy": {"apiFrom": []}}),
         json!({"networkPolicy": {"enabled": false}}),
         // And back on.
         json!({}),
