@@ -116,8 +116,9 @@ fn pod_problem(pod: &Pod) -> Option<u64> {
 
 /// The Prometheus objects whose spec changed (a new generation), and those deleted: a generation filter alone drops
 /// deletions (a deleted object keeps its generation), and a deleted Prometheus no longer selects anything.
-fn spec_changes<K: Resource + Send + 'static>()
--> impl FnMut(Result<watcher::Event<K>, watcher::Error>) -> std::future::Ready<Option<Result<K, watcher::Error>>> {
+type Changed<K> = std::future::Ready<Option<Result<K, watcher::Error>>>;
+
+fn spec_changes<K: Resource + Send + 'static>() -> impl FnMut(Result<watcher::Event<K>, watcher::Error>) -> Changed<K> {
     let mut generations: HashMap<(Option<String>, String), Option<i64>> = HashMap::new();
     move |event| {
         let changed = match event {
