@@ -29,7 +29,7 @@ for t in "${targets[@]}"; do
   set +e
   cargo +nightly fuzz run -O "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" $(extra_seeds "$t") -- \
     -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -max_len=65536 -print_final_stats=1 2>&1 |
-    grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==|SUMMARY|Done)|panicked|ERROR|error|Test unit written"
+    grep -E "^(#[0-9]+ +DONE|stat::|==[0-9]+==|SUMMARY|Done|error)|panicked|ERROR|Test unit written"
   status=${PIPESTATUS[0]}
   set -e
   # Non-zero: a finding (its input is under fuzz/artifacts/), or a target that did not build or run.
