@@ -183,7 +183,10 @@ async fn agents_list_conversations_page_by_page(url: &str) {
             listed.push(id);
         }
         match page["next"].as_str() {
-            Some(next) => path = format!("/conversations?limit=3&before={}", urlencode(next)),
+            Some(next) => {
+                let url = reqwest::Url::parse_with_params("http://x/conversations", [("limit", "3"), ("before", next)]);
+                path = format!("/conversations?{}", url.unwrap().query().unwrap());
+            }
             None => break,
         }
     }
@@ -212,15 +215,6 @@ async fn agents_list_conversations_page_by_page(url: &str) {
         "{body}"
     );
     server.stop().await.unwrap();
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -73,17 +73,8 @@ enum Command {
         /// Namespace to assume when the file sets none.
         #[arg(short = 'n', long, default_value = "default")]
         namespace: String,
-        /// Image used when the resource sets none.
-        #[arg(long, env = "CHATBOT_IMAGE")]
-        default_image: Option<String>,
-        /// The ingress controller's namespaces, admitted to the API port unless spec.networkPolicy.apiFrom is set.
-        #[arg(
-            long,
-            env = "INGRESS_NAMESPACES",
-            value_delimiter = ',',
-            default_value = "ingress-nginx"
-        )]
-        ingress_namespaces: Vec<String>,
+        #[command(flatten)]
+        settings: RenderSettings,
         /// Instead of the children, write into DIR a prometheus.yml and rules.yml equivalent to what the Prometheus
         /// Operator makes of them, scraping --target: a real Prometheus without a cluster.
         #[arg(long, value_name = "DIR", requires = "target")]
@@ -113,6 +104,39 @@ enum LogFormat {
     Text,
 }
 
+/// The operator's settings that the children depend on besides the resource: the same for `run` and `render`.
+#[derive(clap::Args)]
+struct RenderSettings {
+    /// Chatbot image for resources that set none.
+    #[arg(long, env = "CHATBOT_IMAGE")]
+    default_image: Option<String>,
+    /// The ingress controller's namespaces (comma-separated; "" for none), whose pods each resource's NetworkPolicy
+    /// admits to the API port unless its spec.networkPolicy.apiFrom says otherwise.
+    #[arg(
+        long,
+        env = "INGRESS_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "ingress-nginx"
+    )]
+    ingress_namespaces: Vec<String>,
+}
+
+impl RenderSettings {
+    fn options(self) -> RenderOptions {
+        let defaults = RenderOptions::default();
+        RenderOptions {
+            default_image: self.default_image.unwrap_or(defaults.default_image),
+            // `--ingress-namespaces ""` means none: clap reads it as one empty name.
+            ingress_namespaces: self
+                .ingress_namespaces
+                .into_iter()
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// Watch one namespace only (the Role-based install); all namespaces when empty.
@@ -124,18 +148,8 @@ struct RunArgs {
     /// `json` for log pipelines, `text` for people.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     log_format: LogFormat,
-    /// Chatbot image for resources that set none.
-    #[arg(long, env = "CHATBOT_IMAGE")]
-    default_image: Option<String>,
-    /// The ingress controller's namespaces (comma-separated), whose pods each resource's NetworkPolicy admits to the
-    /// API port unless its spec.networkPolicy.apiFrom says otherwise.
-    #[arg(
-        long,
-        env = "INGRESS_NAMESPACES",
-        value_delimiter = ',',
-        default_value = "ingress-nginx"
-    )]
-    ingress_namespaces: Vec<String>,
+    #[command(flatten)]
+    settings: RenderSettings,
     /// Compete for a Lease so that only one replica reconciles.
     #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
     leader_election: bool,
@@ -177,13 +191,12 @@ fn main() -> ExitCode {
         Command::Render {
             file,
             namespace,
-            default_image,
-            ingress_namespaces,
+            settings,
             local_prometheus,
             target,
             scrape_interval,
             tests,
-        } => render_file(&file, &namespace, default_image, ingress_namespaces).and_then(|(cbm, desired)| {
+        } => render_file(&file, &namespace, &settings.options()).and_then(|(cbm, desired)| {
             if let Some(dir) = tests {
                 write_promtool_tests(&dir, &cbm, &desired)?;
             }
@@ -245,13 +258,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tracing::info!(kubernetes = %version.git_version, "connected");
     ready.store(true, Ordering::Relaxed);
 
-    let mut options = RenderOptions {
-        ingress_namespaces: non_empty(args.ingress_namespaces),
-        ..RenderOptions::default()
-    };
-    if let Some(image) = args.default_image {
-        options.default_image = image;
-    }
+    let options = args.settings.options();
     let reporter = Reporter {
         controller: MANAGER.into(),
         instance: Some(args.identity.clone()),
@@ -318,7 +325,7 @@ async fn verify_file(
     output: Output,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
-    let (_, desired) = render_file(file, namespace, None, Vec::new())?;
+    let (_, desired) = render_file(file, namespace, &RenderOptions::default())?;
     let api = verify::prometheus_api::PrometheusApi::new(prometheus_url, timeout);
     let report = verify::run::verify(&desired, &api).await;
     match output {
@@ -336,21 +343,7 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested: finishing reconciles in flight");
 }
 
-/// `--ingress-namespaces ""` means none: clap reads it as one empty name.
-fn non_empty(names: Vec<String>) -> Vec<String> {
-    names
-        .into_iter()
-        .filter(|n| !n.trim().is_empty())
-        .map(|n| n.trim().to_owned())
-        .collect()
-}
-
-fn render_file(
-    file: &Path,
-    namespace: &str,
-    default_image: Option<String>,
-    ingress_namespaces: Vec<String>,
-) -> anyhow::Result<(ChatbotMonitoring, Desired)> {
+fn render_file(file: &Path, namespace: &str, options: &RenderOptions) -> anyhow::Result<(ChatbotMonitoring, Desired)> {
     let text = if file.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s)?;
@@ -372,14 +365,7 @@ fn render_file(
     if cbm.metadata.namespace.is_none() {
         cbm.metadata.namespace = Some(namespace.to_owned());
     }
-    let mut options = RenderOptions {
-        ingress_namespaces: non_empty(ingress_namespaces),
-        ..RenderOptions::default()
-    };
-    if let Some(image) = default_image {
-        options.default_image = image;
-    }
-    let desired = render(&cbm, &options)?;
+    let desired = render(&cbm, options)?;
     Ok((cbm, desired))
 }
 

@@ -202,42 +202,36 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
     );
 }
 
+/// The resourceVersion of the resource and of each of its children.
+fn versions_of_everything(fake: &FakeApi) -> Vec<String> {
+    [
+        DEPLOYMENT,
+        SERVICE,
+        SERVICE_MONITOR,
+        PROMETHEUS_RULE,
+        NETWORK_POLICY,
+        DASHBOARD,
+        CBM,
+    ]
+    .iter()
+    .map(|p| resource_version(fake, p))
+    .collect()
+}
+
 #[tokio::test]
 async fn an_unchanged_resource_is_only_read() {
     let (ctx, fake) = setup();
     let cbm = stored(&fake, &resource(json!({})));
     run(&ctx, &cbm).await.unwrap();
     fake.take_calls();
-    let versions: Vec<String> = [
-        DEPLOYMENT,
-        SERVICE,
-        SERVICE_MONITOR,
-        PROMETHEUS_RULE,
-        NETWORK_POLICY,
-        DASHBOARD,
-        CBM,
-    ]
-    .iter()
-    .map(|p| resource_version(&fake, p))
-    .collect();
+    let versions = versions_of_everything(&fake);
 
     let cbm = reread(&fake);
     run(&ctx, &cbm).await.unwrap();
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
     assert_eq!(calls.len(), 10, "{calls:?}");
-    let after: Vec<String> = [
-        DEPLOYMENT,
-        SERVICE,
-        SERVICE_MONITOR,
-        PROMETHEUS_RULE,
-        NETWORK_POLICY,
-        DASHBOARD,
-        CBM,
-    ]
-    .iter()
-    .map(|p| resource_version(&fake, p))
-    .collect();
+    let after = versions_of_everything(&fake);
     assert_eq!(after, versions, "no resourceVersion changes");
     assert_eq!(fake.state().events.len(), 2, "no new event");
 }
