@@ -1,7 +1,7 @@
 //! The prometheus-operator kinds, reduced to the fields the operator uses: those it writes (`ServiceMonitor`,
-//! `PrometheusRule`, with the `status.bindings` the Prometheus Operator publishes on them) and the one it only reads
-//! (`Prometheus`, for its selectors). Server-side apply sends only these fields, so the rest of the real schema stays
-//! the cluster's business. Tests validate what we render against the real CRDs (`../shared/crds/prometheus-operator/`).
+//! `PrometheusRule`, with the `status.bindings` the Prometheus Operator publishes on them, and `AlertmanagerConfig`)
+//! and those it only reads (`Prometheus` and `Alertmanager`, for their selectors). Server-side apply sends only these
+//! fields, so the rest of the real schema stays the cluster's business. Tests validate what we render against the real CRDs (`../shared/crds/prometheus-operator/`).
 //!
 //! Every field reads with a default: an object edited by hand or by another tool may lack any of them, and one that
 //! fails to decode would be lost to the watch (and fail the reconcile) instead of being put right by the next apply.
@@ -148,6 +148,183 @@ pub struct PrometheusSpec {
     pub rule_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_namespace_selector: Option<LabelSelector>,
+}
+
+/// Routing for an Alertmanager (`monitoring.coreos.com/v1alpha1`): the Prometheus Operator merges every one an
+/// `Alertmanager` selects into its configuration, scoped to the object's namespace. Only the fields we write.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1alpha1",
+    kind = "AlertmanagerConfig",
+    namespaced,
+    schema = "disabled",
+    derive = "PartialEq"
+)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlertmanagerConfigSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<Receiver>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inhibit_rules: Vec<InhibitRule>,
+}
+
+/// A node of the routing tree; the top one must name a receiver, the others inherit it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Route {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub receiver: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_wait: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_interval: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matchers: Vec<Matcher>,
+    #[serde(rename = "continue", skip_serializing_if = "std::ops::Not::not")]
+    pub continue_: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+/// `name <matchType> "value"`; `matchType` one of `=`, `!=`, `=~`, `!~`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Matcher {
+    pub name: String,
+    pub value: String,
+    pub match_type: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Receiver {
+    pub name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhook_configs: Vec<WebhookConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub slack_configs: Vec<SlackConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub email_configs: Vec<EmailConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pagerduty_configs: Vec<PagerDutyConfig>,
+    #[serde(rename = "msteamsv2Configs", skip_serializing_if = "Vec::is_empty")]
+    pub msteamsv2_configs: Vec<MsTeamsV2Config>,
+}
+
+/// A key of a Secret in the AlertmanagerConfig's namespace; the Prometheus Operator inlines its value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(default)]
+pub struct SecretKeySelector {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct WebhookConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_secret: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_alerts: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SlackConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    #[serde(rename = "apiURL", skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<SecretKeySelector>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct EmailConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    pub to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smarthost: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_password: Option<SecretKeySelector>,
+    #[serde(rename = "requireTLS", skip_serializing_if = "Option::is_none")]
+    pub require_tls: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PagerDutyConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<SecretKeySelector>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MsTeamsV2Config {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_resolved: Option<bool>,
+    #[serde(rename = "webhookURL", skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<SecretKeySelector>,
+}
+
+/// Alerts matching `targetMatch` are muted while one matching `sourceMatch` fires with the same `equal` labels.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct InhibitRule {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_match: Vec<Matcher>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub target_match: Vec<Matcher>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub equal: Vec<String>,
+}
+
+/// An Alertmanager managed by the Prometheus Operator: only read, for the selectors that decide whether it merges
+/// our AlertmanagerConfig into its configuration.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "monitoring.coreos.com",
+    version = "v1",
+    kind = "Alertmanager",
+    namespaced,
+    schema = "disabled",
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertmanagerSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager_config_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager_config_namespace_selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager_config_matcher_strategy: Option<MatcherStrategy>,
+}
+
+/// How the Prometheus Operator scopes an AlertmanagerConfig's routes: `OnNamespace` (the default) adds a
+/// `namespace` matcher, `OnNamespaceExceptForAlertmanagerNamespace` not in the Alertmanager's own namespace, `None`
+/// never.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default)]
+pub struct MatcherStrategy {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
 }
 
 #[cfg(test)]

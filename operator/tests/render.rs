@@ -70,6 +70,7 @@ fn children_are_the_expected_kinds_and_names() {
         ("ServiceMonitor", "sav"),
         ("PrometheusRule", "sav"),
         ("NetworkPolicy", "sav"),
+        ("AlertmanagerConfig", "sav"),
         ("ConfigMap", "sav-dashboard-overview"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(k, n)| (k.to_string(), n.to_string())).collect();
@@ -148,6 +149,58 @@ fn service_monitor_and_prometheus_rule_match_the_prometheus_operator_crds() {
             );
         }
     }
+}
+
+/// The AlertmanagerConfig against prometheus-operator's v1alpha1 CRD, and the rules its operator applies beyond
+/// the schema (it skips an object that breaks them, with only an event to say so).
+#[test]
+fn the_alertmanager_config_matches_the_prometheus_operator_crd() {
+    let file = root().join("../shared/crds/prometheus-operator/monitoring.coreos.com_alertmanagerconfigs.yaml");
+    let crd = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (../shared beside the project holds it)", file.display()));
+    let schema = testsupport::openapi::crd_schema(&crd);
+    let doc = docs(&render_example("full.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "AlertmanagerConfig")
+        .unwrap();
+    assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1alpha1");
+    let errors = violations(&schema["properties"]["spec"], &doc["spec"], "spec");
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut typo = doc["spec"].clone();
+    typo["receivers"][1]["pagerdutyConfigs"][0]["routingKeyy"] = json!("x");
+    assert_eq!(
+        violations(&schema["properties"]["spec"], &typo, "spec"),
+        ["unknown field \"spec.receivers[1].pagerdutyConfigs[0].routingKeyy\""]
+    );
+    // The Prometheus Operator's own checks: the top route names a receiver, every receiver named exists once, and
+    // each integration has its credential.
+    let spec = &doc["spec"];
+    let names: Vec<&str> = spec["receivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["none", "paging", "chat", "leads", "teams", "ticketing"]);
+    assert_eq!(spec["route"]["receiver"], "none");
+    for route in spec["route"]["routes"].as_array().unwrap() {
+        assert!(names.contains(&route["receiver"].as_str().unwrap()), "{route}");
+    }
+    let receiver = |name: &str| {
+        spec["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()
+    };
+    assert!(receiver("paging")["pagerdutyConfigs"][0]["routingKey"]["key"].is_string());
+    assert!(receiver("chat")["slackConfigs"][0]["apiURL"]["key"].is_string());
+    assert!(receiver("leads")["emailConfigs"][0]["to"].is_string());
+    assert!(receiver("teams")["msteamsv2Configs"][0]["webhookURL"]["key"].is_string());
+    assert!(receiver("ticketing")["webhookConfigs"][0]["urlSecret"]["key"].is_string());
+    assert_eq!(receiver("leads")["emailConfigs"][0]["sendResolved"], false);
+    assert_eq!(receiver("chat")["slackConfigs"][0]["sendResolved"], true);
 }
 
 #[test]

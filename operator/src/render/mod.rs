@@ -1,6 +1,7 @@
 //! "What should exist" for one `ChatbotMonitoring`: pure functions from the resource to its children, with no I/O.
 //! The reconciler applies exactly this, and `chatbot-operator render` prints exactly this.
 
+pub mod alertmanager_config;
 mod dashboards;
 mod deployment;
 pub mod local_prometheus;
@@ -20,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::{Resource, ResourceExt};
 
 use crate::crd::{ChatbotMonitoring, SelectionMode};
-use crate::prometheus_operator::{PrometheusRule, ServiceMonitor};
+use crate::prometheus_operator::{AlertmanagerConfig, PrometheusRule, ServiceMonitor};
 use crate::selection::verdict::PrometheusRef;
 
 pub use dashboards::{DASHBOARDS, dashboard_uid};
@@ -59,6 +60,7 @@ pub struct Desired {
     pub prometheus_rule: Option<PrometheusRule>,
     pub dashboards: Vec<ConfigMap>,
     pub network_policy: Option<NetworkPolicy>,
+    pub alertmanager_config: Option<AlertmanagerConfig>,
 }
 
 /// A resource that cannot be rendered; the reconciler reports it as a condition, `render` as an error message.
@@ -85,6 +87,12 @@ pub fn render(cbm: &ChatbotMonitoring, options: &RenderOptions) -> Result<Desire
             Vec::new()
         },
         network_policy: network_policy_for(cbm, options, &scrapers(cbm, &[]))?,
+        // Without alerting rules there is nothing to route.
+        alertmanager_config: spec
+            .notifications
+            .as_ref()
+            .filter(|n| n.enabled && spec.alerts.enabled)
+            .map(|n| alertmanager_config::render(&ctx, n)),
     })
 }
 
@@ -202,6 +210,9 @@ pub fn to_yaml_stream(desired: &Desired) -> Result<String, serde_yaml::Error> {
     }
     if let Some(np) = &desired.network_policy {
         docs.push(serde_yaml::to_string(np)?);
+    }
+    if let Some(amc) = &desired.alertmanager_config {
+        docs.push(serde_yaml::to_string(amc)?);
     }
     for cm in &desired.dashboards {
         docs.push(serde_yaml::to_string(cm)?);

@@ -116,5 +116,85 @@ pub fn invalid_specs() -> Vec<(Value, Refusal)> {
             json!({"monitoring": {"prometheus": {"mode": "pick-one"}}}),
             Field("spec.monitoring.prometheus.mode"),
         ),
+        (
+            json!({"notifications": {}}),
+            Rule(
+                "spec.notifications.receivers",
+                "notifications.receivers needs at least one receiver",
+            ),
+        ),
+        (
+            // The default routes name `paging` and `chat`: a lone receiver of another name must be routed.
+            json!({"notifications": {"receivers": [webhook("oncall")]}}),
+            Rule(
+                "spec.notifications.routes.critical",
+                "names a receiver that is not in notifications.receivers (the default is `paging`)",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat")],
+                "routes": {"info": ["tickets"]}}}),
+            Rule(
+                "spec.notifications.routes.info",
+                "notifications.routes.info names a receiver that is not in notifications.receivers",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat"),
+                {"name": "both", "webhook": {"urlSecretRef": {"name": "s", "key": "k"}},
+                 "slack": {"apiUrlSecretRef": {"name": "s", "key": "k"}}}]}}),
+            Rule(
+                "spec.notifications.receivers[2]",
+                "a receiver sets exactly one of webhook, slack, email, pagerduty and msteams",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat"), {"name": "neither"}]}}),
+            Rule(
+                "spec.notifications.receivers[2]",
+                "a receiver sets exactly one of webhook, slack, email, pagerduty and msteams",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat"), webhook("none")]}}),
+            Rule(
+                "spec.notifications.receivers[2].name",
+                "the receiver name none is reserved",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("Chat")]}}),
+            Field("spec.notifications.receivers[1].name"),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat")],
+                "groupInterval": "10m", "repeatInterval": "5m"}}),
+            Rule(
+                "spec.notifications.repeatInterval",
+                "notifications.repeatInterval must not be shorter than notifications.groupInterval",
+            ),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat")], "groupWait": "30 s"}}),
+            Field("spec.notifications.groupWait"),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), {"name": "chat",
+                "email": {"to": "a@example.com", "from": "b@example.com", "smarthost": "smtp.example.com"}}]}}),
+            Field("spec.notifications.receivers[1].email.smarthost"),
+        ),
+        (
+            json!({"notifications": {"receivers": [webhook("paging"), webhook("chat")],
+                "alertmanager": {"mode": "reference", "name": "main"}}}),
+            Rule(
+                "spec.notifications.alertmanager.namespace",
+                "notifications.alertmanager.namespace is required when mode is reference",
+            ),
+        ),
     ]
+}
+
+/// A webhook receiver named `name`.
+fn webhook(name: &str) -> Value {
+    json!({"name": name, "webhook": {"urlSecretRef": {"name": "alerting", "key": "url"}}})
 }

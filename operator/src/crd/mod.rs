@@ -15,6 +15,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod notifications;
+pub use notifications::*;
+
 /// The kind's API group and version, as `#[kube(…)]` below spells them (an attribute cannot read a const; a test
 /// holds the two together).
 pub const GROUP: &str = "monitoring.chatbot-sav.io";
@@ -96,6 +99,10 @@ pub struct ChatbotMonitoringSpec {
     /// Who may reach the chatbot's two ports (a NetworkPolicy).
     #[serde(default)]
     pub network_policy: NetworkPolicySpec,
+    /// Who is told when an alert fires (a prometheus-operator AlertmanagerConfig). Absent: no one, the alerts stay
+    /// on Prometheus' and Alertmanager's pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<NotificationsSpec>,
 }
 
 /// The chatbot Deployment.
@@ -646,6 +653,9 @@ pub struct Children {
     /// The NetworkPolicy, when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_policy: Option<String>,
+    /// The AlertmanagerConfig, when notifications are enabled and the Prometheus Operator serves the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager_config: Option<String>,
 }
 
 /// The CRD as YAML, as `chatbot-operator crd` prints it and `crds/` stores it.
