@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks need, only what is missing. Debian 12+ and Ubuntu 22.04+ (apt, with root or
 # sudo); Python tools go in .venv (scripts/venv.sh), never in the system Python.
-#   scripts/install-deps.sh          the tests: PostgreSQL server, promtool (Debian's prometheus), python3-venv, and
-#                                    in .venv kubernetes-validate (Kubernetes' own schemas, offline)
-#   scripts/install-deps.sh --demo   what `make demo` needs, and no more: Prometheus and curl
+#   scripts/install-deps.sh          the tests: PostgreSQL server, promtool (Debian's prometheus), Alertmanager and
+#                                    amtool (prometheus-alertmanager), python3-venv, and in .venv kubernetes-validate
+#                                    (Kubernetes' own schemas, offline)
+#   scripts/install-deps.sh --demo   what `make demo` needs, and no more: Prometheus, Alertmanager and curl
 #   scripts/install-deps.sh --bench  the tests' and the load generator (wrk)
 # With KUBEBUILDER_ASSETS set, also what the real-control-plane tests need (openssl; helm-python-sdk in .venv).
 set -euo pipefail
@@ -12,6 +13,8 @@ mode=${1:-test}
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# Alertmanager and amtool come in one package, which also holds the templates its binary loads from disk.
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)
 if [[ "$mode" == "--demo" ]]; then
   command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 else
@@ -45,6 +48,10 @@ if [[ ${#need[@]} -gt 0 ]]; then
   # (and kept from starting at boot): a Prometheus the machine already ran is left alone.
   if [[ " ${need[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
     $sudo systemctl disable --now prometheus.service 2>/dev/null || true
+  fi
+  # Likewise its Alertmanager on :9093 (and its cluster port :9094), which the demo's Alertmanager needs.
+  if [[ " ${need[*]} " == *" prometheus-alertmanager "* ]] && [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now prometheus-alertmanager.service 2>/dev/null || true
   fi
 fi
 

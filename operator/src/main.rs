@@ -22,7 +22,7 @@ use chatbot_operator::leader::{self, Lease, LeaseSettings};
 use chatbot_operator::metrics::Metrics;
 use chatbot_operator::reconcile::Context;
 use chatbot_operator::render::{
-    Desired, MANAGER, RenderOptions, local_prometheus, promtool_tests, render, to_yaml_stream,
+    Desired, MANAGER, RenderOptions, local_alertmanager, local_prometheus, promtool_tests, render, to_yaml_stream,
 };
 use chatbot_operator::settled::Settled;
 use chatbot_operator::verify;
@@ -85,8 +85,22 @@ enum Command {
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.
         #[arg(long, requires = "local_prometheus")]
         scrape_interval: Option<String>,
+        /// host:port of the Alertmanager the local Prometheus sends alerts to, when the resource has notifications.
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            default_value = "localhost:9093",
+            requires = "local_prometheus"
+        )]
+        alertmanager: String,
+        /// Manifests of the Secrets the receivers reference (a YAML stream of v1 Secrets, `data` or `stringData`):
+        /// --local-prometheus writes their values into alertmanager.yml, as the Prometheus Operator does.
+        #[arg(long, value_name = "FILE", requires = "local_prometheus")]
+        secrets: Option<PathBuf>,
         /// Also write into DIR the rules (rules.yml) and `promtool test rules` tests for them (rules.test.yml):
         /// for every alert, series that make it fire and series that keep it silent, at this resource's thresholds.
+        /// With notifications, also the routing (alertmanager.routes.yml) and `amtool config routes test` cases
+        /// (alertmanager.routes.test.sh): every alert with the receivers it must reach.
         #[arg(long, value_name = "DIR")]
         tests: Option<PathBuf>,
     },
@@ -195,15 +209,26 @@ fn main() -> ExitCode {
             local_prometheus,
             target,
             scrape_interval,
+            alertmanager,
+            secrets,
             tests,
         } => render_file(&file, &namespace, &settings.options()).and_then(|(cbm, desired)| {
             if let Some(dir) = tests {
                 write_promtool_tests(&dir, &cbm, &desired)?;
+                write_amtool_tests(&dir, &cbm, &desired)?;
             }
             match (local_prometheus, target) {
                 (Some(dir), Some(target)) => {
-                    local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref())
-                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", dir.display()))
+                    let secrets = match secrets {
+                        Some(path) => Some(read_secrets(&path)?),
+                        None => None,
+                    };
+                    let alerting = secrets.as_ref().map(|secrets| local_prometheus::LocalAlerting {
+                        alertmanager: &alertmanager,
+                        secrets,
+                    });
+                    local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref(), alerting)
+                        .with_context(|| format!("writing {}", dir.display()))
                 }
                 _ => write_stdout(&to_yaml_stream(&desired)?),
             }
@@ -385,6 +410,37 @@ fn write_promtool_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) 
     )?;
     std::fs::write(dir.join(promtool_tests::TESTS_FILE), serde_yaml::to_string(&tests)?)?;
     Ok(())
+}
+
+/// With notifications, writes the routing (receivers without integrations, so no Secret is needed) and the
+/// `amtool config routes test` script into `dir`.
+fn write_amtool_tests(dir: &Path, cbm: &ChatbotMonitoring, desired: &Desired) -> anyhow::Result<()> {
+    let (Some(amc), Some(rule), Some(notifications)) = (
+        &desired.alertmanager_config,
+        &desired.prometheus_rule,
+        &cbm.spec.notifications,
+    ) else {
+        return Ok(());
+    };
+    let routing = local_alertmanager::config(amc, local_alertmanager::Integrations::Omitted)
+        .map_err(|e| anyhow::anyhow!("spec.notifications: {e}"))?;
+    std::fs::write(
+        dir.join(local_alertmanager::ROUTES_FILE),
+        serde_yaml::to_string(&routing)?,
+    )?;
+    let ns = desired.service.metadata.namespace.clone().unwrap_or_default();
+    let name = desired.service.metadata.name.clone().unwrap_or_default();
+    let cases = local_alertmanager::route_cases(&ns, &name, notifications, rule);
+    let script = dir.join(local_alertmanager::ROUTES_TEST_FILE);
+    std::fs::write(&script, local_alertmanager::routes_test_script(&cases))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
+
+fn read_secrets(path: &Path) -> anyhow::Result<local_alertmanager::SecretValues> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    local_alertmanager::SecretValues::from_manifests(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Writes to standard output; a closed pipe (`| head`) is not an error.

@@ -1,10 +1,12 @@
 //! A plain Prometheus configuration equivalent to what the Prometheus Operator generates from the ServiceMonitor
 //! and PrometheusRule, for a chatbot reached at a fixed address outside Kubernetes: the no-cluster demo and the
-//! live tests run a real Prometheus on exactly the rules and target labels a cluster would have.
+//! live tests run a real Prometheus on exactly the rules and target labels a cluster would have, sending its alerts
+//! to an Alertmanager on the routing the resource's AlertmanagerConfig gives a cluster's.
 
 use serde_json::{Value, json};
 
 use super::Desired;
+use super::local_alertmanager::{self, Integrations, SecretValues};
 use crate::prometheus_operator::PrometheusRule;
 
 /// File name of the rules next to `prometheus.yml`.
@@ -13,7 +15,8 @@ pub const RULES_FILE: &str = "rules.yml";
 /// `prometheus.yml` scraping `target` with the ServiceMonitor's settings and the target labels the Prometheus
 /// Operator sets (`job` = Service name, `namespace`, `service`, `endpoint`, `pod`, `container`), so every rule and
 /// dashboard query matches as in a cluster. `interval` overrides the ServiceMonitor's (tests scrape every second).
-pub fn config(desired: &Desired, target: &str, interval: Option<&str>) -> Value {
+/// Alerts go to the Alertmanager at `alertmanager` (host:port), if any.
+pub fn config(desired: &Desired, target: &str, interval: Option<&str>, alertmanager: Option<&str>) -> Value {
     let name = desired.service.metadata.name.clone().unwrap_or_default();
     let namespace = desired.service.metadata.namespace.clone().unwrap_or_default();
     let endpoint = desired
@@ -53,6 +56,9 @@ pub fn config(desired: &Desired, target: &str, interval: Option<&str>) -> Value 
     if desired.prometheus_rule.is_some() {
         config["rule_files"] = json!([RULES_FILE]);
     }
+    if let Some(address) = alertmanager {
+        config["alerting"] = local_alertmanager::prometheus_alerting(address);
+    }
     config
 }
 
@@ -61,13 +67,46 @@ pub fn rules(rule: &PrometheusRule) -> Value {
     json!({"groups": rule.spec.groups})
 }
 
-/// Writes `prometheus.yml` (and `rules.yml`) into `dir`.
-pub fn write(dir: &std::path::Path, desired: &Desired, target: &str, interval: Option<&str>) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+/// Where the local Prometheus sends alerts, and the Secret values the receivers need.
+pub struct LocalAlerting<'a> {
+    /// host:port of the Alertmanager.
+    pub alertmanager: &'a str,
+    pub secrets: &'a SecretValues,
+}
+
+/// Writes `prometheus.yml` (and `rules.yml`) into `dir`, and with notifications `alertmanager.yml`: then `alerting`
+/// must give the Secrets' values.
+pub fn write(
+    dir: &std::path::Path,
+    desired: &Desired,
+    target: &str,
+    interval: Option<&str>,
+    alerting: Option<LocalAlerting>,
+) -> anyhow::Result<()> {
     let yaml = |v: &Value| serde_yaml::to_string(v).expect("YAML serializes");
-    std::fs::write(dir.join("prometheus.yml"), yaml(&config(desired, target, interval)))?;
+    let alertmanager = match (&desired.alertmanager_config, &alerting) {
+        (Some(amc), Some(a)) => Some((
+            a.alertmanager,
+            local_alertmanager::config(amc, Integrations::With(a.secrets))
+                .map_err(|e| anyhow::anyhow!("spec.notifications: {e}"))?,
+        )),
+        (Some(_), None) => anyhow::bail!(
+            "spec.notifications needs the values of the Secrets its receivers reference: pass their manifests with \
+             --secrets FILE"
+        ),
+        (None, _) => None,
+    };
+    std::fs::create_dir_all(dir)?;
+    let address = alertmanager.as_ref().map(|(a, _)| *a);
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        yaml(&config(desired, target, interval, address)),
+    )?;
     if let Some(rule) = &desired.prometheus_rule {
         std::fs::write(dir.join(RULES_FILE), yaml(&rules(rule)))?;
+    }
+    if let Some((_, config)) = alertmanager {
+        std::fs::write(dir.join(local_alertmanager::CONFIG_FILE), yaml(&config))?;
     }
     Ok(())
 }

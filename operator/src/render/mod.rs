@@ -4,6 +4,7 @@
 pub mod alertmanager_config;
 mod dashboards;
 mod deployment;
+pub mod local_alertmanager;
 pub mod local_prometheus;
 pub mod network_policy;
 mod prometheus_rule;
