@@ -24,7 +24,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::last_applied;
-use crate::prometheus_operator::{Prometheus, PrometheusRule, RuleGroup, ServiceMonitor};
+use crate::prometheus_operator::{
+    Alertmanager, AlertmanagerConfig, Prometheus, PrometheusRule, RuleGroup, ServiceMonitor,
+};
 
 /// (namespace, name); the namespace is empty for cluster-scoped kinds.
 type Key = (String, String);
@@ -136,7 +138,9 @@ pub struct Caches {
     pub network_policies: Slot<NetworkPolicy>,
     pub service_monitors: Slot<ServiceMonitor>,
     pub prometheus_rules: Slot<PrometheusRule>,
+    pub alertmanager_configs: Slot<AlertmanagerConfig>,
     pub prometheuses: Slot<Prometheus>,
+    pub alertmanagers: Slot<Alertmanager>,
     pub namespaces: Slot<PartialObjectMeta<Namespace>>,
     /// The chatbots' pods, for why they do not start.
     pub pods: Slot<Pod>,
@@ -210,9 +214,21 @@ impl Cached for PrometheusRule {
     }
 }
 
+impl Cached for AlertmanagerConfig {
+    fn slot(caches: &Caches) -> &Slot<Self> {
+        &caches.alertmanager_configs
+    }
+}
+
 impl Cached for Prometheus {
     fn slot(caches: &Caches) -> &Slot<Self> {
         &caches.prometheuses
+    }
+}
+
+impl Cached for Alertmanager {
+    fn slot(caches: &Caches) -> &Slot<Self> {
+        &caches.alertmanagers
     }
 }
 
@@ -261,12 +277,21 @@ impl Caches {
 
     /// Every `Prometheus` of the cluster.
     pub async fn prometheuses(&self, client: &Client) -> Result<Vec<Prometheus>, kube::Error> {
-        match self.prometheuses.ready() {
+        self.all(client).await
+    }
+
+    /// Every `Alertmanager` of the cluster.
+    pub async fn alertmanagers(&self, client: &Client) -> Result<Vec<Alertmanager>, kube::Error> {
+        self.all(client).await
+    }
+
+    async fn all<K: Cached<Scope = k8s_openapi::NamespaceResourceScope>>(
+        &self,
+        client: &Client,
+    ) -> Result<Vec<K>, kube::Error> {
+        match K::slot(self).ready() {
             Some(cache) => Ok(cache.all()),
-            None => Ok(Api::<Prometheus>::all(client.clone())
-                .list(&Default::default())
-                .await?
-                .items),
+            None => Ok(Api::<K>::all(client.clone()).list(&Default::default()).await?.items),
         }
     }
 

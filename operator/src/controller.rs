@@ -1,8 +1,8 @@
 //! Wires the reconciler to the API server: watches `ChatbotMonitoring` and the children it owns (a child changed or
-//! deleted by hand wakes its owner), the `Prometheus` objects and the namespaces' labels (which decide whether a
-//! resource is selected), and runs until told to stop. What they see is cached for the reconciler (see `cache`), and
-//! every event also unsettles what it may change (see `settled`), which is what lets an unchanged resource be
-//! reconciled without even rendering it.
+//! deleted by hand wakes its owner), the `Prometheus` and `Alertmanager` objects and the namespaces' labels (which
+//! decide whether a resource is selected), and runs until told to stop. What they see is cached for the reconciler
+//! (see `cache`), and every event also unsettles what it may change (see `settled`), which is what lets an
+//! unchanged resource be reconciled without even rendering it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use crate::backoff::{TriggerPause, WatchBackoff};
 use crate::cache::{Cache, Cached};
 use crate::crd::ChatbotMonitoring;
 use crate::discovery;
-use crate::prometheus_operator::{Prometheus, PrometheusRule, ServiceMonitor};
+use crate::prometheus_operator::{Alertmanager, AlertmanagerConfig, Prometheus, PrometheusRule, ServiceMonitor};
 use crate::reconcile::{Context, error_policy, reconcile};
 use crate::render::{INSTANCE_LABEL, MANAGER};
 use crate::status::pods::diagnose;
@@ -248,9 +248,29 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             })
     };
     let prometheuses = ctx.kinds.while_served(|k| k.prometheus, watch_prometheuses);
+    // Likewise the Alertmanagers, whose selectors decide who loads an AlertmanagerConfig.
+    let unsettle = ctx.clone();
+    let am_client = ctx.client.clone();
+    let watch_alertmanagers = move || {
+        let unsettle = unsettle.clone();
+        watcher(Api::<Alertmanager>::all(am_client.clone()), watcher::Config::default())
+            .backoff(WatchBackoff::default())
+            .inspect(tracked("Alertmanager", &unsettle))
+            .modify(Alertmanager::slim)
+            .inspect(feed(unsettle.caches.alertmanagers.renew()))
+            .filter_map(spec_changes())
+            .inspect(move |_| {
+                if let Some(settled) = &unsettle.settled {
+                    settled.invalidate_all();
+                }
+            })
+    };
+    let alertmanagers = ctx.kinds.while_served(|k| k.alertmanager, watch_alertmanagers);
     let all = resources.clone();
+    let every = resources.clone();
     let (sm_ctx, sm_scope, sm_client) = (ctx.clone(), scope.clone(), ctx.client.clone());
     let (pr_ctx, pr_scope, pr_client) = (ctx.clone(), scope.clone(), ctx.client.clone());
+    let (amc_ctx, amc_scope, amc_client) = (ctx.clone(), scope.clone(), ctx.client.clone());
     controller = controller
         .owns_stream(ctx.kinds.while_served(
             |k| k.service_monitor,
@@ -260,8 +280,22 @@ pub async fn run(ctx: Arc<Context>, scope: Scope, shutdown: impl Future<Output =
             |k| k.prometheus_rule,
             move || children(pr_scope.api::<PrometheusRule>(&pr_client), "PrometheusRule", &pr_ctx),
         ))
+        .owns_stream(ctx.kinds.while_served(
+            |k| k.alertmanager_config,
+            move || {
+                let api = amc_scope.api::<AlertmanagerConfig>(&amc_client);
+                children(api, "AlertmanagerConfig", &amc_ctx)
+            },
+        ))
         .watches_stream(prometheuses, move |_| {
             all.state()
+                .iter()
+                .map(|r| ObjectRef::from_obj(&**r))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(alertmanagers, move |_| {
+            every
+                .state()
                 .iter()
                 .map(|r| ObjectRef::from_obj(&**r))
                 .collect::<Vec<_>>()

@@ -15,13 +15,17 @@ use crate::prometheus_operator::GROUP;
 /// How often the running controller asks discovery again.
 pub const REFRESH: Duration = Duration::from_secs(15);
 
-/// The kinds of `monitoring.coreos.com/v1` the operator writes or reads.
+/// The kinds of `monitoring.coreos.com` the operator writes or reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PrometheusOperatorKinds {
     pub service_monitor: bool,
     pub prometheus_rule: bool,
     /// Only read, to tell which Prometheus selects the resource.
     pub prometheus: bool,
+    /// `v1alpha1`, for notifications.
+    pub alertmanager_config: bool,
+    /// Only read, to tell which Alertmanager loads the AlertmanagerConfig.
+    pub alertmanager: bool,
 }
 
 impl PrometheusOperatorKinds {
@@ -31,20 +35,31 @@ impl PrometheusOperatorKinds {
     }
 }
 
-/// Asks the API server. A group it does not serve is answered with a plain-text 404, which is "none of them", not an
-/// error.
+/// Asks the API server, one request per group version.
 pub async fn discover(client: &Client) -> Result<PrometheusOperatorKinds, kube::Error> {
-    match client.list_api_group_resources(&format!("{GROUP}/v1")).await {
-        Ok(list) => {
-            let served = |kind: &str| list.resources.iter().any(|r| r.kind == kind && !r.name.contains('/'));
-            Ok(PrometheusOperatorKinds {
-                service_monitor: served("ServiceMonitor"),
-                prometheus_rule: served("PrometheusRule"),
-                prometheus: served("Prometheus"),
-            })
-        }
+    let (v1, v1alpha1) = tokio::try_join!(served(client, "v1"), served(client, "v1alpha1"))?;
+    let has = |kinds: &[String], kind: &str| kinds.iter().any(|k| k == kind);
+    Ok(PrometheusOperatorKinds {
+        service_monitor: has(&v1, "ServiceMonitor"),
+        prometheus_rule: has(&v1, "PrometheusRule"),
+        prometheus: has(&v1, "Prometheus"),
+        alertmanager_config: has(&v1alpha1, "AlertmanagerConfig"),
+        alertmanager: has(&v1, "Alertmanager"),
+    })
+}
+
+/// The kinds (not subresources) of `monitoring.coreos.com/<version>`. A group version the API server does not serve
+/// is answered with a plain-text 404, which is "none of them", not an error.
+async fn served(client: &Client, version: &str) -> Result<Vec<String>, kube::Error> {
+    match client.list_api_group_resources(&format!("{GROUP}/{version}")).await {
+        Ok(list) => Ok(list
+            .resources
+            .into_iter()
+            .filter(|r| !r.name.contains('/'))
+            .map(|r| r.kind)
+            .collect()),
         // By code: the plain-text body gives no `NotFound` reason, and kube's `is_not_found` wants one.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(PrometheusOperatorKinds::default()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
@@ -86,7 +101,7 @@ impl KindsCache {
                         tracing::info!(?kinds, "Prometheus Operator kinds served");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "discovery of monitoring.coreos.com/v1 failed"),
+                Err(e) => tracing::warn!(error = %e, "discovery of monitoring.coreos.com failed"),
             }
             tokio::time::sleep(period).await;
         }
@@ -139,6 +154,8 @@ mod tests {
         service_monitor: true,
         prometheus_rule: true,
         prometheus: true,
+        alertmanager_config: true,
+        alertmanager: true,
     };
 
     #[tokio::test]

@@ -58,6 +58,10 @@ enum Command {
         /// Prometheus' base URL, e.g. http://localhost:9090.
         #[arg(long, env = "PROMETHEUS_URL")]
         prometheus_url: String,
+        /// Alertmanager's base URL, e.g. http://localhost:9093: with notifications in the resource, also check that
+        /// Prometheus sends alerts to an Alertmanager and that this one loaded the routing (row Routed).
+        #[arg(long, env = "ALERTMANAGER_URL")]
+        alertmanager_url: Option<String>,
         /// `table` for people, `json` for scripts.
         #[arg(short = 'o', long, value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -183,6 +187,10 @@ struct RunArgs {
     /// Prometheus URL for resources whose spec names none (instead of the chosen Prometheus' in-cluster Service).
     #[arg(long, env = "PROMETHEUS_URL")]
     prometheus_url: Option<String>,
+    /// Alertmanager URL for resources whose spec names none (instead of the chosen Alertmanager's in-cluster
+    /// Service).
+    #[arg(long, env = "ALERTMANAGER_URL")]
+    alertmanager_url: Option<String>,
     /// Check that the Secrets a resource references exist before applying anything (reason SecretMissing at once).
     /// Needs `get` on Secrets, which RBAC grants with their data; without it, the pods report a missing Secret.
     #[arg(long, env = "CHECK_SECRETS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -199,9 +207,17 @@ fn main() -> ExitCode {
             file,
             namespace,
             prometheus_url,
+            alertmanager_url,
             output,
             timeout,
-        } => verify_file(&file, &namespace, &prometheus_url, output, timeout),
+        } => verify_file(
+            &file,
+            &namespace,
+            &prometheus_url,
+            alertmanager_url.as_deref(),
+            output,
+            timeout,
+        ),
         Command::Render {
             file,
             namespace,
@@ -297,11 +313,14 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     .with_watch_health(watches)
     .with_secret_check(args.check_secrets);
     if !args.verify_period.is_zero() {
-        ctx = ctx.with_verifier(verify::periodic::Verifier::new(
-            args.verify_period,
-            std::time::Duration::from_secs(5),
-            args.prometheus_url.clone(),
-        ));
+        ctx = ctx.with_verifier(
+            verify::periodic::Verifier::new(
+                args.verify_period,
+                std::time::Duration::from_secs(5),
+                args.prometheus_url.clone(),
+            )
+            .with_alertmanager_url(args.alertmanager_url.clone()),
+        );
     }
     // Settled resources are not read again until the controller's watches see a change: see controller::run.
     let ctx = Arc::new(ctx.with_settled(Settled::default()));
@@ -347,12 +366,22 @@ async fn verify_file(
     file: &Path,
     namespace: &str,
     prometheus_url: &str,
+    alertmanager_url: Option<&str>,
     output: Output,
     timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let (_, desired) = render_file(file, namespace, &RenderOptions::default())?;
     let api = verify::prometheus_api::PrometheusApi::new(prometheus_url, timeout);
-    let report = verify::run::verify(&desired, &api).await;
+    let mut report = verify::run::verify(&desired, &api).await;
+    match (&desired.alertmanager_config, alertmanager_url) {
+        (Some(amc), Some(url)) => report
+            .checks
+            .push(verify::routing::check(amc, &api, url, timeout).await),
+        (Some(_), None) => eprintln!(
+            "chatbot-operator: the resource has notifications: --alertmanager-url also checks that they are routed"
+        ),
+        (None, _) => {}
+    }
     match output {
         Output::Table => write_stdout(&verify::run::table(&report))?,
         Output::Json => write_stdout(&(serde_json::to_string_pretty(&report)? + "\n"))?,

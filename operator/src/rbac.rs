@@ -58,6 +58,11 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
         resource: "prometheusrules",
         verbs: REMOVABLE,
     },
+    Permission {
+        group: crate::prometheus_operator::GROUP,
+        resource: "alertmanagerconfigs",
+        verbs: REMOVABLE,
+    },
     // The chatbots' pods (watched by label), to say why they do not start: a missing Secret among other things.
     Permission {
         group: "",
@@ -79,13 +84,19 @@ pub const SECRET_CHECK: &[Permission] = &[Permission {
     verbs: &["get"],
 }];
 
-/// Rules that only a ClusterRole can grant, whatever namespaces are watched: which Prometheus servers exist (they
-/// usually live in a monitoring namespace) and the labels of our namespace (for their namespace selectors), both
-/// watched so that a change re-evaluates the resources at once (namespaces as metadata only).
+/// Rules that only a ClusterRole can grant, whatever namespaces are watched: which Prometheus servers and
+/// Alertmanagers exist (they usually live in a monitoring namespace) and the labels of our namespace (for their
+/// namespace selectors), all watched so that a change re-evaluates the resources at once (namespaces as metadata
+/// only).
 pub const CLUSTER_WIDE: &[Permission] = &[
     Permission {
         group: crate::prometheus_operator::GROUP,
         resource: "prometheuses",
+        verbs: &["list", "watch"],
+    },
+    Permission {
+        group: crate::prometheus_operator::GROUP,
+        resource: "alertmanagers",
         verbs: &["list", "watch"],
     },
     Permission {

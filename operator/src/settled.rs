@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::selection::verdict::PrometheusRef;
+use crate::status::Part;
 
 /// A settled entry older than this is read again in full whatever the watches said.
 pub const MAX_AGE: Duration = Duration::from_secs(30 * 60);
@@ -30,6 +31,10 @@ pub struct Snapshot {
     pub prometheus_operator: bool,
     /// The spec asks for a ServiceMonitor or a PrometheusRule.
     pub needs_prometheus_operator: bool,
+    /// `Routed` as the full pass found it: which Alertmanager selects the AlertmanagerConfig (`Ready`, with
+    /// `alertmanagers`), or why none does; verification rounds then check what those loaded.
+    pub routed: Part,
+    pub alertmanagers: Vec<PrometheusRef>,
     /// `status::children_fingerprint` of the status the pass published.
     pub fingerprint: u64,
 }
@@ -153,6 +158,8 @@ mod tests {
             chosen: Vec::new(),
             prometheus_operator: true,
             needs_prometheus_operator: true,
+            routed: Part::Disabled,
+            alertmanagers: Vec::new(),
             fingerprint: 7,
         })
     }

@@ -28,6 +28,8 @@ const PROMETHEUS_RULE: &str = "/apis/monitoring.coreos.com/v1/namespaces/default
 const DASHBOARD: &str = "/api/v1/namespaces/default/configmaps/chatbot-dashboard-overview";
 const NETWORK_POLICY: &str = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies/chatbot";
 const DISCOVERY: &str = "/apis/monitoring.coreos.com/v1";
+const DISCOVERY_V1ALPHA1: &str = "/apis/monitoring.coreos.com/v1alpha1";
+const ALERTMANAGER_CONFIG: &str = "/apis/monitoring.coreos.com/v1alpha1/namespaces/default/alertmanagerconfigs/chatbot";
 const PROMETHEUSES: &str = "/apis/monitoring.coreos.com/v1/prometheuses";
 const NAMESPACE: &str = "/api/v1/namespaces/default";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
@@ -113,6 +115,7 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("GET", SERVICE),
             ("PATCH", SERVICE),
             ("GET", DISCOVERY),
+            ("GET", DISCOVERY_V1ALPHA1),
             ("GET", PROMETHEUSES),
             ("GET", NAMESPACE),
             ("GET", SERVICE_MONITOR),
@@ -123,6 +126,8 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
             ("GET", NETWORK_POLICY),
             ("GET", NETWORK_POLICY),
             ("PATCH", NETWORK_POLICY),
+            // No notifications: is there an AlertmanagerConfig of ours to remove?
+            ("GET", ALERTMANAGER_CONFIG),
             ("GET", DASHBOARD),
             ("PATCH", DASHBOARD),
             ("PATCH", &format!("{CBM}/status")),
@@ -230,7 +235,7 @@ async fn an_unchanged_resource_is_only_read() {
     run(&ctx, &cbm).await.unwrap();
     let calls = fake.take_calls();
     assert!(calls.iter().all(|c| c.starts_with("GET ")), "{calls:?}");
-    assert_eq!(calls.len(), 10, "{calls:?}");
+    assert_eq!(calls.len(), 12, "{calls:?}");
     let after = versions_of_everything(&fake);
     assert_eq!(after, versions, "no resourceVersion changes");
     assert_eq!(fake.state().events.len(), 2, "no new event");
@@ -1152,5 +1157,214 @@ async fn resources_sharing_a_prometheus_share_its_targets_and_rules() {
         ),
         (1, 1, names.len()),
         "{requests:?}"
+    );
+}
+
+const ALERTMANAGER: &str = "/apis/monitoring.coreos.com/v1/namespaces/monitoring/alertmanagers/kps";
+
+/// kube-prometheus-stack's Alertmanager: every AlertmanagerConfig of every namespace (`selector` when given).
+fn with_alertmanager(fake: &FakeApi, selector: Value) {
+    fake.state().alertmanager_kind = true;
+    fake.put(
+        ALERTMANAGER,
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager",
+               "metadata": {"name": "kps", "namespace": "monitoring"},
+               "spec": {"alertmanagerConfigSelector": selector, "alertmanagerConfigNamespaceSelector": {}}}),
+    );
+}
+
+fn notifications() -> Value {
+    json!({"notifications": {"receivers": [
+        {"name": "paging", "pagerduty": {"routingKeySecretRef": {"name": "alerting", "key": "pd"}}},
+        {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "hook"}}},
+    ]}})
+}
+
+/// The resource as the API server stores it after defaulting (the tests do not go through admission).
+fn notified() -> ChatbotMonitoring {
+    let object = json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                        "metadata": {"name": "chatbot"}, "spec": notifications()});
+    let mut cbm = chatbot_operator::admission::admit(&object).unwrap();
+    let stored = resource(json!({}));
+    cbm.metadata = stored.metadata;
+    cbm
+}
+
+#[tokio::test]
+async fn notifications_apply_an_owned_alertmanager_config_and_routed_names_the_alertmanager() {
+    let (ctx, fake) = setup();
+    with_alertmanager(&fake, json!({}));
+    let cbm = stored(&fake, &notified());
+    run(&ctx, &cbm).await.unwrap();
+    let amc = fake.get(ALERTMANAGER_CONFIG).expect("applied");
+    assert_eq!(
+        amc["metadata"]["ownerReferences"][0]["uid"],
+        "5e1f7a2c-0000-4000-8000-000000000001"
+    );
+    assert_eq!(amc["spec"]["route"]["receiver"], "none");
+    assert_eq!(amc["spec"]["route"]["routes"][0]["receiver"], "paging");
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "AlertmanagerConfigReady"),
+        ("True".into(), "Applied".into())
+    );
+    assert_eq!(
+        condition_message(&cbm, "AlertmanagerConfigReady"),
+        "2 receiver(s); critical to paging; warning to chat; info to no one; inhibitions on"
+    );
+    // No verifier here: selection is what is known.
+    assert_eq!(condition(&cbm, "Routed"), ("True".into(), "Selected".into()));
+    assert_eq!(
+        condition_message(&cbm, "Routed"),
+        "selected by Alertmanager monitoring/kps"
+    );
+    assert_eq!(condition(&cbm, "Ready").0, "True");
+    let status = cbm.status.clone().unwrap();
+    assert_eq!(status.children.unwrap().alertmanager_config.as_deref(), Some("chatbot"));
+
+    // Unchanged: nothing written again.
+    fake.take_calls();
+    run(&ctx, &cbm).await.unwrap();
+    let writes: Vec<String> = fake
+        .take_calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("GET "))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // Switched off: removed, and both conditions say so.
+    let mut off = reread(&fake);
+    off.spec.notifications.as_mut().unwrap().enabled = false;
+    off.metadata.generation = Some(2);
+    let off = stored(&fake, &off);
+    run(&ctx, &off).await.unwrap();
+    assert!(fake.get(ALERTMANAGER_CONFIG).is_none(), "deleted when switched off");
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "AlertmanagerConfigReady"),
+        ("False".into(), "Disabled".into())
+    );
+    assert_eq!(condition(&cbm, "Routed"), ("False".into(), "Disabled".into()));
+    assert_eq!(
+        condition(&cbm, "Ready").0,
+        "True",
+        "a part switched off is not a failure"
+    );
+}
+
+#[tokio::test]
+async fn auto_mode_adds_the_label_the_alertmanager_selects_and_says_why_one_does_not() {
+    let (ctx, fake) = setup();
+    with_alertmanager(&fake, json!({"matchLabels": {"alertmanagerConfig": "chatbots"}}));
+    let cbm = stored(&fake, &notified());
+    run(&ctx, &cbm).await.unwrap();
+    let amc = fake.get(ALERTMANAGER_CONFIG).unwrap();
+    assert_eq!(amc["metadata"]["labels"]["alertmanagerConfig"], "chatbots");
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition_message(&cbm, "Routed"),
+        "selected by Alertmanager monitoring/kps (labels added: alertmanagerConfig=chatbots)"
+    );
+
+    // The user's own labels are never second-guessed: the mismatch is reported instead.
+    let mut labelled = cbm.clone();
+    labelled.spec.notifications.as_mut().unwrap().labels = [("team".to_owned(), "care".to_owned())].into();
+    labelled.metadata.generation = Some(2);
+    let labelled = stored(&fake, &labelled);
+    run(&ctx, &labelled).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Routed"), ("False".into(), "LabelMismatch".into()));
+    assert!(condition_message(&cbm, "Routed").contains("missing label alertmanagerConfig=chatbots"));
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "LabelMismatch".into()));
+}
+
+#[tokio::test]
+async fn without_the_prometheus_operator_notifications_wait_for_it() {
+    let (ctx, fake) = setup();
+    fake.state().prometheus_operator = false;
+    let cbm = stored(&fake, &notified());
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "AlertmanagerConfigReady"),
+        ("False".into(), "PrometheusOperatorMissing".into())
+    );
+    assert!(condition_message(&cbm, "AlertmanagerConfigReady").contains("monitoring.coreos.com/v1alpha1"));
+    assert_eq!(condition(&cbm, "Routed").1, "PrometheusOperatorMissing");
+    // Without an Alertmanager at all, Routed says that no one will be told.
+    let (ctx, fake) = setup();
+    fake.state().alertmanager_kind = true;
+    let cbm = stored(&fake, &notified());
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Routed"), ("False".into(), "NoAlertmanager".into()));
+    assert_eq!(condition(&cbm, "AlertmanagerConfigReady").0, "True");
+}
+
+#[tokio::test]
+async fn verification_follows_the_alert_from_prometheus_to_the_loaded_routing() {
+    let answers = healthy_prometheus(&rule_groups(), true);
+    let url = fake_prometheus::start(answers.clone()).await;
+    let (ctx, fake) = verifying(Duration::from_secs(60), &url);
+    let ctx = Arc::new(
+        Arc::into_inner(ctx).unwrap().with_verifier(
+            chatbot_operator::verify::periodic::Verifier::new(
+                Duration::ZERO,
+                Duration::from_secs(2),
+                Some(url.clone()),
+            )
+            .with_alertmanager_url(Some(url.clone())),
+        ),
+    );
+    with_alertmanager(&fake, json!({}));
+    let cbm = stored(&fake, &notified());
+
+    // The Alertmanager has not loaded the routing (the Prometheus Operator skipped it, say).
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Routed"), ("False".into(), "RoutesNotLoaded".into()));
+    assert!(
+        condition_message(&cbm, "Routed")
+            .contains("default/chatbot/none, default/chatbot/paging, default/chatbot/chat and 1 more missing"),
+        "{}",
+        condition_message(&cbm, "Routed")
+    );
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "RoutesNotLoaded".into()));
+
+    // Loaded, as Alertmanager re-marshals what the Prometheus Operator generated.
+    *answers.alertmanager_config.lock().unwrap() = "route:\n  receiver: \"null\"\n  routes:\n  - receiver: default/chatbot/none\n    matchers:\n    - chatbot=\"chatbot\"\n    - namespace=\"default\"\n    continue: true\nreceivers:\n- name: \"null\"\n- name: default/chatbot/none\n- name: default/chatbot/paging\n- name: default/chatbot/chat\n".into();
+    let before = fake.state().events.len();
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Routed"),
+        ("True".into(), "Routed".into()),
+        "{}",
+        condition_message(&cbm, "Routed")
+    );
+    assert!(
+        condition_message(&cbm, "Routed")
+            .contains("its 3 receiver(s); Prometheus sends its alerts to 1 Alertmanager(s)")
+    );
+    let events = fake.state().events[before..].to_vec();
+    assert!(
+        events.iter().any(|e| e["reason"] == "Routed" && e["type"] == "Normal"),
+        "{events:?}"
+    );
+
+    // Prometheus loses its Alertmanager: every alert would fire and no one be told.
+    *answers.alertmanagers.lock().unwrap() = json!({"activeAlertmanagers": [], "droppedAlertmanagers": []});
+    run(&ctx, &cbm).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "Routed"),
+        ("False".into(), "NoAlertmanagerConnected".into())
+    );
+    let events = fake.state().events.clone();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "NoAlertmanagerConnected" && e["type"] == "Warning"),
+        "{events:?}"
     );
 }

@@ -482,6 +482,7 @@ def test_deployment_defaults() -> None:
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["VERIFY_PERIOD"] == "60s"
     assert "PROMETHEUS_URL" not in env
+    assert "ALERTMANAGER_URL" not in env
     assert container["image"] == "ghcr.io/chatbot-sav/chatbot-operator:0.1.0"
     assert "topologySpreadConstraints" not in pod
     assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
@@ -513,7 +514,11 @@ def test_platform_values() -> None:
             {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         ],
         "extraArgs": ["--verify-period=5m"],
-        "verify": {"period": "2m 30s", "prometheusUrl": "http://thanos-query.monitoring:9090"},
+        "verify": {
+            "period": "2m 30s",
+            "prometheusUrl": "http://thanos-query.monitoring:9090",
+            "alertmanagerUrl": "http://alertmanager.monitoring:9093",
+        },
         "image": {"tag": "1.2.3", "digest": "sha256:" + "0a" * 32},
         "topologySpreadConstraints": [
             {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"},
@@ -535,6 +540,7 @@ def test_platform_values() -> None:
     env = env_of(deployment)
     assert env["TOKEN"] == {"secretKeyRef": {"name": "s", "key": "k"}}
     assert (env["VERIFY_PERIOD"], env["PROMETHEUS_URL"]) == ("2m 30s", "http://thanos-query.monitoring:9090")
+    assert env["ALERTMANAGER_URL"] == "http://alertmanager.monitoring:9093"
     assert container["image"] == "ghcr.io/chatbot-sav/chatbot-operator@sha256:" + "0a" * 32
     zone, host = pod["topologySpreadConstraints"]
     assert zone["labelSelector"] == {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}

@@ -17,9 +17,9 @@ use crate::cache::Cached;
 use crate::crd::{ChatbotMonitoring, Children, DatabaseType, ModelBackend, SelectionMode};
 use crate::discovery::PrometheusOperatorKinds;
 use crate::last_applied;
-use crate::prometheus_operator::ConfigResourceStatus;
+use crate::prometheus_operator::{AlertmanagerConfig, ConfigResourceStatus};
 use crate::render::{self, Desired, MANAGER, alert_names};
-use crate::selection::{operator_opinion, ports, verdict};
+use crate::selection::{alertmanager, operator_opinion, ports, verdict};
 use crate::settled::Snapshot;
 use crate::status::{self, Observed, Part};
 
@@ -137,6 +137,9 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
     };
     observed.parts.push((status::NETWORK_POLICY_READY, part));
 
+    let (part, routed, alertmanagers) = notifications(cbm, ctx, &ns, kinds, &mut desired, &mut children).await?;
+    observed.parts.push((status::ALERTMANAGER_CONFIG_READY, part));
+
     let part = if desired.dashboards.is_empty() {
         for (id, _) in render::DASHBOARDS {
             remove_owned::<ConfigMap>(ctx, &format!("{name}-dashboard-{id}"), cbm).await?;
@@ -158,6 +161,8 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
         chosen,
         prometheus_operator: installed,
         needs_prometheus_operator: monitoring,
+        routed,
+        alertmanagers,
         // Known once the status is published.
         fingerprint: 0,
     };
@@ -234,6 +239,55 @@ async fn select(
     Ok((add, verdict))
 }
 
+/// The AlertmanagerConfig, with the labels the Alertmanager that should load it requires, or removed when
+/// notifications are off. Returns its part, `Routed` as selection alone tells it, and the Alertmanagers selecting it.
+async fn notifications(
+    cbm: &ChatbotMonitoring,
+    ctx: &Context,
+    ns: &str,
+    kinds: PrometheusOperatorKinds,
+    desired: &mut Desired,
+    children: &mut Children,
+) -> Result<(Part, Part, Vec<verdict::PrometheusRef>), Error> {
+    let (Some(amc), Some(n)) = (desired.alertmanager_config.as_mut(), &cbm.spec.notifications) else {
+        if kinds.alertmanager_config {
+            remove_owned::<AlertmanagerConfig>(ctx, &cbm.name_any(), cbm).await?;
+        }
+        return Ok((Part::Disabled, Part::Disabled, Vec::new()));
+    };
+    if !kinds.alertmanager_config {
+        let missing = parts::alertmanager_config_kind_missing();
+        return Ok((missing.clone(), missing, Vec::new()));
+    }
+    let mut added = BTreeMap::new();
+    let routing = if n.alertmanager.mode == SelectionMode::None {
+        alertmanager::Routing::NotChecked
+    } else if !kinds.alertmanager {
+        alertmanager::alertmanager_kind_missing(&n.alertmanager)
+    } else {
+        let candidates = ctx.caches.alertmanagers(&ctx.client).await?;
+        let namespace_labels = ctx.caches.namespace_labels(&ctx.client, ns).await?;
+        let labels = amc.metadata.labels.clone().unwrap_or_default();
+        let ours = alertmanager::Ours {
+            namespace: ns,
+            namespace_labels: &namespace_labels,
+            labels: &labels,
+            user_labels_set: !n.labels.is_empty(),
+        };
+        let (add, routing) = alertmanager::evaluate(&n.alertmanager, &candidates, &ours);
+        amc.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(add.clone());
+        added = add;
+        routing
+    };
+    ensure(ctx, amc).await?;
+    children.alertmanager_config = amc.metadata.name.clone();
+    let (routed, alertmanagers) = parts::routing(routing, &added);
+    Ok((parts::alertmanager_config(n), routed, alertmanagers))
+}
+
 /// Whether any child needs the Prometheus Operator's kinds.
 pub fn needs_prometheus_operator(desired: &Desired) -> bool {
     desired.service_monitor.is_some() || desired.prometheus_rule.is_some()
@@ -251,6 +305,12 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
     }
     if let Some(tokens) = &c.agent_tokens_secret_ref {
         refs.push(("spec.chatbot.agentTokensSecretRef", &tokens.name));
+    }
+    let mut refs: Vec<(String, &String)> = refs.into_iter().map(|(f, n)| (f.to_owned(), n)).collect();
+    if let Some(n) = cbm.spec.notifications.as_ref().filter(|n| n.enabled) {
+        for (i, receiver) in n.receivers.iter().enumerate() {
+            refs.extend(receiver.secret_refs(i).into_iter().map(|(f, r)| (f, &r.name)));
+        }
     }
     let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
     for (field, name) in refs {

@@ -110,7 +110,7 @@ pub enum Error {
     #[error("{0}")]
     Render(#[from] RenderError),
     #[error("Secret {name:?} referenced by {field} does not exist in the namespace")]
-    SecretMissing { name: String, field: &'static str },
+    SecretMissing { name: String, field: String },
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
 }

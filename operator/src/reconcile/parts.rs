@@ -1,6 +1,8 @@
 //! The status entry of each child, from what was applied and what is live (pure).
 
+use crate::crd::NotificationsSpec;
 use crate::render;
+use crate::selection::alertmanager::Routing;
 use crate::selection::label_selector::Labels;
 use crate::selection::operator_opinion::Opinion;
 use crate::selection::verdict::{PrometheusRef, Verdict, joined};
@@ -92,6 +94,59 @@ pub fn network_policy(
     Part::Ready {
         reason: reason::APPLIED,
         message: format!("the metrics port admits {}; {api}", metrics.join(" and ")),
+    }
+}
+
+/// The AlertmanagerConfig: where each severity goes.
+pub fn alertmanager_config(n: &NotificationsSpec) -> Part {
+    let routes: Vec<String> = n
+        .routes
+        .by_severity()
+        .into_iter()
+        .map(|(severity, receivers)| match receivers {
+            [] => format!("{severity} to no one"),
+            _ => format!("{severity} to {}", receivers.join(", ")),
+        })
+        .collect();
+    Part::Ready {
+        reason: reason::APPLIED,
+        message: format!(
+            "{} receiver(s); {}; inhibitions {}",
+            n.receivers.len(),
+            routes.join("; "),
+            if n.inhibit { "on" } else { "off" }
+        ),
+    }
+}
+
+/// The AlertmanagerConfig kind (monitoring.coreos.com/v1alpha1) is not served.
+pub fn alertmanager_config_kind_missing() -> Part {
+    Part::Failed {
+        reason: reason::PROMETHEUS_OPERATOR_MISSING,
+        message: "the monitoring.coreos.com/v1alpha1 AlertmanagerConfig kind is not served: install the Prometheus \
+                  Operator (kube-prometheus-stack); notifications are applied as soon as it is"
+            .into(),
+    }
+}
+
+/// `Routed` from selection alone (verification rounds then check what the Alertmanager loaded), and the
+/// Alertmanagers that select the AlertmanagerConfig.
+pub fn routing(routing: Routing, added: &Labels) -> (Part, Vec<PrometheusRef>) {
+    match routing {
+        Routing::NotChecked => (Part::Disabled, Vec::new()),
+        Routing::NotSelected { reason, message } => (Part::Failed { reason, message }, Vec::new()),
+        Routing::Selected { alertmanagers } => {
+            let mut message = format!("selected by Alertmanager {}", joined(&alertmanagers));
+            if !added.is_empty() {
+                let added: Vec<String> = added.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                message.push_str(&format!(" (labels added: {})", added.join(", ")));
+            }
+            let part = Part::Ready {
+                reason: reason::SELECTED,
+                message,
+            };
+            (part, alertmanagers)
+        }
     }
 }
 

@@ -1,14 +1,16 @@
 //! Step 2 of a reconcile: is the resource really monitored? Asked of the chosen Prometheus (or the URL the spec or
-//! the operator gives), at most once per verification period per Prometheus for targets and rules. An unreachable
-//! Prometheus is a condition, not a failed reconcile.
+//! the operator gives), at most once per verification period per Prometheus for targets and rules; and are its
+//! alerts routed, asked of that Prometheus and of the Alertmanager that selects the AlertmanagerConfig. An
+//! unreachable server is a condition, not a failed reconcile.
 
 use super::{Context, Error};
 use crate::crd::ChatbotMonitoring;
 use crate::render::{self, Desired};
 use crate::selection::verdict::PrometheusRef;
 use crate::settled::Snapshot;
-use crate::status::Part;
+use crate::status::{self, Part};
 use crate::verify::periodic::in_cluster_url;
+use crate::verify::routing;
 
 /// What a verification round found, for the status.
 #[derive(Debug, Default)]
@@ -30,20 +32,89 @@ pub async fn verify(
     snapshot: &Snapshot,
     desired: Option<&Desired>,
 ) -> Result<Verification, Error> {
+    // A settled resource was not rendered: it is, once, only when a check needs its children.
+    let needed = ctx.verifier.is_some()
+        && ((snapshot.prometheus_operator && snapshot.needs_prometheus_operator)
+            || matches!(snapshot.routed, Part::Ready { .. }));
+    let rendered;
+    let desired = match desired {
+        Some(desired) => Some(desired),
+        None if needed => {
+            rendered = render::render(cbm, &ctx.options)?;
+            Some(&rendered)
+        }
+        None => None,
+    };
+    let Some(desired) = desired else {
+        return Ok(Verification {
+            parts: vec![(status::ROUTED, snapshot.routed.clone())],
+            ..Verification::default()
+        });
+    };
+    let mut verification = prometheus_checks(cbm, ctx, snapshot, desired).await;
+    verification
+        .parts
+        .push((status::ROUTED, routed(cbm, ctx, snapshot, desired).await));
+    Ok(verification)
+}
+
+/// `Routed`: what selection found, and when an Alertmanager selects the AlertmanagerConfig, whether it loaded it and
+/// the Prometheus sends it the alerts.
+async fn routed(cbm: &ChatbotMonitoring, ctx: &Context, snapshot: &Snapshot, desired: &Desired) -> Part {
+    let (Some(verifier), Some(amc), Part::Ready { .. }) =
+        (&ctx.verifier, &desired.alertmanager_config, &snapshot.routed)
+    else {
+        return snapshot.routed.clone();
+    };
+    let spec_prometheus = cbm.spec.monitoring.prometheus.url.as_deref();
+    let prometheus = prometheus_url(spec_prometheus, verifier.url_override.as_deref(), &snapshot.chosen);
+    let spec_alertmanager = cbm
+        .spec
+        .notifications
+        .as_ref()
+        .and_then(|n| n.alertmanager.url.as_deref());
+    let alertmanager = alertmanager_url(
+        spec_alertmanager,
+        verifier.alertmanager_url_override.as_deref(),
+        &snapshot.alertmanagers,
+    );
+    let (Some(prometheus), Some(alertmanager)) = (prometheus, alertmanager) else {
+        // Several servers and none named: which to ask is not ours to guess; selection is all that is known.
+        return snapshot.routed.clone();
+    };
+    let check = verifier.check_routing(amc, &prometheus, &alertmanager).await;
+    if check.ok {
+        Part::Ready {
+            reason: check.reason,
+            message: check.message,
+        }
+    } else {
+        Part::Failed {
+            reason: check.reason,
+            message: check.message,
+        }
+    }
+}
+
+/// Scraped, RulesLoaded, DashboardMetricsPresent: when a verifier is configured and the resource is monitored
+/// through the Prometheus Operator.
+async fn prometheus_checks(
+    cbm: &ChatbotMonitoring,
+    ctx: &Context,
+    snapshot: &Snapshot,
+    desired: &Desired,
+) -> Verification {
     let Some(verifier) = &ctx.verifier else {
-        return Ok(Verification::default());
+        return Verification::default();
     };
     if !(snapshot.prometheus_operator && snapshot.needs_prometheus_operator) {
-        return Ok(Verification::default());
+        return Verification::default();
     }
     let spec_url = cbm.spec.monitoring.prometheus.url.as_deref();
     let Some(url) = prometheus_url(spec_url, verifier.url_override.as_deref(), &snapshot.chosen) else {
-        return Ok(Verification::default());
+        return Verification::default();
     };
-    let report = match desired {
-        Some(desired) => verifier.check(desired, &url).await,
-        None => verifier.check(&render::render(cbm, &ctx.options)?, &url).await,
-    };
+    let report = verifier.check(desired, &url).await;
     let mut verification = Verification {
         ran: true,
         firing_alerts: report.firing_alerts,
@@ -66,7 +137,7 @@ pub async fn verify(
         };
         verification.parts.push((check.name, part));
     }
-    Ok(verification)
+    verification
 }
 
 /// Which Prometheus to ask: the spec's URL, else the operator's, else the in-cluster Service of the one Prometheus
@@ -77,6 +148,18 @@ pub fn prometheus_url(spec: Option<&str>, operator: Option<&str>, chosen: &[Prom
     }
     match chosen {
         [one] => Some(in_cluster_url(&one.namespace)),
+        _ => None,
+    }
+}
+
+/// Which Alertmanager to ask: the spec's URL, else the operator's, else the in-cluster Service of the one
+/// Alertmanager that selects the AlertmanagerConfig.
+pub fn alertmanager_url(spec: Option<&str>, operator: Option<&str>, chosen: &[PrometheusRef]) -> Option<String> {
+    if let Some(url) = spec.or(operator) {
+        return Some(url.to_owned());
+    }
+    match chosen {
+        [one] => Some(routing::in_cluster_url(&one.namespace)),
         _ => None,
     }
 }

@@ -1,8 +1,10 @@
 //! Will a Prometheus pick our ServiceMonitor and PrometheusRule up? Pure evaluation of what the API server answered,
 //! for the `Selected` condition: the Prometheus Operator's label-selector rules (`label_selector`), which Prometheus
 //! selects the resource's children and why not (`verdict`), the Prometheus Operator's own word on it
-//! (`operator_opinion`), and whether the ServiceMonitor's endpoint leads to the pods (`ports`).
+//! (`operator_opinion`), and whether the ServiceMonitor's endpoint leads to the pods (`ports`); and for `Routed`,
+//! which Alertmanager selects the AlertmanagerConfig (`alertmanager`).
 
+pub mod alertmanager;
 pub mod label_selector;
 pub mod operator_opinion;
 pub mod ports;

@@ -14,12 +14,22 @@ pub const SERVICE_MONITOR_READY: &str = "ServiceMonitorReady";
 pub const PROMETHEUS_RULE_READY: &str = "PrometheusRuleReady";
 pub const DASHBOARDS_READY: &str = "DashboardsReady";
 pub const NETWORK_POLICY_READY: &str = "NetworkPolicyReady";
+pub const ALERTMANAGER_CONFIG_READY: &str = "AlertmanagerConfigReady";
 pub const SELECTED: &str = "Selected";
 pub const SCRAPED: &str = "Scraped";
 pub const RULES_LOADED: &str = "RulesLoaded";
 pub const DASHBOARD_METRICS_PRESENT: &str = "DashboardMetricsPresent";
+/// An Alertmanager loaded the AlertmanagerConfig and the Prometheus sends it the alerts.
+pub const ROUTED: &str = "Routed";
 /// Conditions whose every transition is told in an event (`kubectl describe cbm` tells the story).
-pub const ANNOUNCED: &[&str] = &[READY, SELECTED, SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
+pub const ANNOUNCED: &[&str] = &[
+    READY,
+    SELECTED,
+    SCRAPED,
+    RULES_LOADED,
+    DASHBOARD_METRICS_PRESENT,
+    ROUTED,
+];
 
 pub mod pods;
 pub mod reason;
@@ -83,7 +93,7 @@ pub fn status_from(
 }
 
 /// Conditions that a verification round sets, settled resource or not.
-pub const VERIFICATION: &[&str] = &[SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT];
+pub const VERIFICATION: &[&str] = &[SCRAPED, RULES_LOADED, DASHBOARD_METRICS_PRESENT, ROUTED];
 
 /// The status of a settled resource, whose children were not read again: their conditions as `previous` has them
 /// (what the settling pass published), this round's verification, and `Ready` from both. For the same world it is

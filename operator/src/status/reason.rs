@@ -25,6 +25,15 @@ pub const NAME_TAKEN: &str = "NameTaken";
 pub const REJECTED: &str = "Rejected";
 pub const BINDING_DISAGREEMENT: &str = "BindingDisagreement";
 
+// `Routed`
+pub const ROUTED: &str = "Routed";
+pub const NO_ALERTMANAGER: &str = "NoAlertmanager";
+pub const AMBIGUOUS_ALERTMANAGER: &str = "AmbiguousAlertmanager";
+pub const ALERTMANAGER_KIND_MISSING: &str = "AlertmanagerKindMissing";
+pub const NO_ALERTMANAGER_CONNECTED: &str = "NoAlertmanagerConnected";
+pub const ROUTES_NOT_LOADED: &str = "RoutesNotLoaded";
+pub const ALERTMANAGER_UNAVAILABLE: &str = "AlertmanagerUnavailable";
+
 // The checks against Prometheus
 pub const PROMETHEUS_UNAVAILABLE: &str = "PrometheusUnavailable";
 pub const TARGETS_UP: &str = "TargetsUp";
@@ -57,6 +66,23 @@ pub const OF_MONITORING: &[(&str, &[&str])] = &[
     (
         super::NETWORK_POLICY_READY,
         &[APPLIED, NO_SCRAPER_ADMITTED, NAME_TAKEN, DISABLED],
+    ),
+    (
+        super::ROUTED,
+        &[
+            ROUTED,
+            SELECTED,
+            PROMETHEUS_OPERATOR_MISSING,
+            NO_ALERTMANAGER,
+            ALERTMANAGER_KIND_MISSING,
+            AMBIGUOUS_ALERTMANAGER,
+            LABEL_MISMATCH,
+            NAMESPACE_NOT_SELECTED,
+            NO_ALERTMANAGER_CONNECTED,
+            ROUTES_NOT_LOADED,
+            ALERTMANAGER_UNAVAILABLE,
+            PROMETHEUS_UNAVAILABLE,
+        ],
     ),
     (
         super::SCRAPED,

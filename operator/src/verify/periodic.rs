@@ -7,8 +7,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+use super::checks::Check;
 use super::prometheus_api::PrometheusApi;
+use super::routing;
 use super::run::{Report, Shared, fetch_shared, verify_with};
+use crate::prometheus_operator::AlertmanagerConfig;
 use crate::render::Desired;
 
 pub struct Verifier {
@@ -16,6 +19,8 @@ pub struct Verifier {
     timeout: Duration,
     /// A Prometheus URL from the operator's flags, used when the resource names none.
     pub url_override: Option<String>,
+    /// An Alertmanager URL from the operator's flags, used when the resource names none.
+    pub alertmanager_url_override: Option<String>,
     /// The current round per Prometheus URL. Resources reconciled concurrently wait for the one fetch of their
     /// round instead of each making their own.
     rounds: Mutex<HashMap<String, Arc<Round>>>,
@@ -32,8 +37,20 @@ impl Verifier {
             period,
             timeout,
             url_override,
+            alertmanager_url_override: None,
             rounds: Mutex::default(),
         }
+    }
+
+    pub fn with_alertmanager_url(mut self, url: Option<String>) -> Self {
+        self.alertmanager_url_override = url;
+        self
+    }
+
+    /// `Routed`: the Prometheus at `prometheus` sends to an Alertmanager, and the one at `alertmanager` loaded `amc`.
+    pub async fn check_routing(&self, amc: &AlertmanagerConfig, prometheus: &str, alertmanager: &str) -> Check {
+        let api = PrometheusApi::new(prometheus, self.timeout);
+        routing::check(amc, &api, alertmanager, self.timeout).await
     }
 
     /// How often a resource is verified (its requeue period while verification runs).

@@ -37,6 +37,11 @@ impl PrometheusApi {
         }
     }
 
+    /// The base URL, as messages name it.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The `data` of a successful `GET /api/v1/<path>`.
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ApiError> {
         let url = format!("{}/api/v1/{path}", self.base);
@@ -57,27 +62,41 @@ impl PrometheusApi {
 
     /// The body, refused past MAX_ANSWER_BYTES: the URL may be any server (`spec.monitoring.prometheus.url`), and
     /// one that streams without end must not take the operator's memory with it.
-    async fn bounded_body(&self, mut response: reqwest::Response, path: &str) -> Result<Vec<u8>, ApiError> {
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => {
-                    return Err(ApiError::Refused {
-                        url: self.base.clone(),
-                        path: path.to_owned(),
-                        status: response.status().as_u16(),
-                        error: format!("the answer is larger than {} MiB", MAX_ANSWER_BYTES >> 20),
-                    });
-                }
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                Ok(None) => return Ok(body),
-                Err(e) => {
-                    return Err(ApiError::Unreachable {
-                        url: self.base.clone(),
-                        error: cause(&e),
-                    });
-                }
-            }
+    async fn bounded_body(&self, response: reqwest::Response, path: &str) -> Result<Vec<u8>, ApiError> {
+        let status = response.status().as_u16();
+        read_bounded(response).await.map_err(|e| match e {
+            BodyError::TooLarge => ApiError::Refused {
+                url: self.base.clone(),
+                path: path.to_owned(),
+                status,
+                error: e.to_string(),
+            },
+            BodyError::Broken(error) => ApiError::Unreachable {
+                url: self.base.clone(),
+                error,
+            },
+        })
+    }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("the answer is larger than {} MiB", MAX_ANSWER_BYTES >> 20)]
+    TooLarge,
+    #[error("{0}")]
+    Broken(String),
+}
+
+/// A response's body, refused past MAX_ANSWER_BYTES.
+pub(crate) async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > MAX_ANSWER_BYTES => return Err(BodyError::TooLarge),
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(BodyError::Broken(cause(&e))),
         }
     }
 }
@@ -106,7 +125,7 @@ pub fn read_answer(base: &str, path: &str, status: u16, body: &[u8]) -> Result<V
 const MAX_DETAIL: usize = 160;
 
 /// What went wrong with a request, without its URL: the innermost cause (connection refused, name not resolved).
-fn cause(e: &reqwest::Error) -> String {
+pub(crate) fn cause(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "no answer before the deadline".into();
     }
@@ -136,7 +155,7 @@ fn explanation(v: &Value, body: &[u8]) -> String {
     }
 }
 
-fn shorten(text: &str) -> String {
+pub(crate) fn shorten(text: &str) -> String {
     let text = text.trim();
     if text.chars().count() <= MAX_DETAIL {
         return text.to_owned();

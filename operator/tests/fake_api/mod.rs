@@ -72,6 +72,8 @@ pub struct State {
     pub prometheus_operator: bool,
     /// Among them, the Prometheus kind (false: only the ServiceMonitor and PrometheusRule CRDs are installed).
     pub prometheus_kind: bool,
+    /// And the Alertmanager kind (AlertmanagerConfig, in v1alpha1, comes with the ServiceMonitor's CRDs).
+    pub alertmanager_kind: bool,
     /// Deployments report all their pods ready once applied.
     pub pods_ready: bool,
     /// Failures to inject: (method, path suffix, HTTP status), each used once.
@@ -280,10 +282,18 @@ impl FakeApi {
         if path.starts_with("/apis/monitoring.coreos.com/") {
             let served = |kind: &str| match kind {
                 "prometheuses" => s.prometheus_operator && s.prometheus_kind,
+                "alertmanagers" => s.prometheus_operator && s.alertmanager_kind,
                 _ => s.prometheus_operator,
             };
+            let verbs = json!(["get", "list", "watch", "create", "patch", "delete"]);
+            if path == "/apis/monitoring.coreos.com/v1alpha1" && s.prometheus_operator {
+                return ok(&json!({
+                    "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "monitoring.coreos.com/v1alpha1",
+                    "resources": [{"name": "alertmanagerconfigs", "singularName": "alertmanagerconfig",
+                                   "namespaced": true, "kind": "AlertmanagerConfig", "verbs": verbs}],
+                }));
+            }
             if path == "/apis/monitoring.coreos.com/v1" && s.prometheus_operator {
-                let verbs = json!(["get", "list", "watch", "create", "patch", "delete"]);
                 let mut resources = vec![
                     json!({"name": "servicemonitors", "singularName": "servicemonitor", "namespaced": true,
                            "kind": "ServiceMonitor", "verbs": verbs}),
@@ -294,6 +304,12 @@ impl FakeApi {
                     resources.push(
                         json!({"name": "prometheuses", "singularName": "prometheus", "namespaced": true,
                                           "kind": "Prometheus", "verbs": verbs}),
+                    );
+                }
+                if served("alertmanagers") {
+                    resources.push(
+                        json!({"name": "alertmanagers", "singularName": "alertmanager", "namespaced": true,
+                                          "kind": "Alertmanager", "verbs": verbs}),
                     );
                 }
                 return ok(&json!({

@@ -1,5 +1,6 @@
 //! A Prometheus HTTP API answering from canned JSON, counting the requests per path: `/api/v1/targets`,
-//! `/api/v1/rules`, and `/api/v1/series` answered for the `job` its `match[]` names, as a real one filters.
+//! `/api/v1/rules`, `/api/v1/alertmanagers`, and `/api/v1/series` answered for the `job` its `match[]` names, as a
+//! real one filters. The same server answers Alertmanager's `/api/v2/status`, with a configuration set by the test.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,10 @@ pub struct Answers {
     pub rules: Arc<Mutex<Value>>,
     /// Every series of every job; a series request gets those of the job it asks for.
     pub series: Arc<Mutex<Value>>,
+    /// `/api/v1/alertmanagers`' data.
+    pub alertmanagers: Arc<Mutex<Value>>,
+    /// Alertmanager's loaded configuration, as YAML (`config.original` of `/api/v2/status`).
+    pub alertmanager_config: Arc<Mutex<String>>,
     pub requests: Arc<Mutex<BTreeMap<String, usize>>>,
 }
 
@@ -30,6 +35,7 @@ impl Answers {
 pub async fn start(answers: Answers) -> String {
     let app = axum::Router::new()
         .route("/api/v1/{what}", get(answer))
+        .route("/api/v2/status", get(alertmanager_status))
         .with_state(answers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -45,6 +51,7 @@ async fn answer(
     *a.requests.lock().unwrap().entry(what.clone()).or_default() += 1;
     let data = match what.as_str() {
         "targets" => a.targets.lock().unwrap().clone(),
+        "alertmanagers" => a.alertmanagers.lock().unwrap().clone(),
         "rules" => a.rules.lock().unwrap().clone(),
         _ => {
             let job = query
@@ -65,6 +72,15 @@ async fn answer(
         }
     };
     axum::Json(json!({"status": "success", "data": data}))
+}
+
+async fn alertmanager_status(State(a): State<Answers>) -> axum::Json<Value> {
+    *a.requests.lock().unwrap().entry("status".into()).or_default() += 1;
+    let original = a.alertmanager_config.lock().unwrap().clone();
+    axum::Json(
+        json!({"cluster": {"status": "disabled", "peers": []}, "config": {"original": original},
+                      "versionInfo": {"version": "0.25.0"}, "uptime": "2026-12-04T15:13:36.804Z"}),
+    )
 }
 
 /// One monitored chatbot: its namespace, job (the Service name) and rule group names.
@@ -116,5 +132,8 @@ pub fn healthy(monitored: &[Monitored], up: bool) -> Answers {
     *a.targets.lock().unwrap() = json!({"activeTargets": targets});
     *a.rules.lock().unwrap() = json!({"groups": groups});
     *a.series.lock().unwrap() = Value::Array(series);
+    *a.alertmanagers.lock().unwrap() = json!({"activeAlertmanagers": [{"url": "http://10.0.0.9:9093/api/v2/alerts"}],
+                                              "droppedAlertmanagers": []});
+    *a.alertmanager_config.lock().unwrap() = "route:\n  receiver: \"null\"\nreceivers:\n- name: \"null\"\n".into();
     a
 }
