@@ -101,7 +101,8 @@ fn cel_message(object: &Value, error: &kube_cel::ValidationError) -> String {
             // `self` is the node holding the rule: the reported field less the rule's own fieldPath.
             let own = rule_field_path(schema(), &error.rule).unwrap_or_default();
             let node = field.strip_suffix(own).unwrap_or(field);
-            match node.split('.').try_fold(object, |v, key| v.get(key)) {
+            // As the server: a scalar's value is shown, an object's or a list's is not.
+            match at_path(object, node) {
                 Some(scalar) if !scalar.is_object() && !scalar.is_array() => {
                     format!("{field}: Invalid value: {scalar}: {message}")
                 }
@@ -109,6 +110,15 @@ fn cel_message(object: &Value, error: &kube_cel::ValidationError) -> String {
             }
         }
     }
+}
+
+/// The value at a field path as the API server writes it: `spec.receivers[2].name`.
+fn at_path<'a>(object: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(object, |v, segment| {
+        let mut parts = segment.split('[');
+        let v = v.get(parts.next()?)?;
+        parts.try_fold(v, |v, index| v.get(index.strip_suffix(']')?.parse::<usize>().ok()?))
+    })
 }
 
 /// The `fieldPath` of `rule` in the schema (`.scrapeTimeout`), if it has one.

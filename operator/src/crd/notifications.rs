@@ -31,13 +31,13 @@ pub const NONE_RECEIVER: &str = "none";
         .message("notifications.receivers needs at least one receiver")
         .field_path(".receivers")
         .reason(Reason::FieldValueRequired),
-    validation = Rule::new("self.routes.critical.all(r, self.receivers.exists(x, x.name == r))")
+    validation = Rule::new("!self.enabled || self.routes.critical.all(r, self.receivers.exists(x, x.name == r))")
         .message("notifications.routes.critical names a receiver that is not in notifications.receivers (the default is `paging`)")
         .field_path(".routes.critical"),
-    validation = Rule::new("self.routes.warning.all(r, self.receivers.exists(x, x.name == r))")
+    validation = Rule::new("!self.enabled || self.routes.warning.all(r, self.receivers.exists(x, x.name == r))")
         .message("notifications.routes.warning names a receiver that is not in notifications.receivers (the default is `chat`)")
         .field_path(".routes.warning"),
-    validation = Rule::new("self.routes.info.all(r, self.receivers.exists(x, x.name == r))")
+    validation = Rule::new("!self.enabled || self.routes.info.all(r, self.receivers.exists(x, x.name == r))")
         .message("notifications.routes.info names a receiver that is not in notifications.receivers")
         .field_path(".routes.info"),
     validation = Rule::new("duration(self.repeatInterval) >= duration(self.groupInterval)")

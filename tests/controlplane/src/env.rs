@@ -31,16 +31,32 @@ pub fn kps_prometheus() -> Value {
     })
 }
 
-/// Our CRD and the Prometheus Operator's, and kube-prometheus-stack's Prometheus.
+/// kube-prometheus-stack's Alertmanager: selects every AlertmanagerConfig of every namespace.
+pub fn kps_alertmanager() -> Value {
+    json!({
+        "apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager",
+        "metadata": {"name": "kps", "namespace": "monitoring"},
+        "spec": {"alertmanagerConfigSelector": {}, "alertmanagerConfigNamespaceSelector": {}},
+    })
+}
+
+/// Our CRD and the Prometheus Operator's, and kube-prometheus-stack's Prometheus and Alertmanager.
 pub async fn install_everything(admin: &Client) {
     install_crd(admin, &our_crd()).await.expect("our CRD");
-    for kind in ["servicemonitors", "prometheusrules", "prometheuses"] {
+    for kind in [
+        "servicemonitors",
+        "prometheusrules",
+        "prometheuses",
+        "alertmanagerconfigs",
+        "alertmanagers",
+    ] {
         install_crd(admin, &prometheus_operator_crd(kind))
             .await
             .expect("the Prometheus Operator's CRDs");
     }
     chart::ensure_namespace(admin, "monitoring").await.unwrap();
     chart::apply(admin, &kps_prometheus()).await.expect("a Prometheus");
+    chart::apply(admin, &kps_alertmanager()).await.expect("an Alertmanager");
 }
 
 pub struct Env {
@@ -194,6 +210,11 @@ impl Env {
                 format!("{name}-dashboard-overview"),
             ),
             ("NetworkPolicy", desired.network_policy.is_none(), name.to_owned()),
+            (
+                "AlertmanagerConfig",
+                desired.alertmanager_config.is_none(),
+                name.to_owned(),
+            ),
         ]
         .into_iter()
         .filter(|(_, off, _)| *off)
@@ -285,6 +306,12 @@ pub fn children_of(desired: &Desired) -> Vec<(&'static str, Value)> {
     out.extend(desired.service_monitor.iter().map(|c| ("ServiceMonitor", with_hash(c))));
     out.extend(desired.prometheus_rule.iter().map(|c| ("PrometheusRule", with_hash(c))));
     out.extend(desired.network_policy.iter().map(|c| ("NetworkPolicy", with_hash(c))));
+    out.extend(
+        desired
+            .alertmanager_config
+            .iter()
+            .map(|c| ("AlertmanagerConfig", with_hash(c))),
+    );
     out.extend(desired.dashboards.iter().map(|c| ("ConfigMap", with_hash(c))));
     out
 }
@@ -294,6 +321,7 @@ pub fn resource_of(kind: &str) -> ApiResource {
         "Deployment" => GroupVersionKind::gvk("apps", "v1", kind),
         "Service" | "ConfigMap" => GroupVersionKind::gvk("", "v1", kind),
         "NetworkPolicy" => GroupVersionKind::gvk("networking.k8s.io", "v1", kind),
+        "AlertmanagerConfig" => GroupVersionKind::gvk("monitoring.coreos.com", "v1alpha1", kind),
         _ => GroupVersionKind::gvk("monitoring.coreos.com", "v1", kind),
     };
     ApiResource::from_gvk(&gvk)

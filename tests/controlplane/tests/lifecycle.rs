@@ -7,7 +7,7 @@ use std::time::Duration;
 use chatbot_operator::crd::ChatbotMonitoring;
 use controlplane_tests::env::{Env, get, owned_by, state};
 use controlplane_tests::{chart, eventually, require_control_plane};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(60);
@@ -170,6 +170,17 @@ async fn every_change_leaves_the_children_exactly_as_rendered() {
         // Nobody admitted at all: the policy denies every ingress, and reads back as applied.
         json!({"monitoring": {"enabled": false}, "networkPolicy": {"apiFrom": []}}),
         json!({"networkPolicy": {"enabled": false}}),
+        // Notifications on, a receiver and a route changed, grouping and inhibitions changed, then off.
+        json!({"notifications": {"receivers": [
+            {"name": "paging", "pagerduty": {"routingKeySecretRef": {"name": "alerting", "key": "pd"}}},
+            {"name": "chat", "slack": {"apiUrlSecretRef": {"name": "alerting", "key": "slack"}, "channel": "#sav"}},
+            {"name": "mail", "email": {"to": "a@example.com", "from": "am@example.com", "smarthost": "smtp:587"}},
+        ], "routes": {"info": ["mail"]}, "labels": {"team": "sav"}}}),
+        json!({"notifications": {"receivers": [
+            {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "hook"}, "maxAlerts": 5}},
+            {"name": "chat", "msteams": {"webhookUrlSecretRef": {"name": "alerting", "key": "teams"}}},
+        ], "groupBy": ["alertname"], "groupWait": "10s", "inhibit": false}}),
+        json!({"notifications": {"enabled": false, "receivers": []}}),
         // And back on.
         json!({}),
     ];
@@ -187,6 +198,68 @@ async fn every_change_leaves_the_children_exactly_as_rendered() {
     assert!(!env_names.contains(&"A") && !env_names.contains(&"B"), "{env_names:?}");
     let rule = get(&env.admin, &env.ns, "PrometheusRule", "bot").await.unwrap();
     assert_eq!(groups(rule), with_slo - 1, "the SLO rule group is gone");
+}
+
+/// The AlertmanagerConfig as the server stores it (the real v1alpha1 CRD), owned, by one field manager, and the
+/// Alertmanager that selects it named in `Routed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_become_an_owned_alertmanager_config_that_the_alertmanager_selects() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "notify", None).await;
+    env.apply(
+        "bot",
+        json!({"notifications": {"receivers": [
+            {"name": "paging", "pagerduty": {"routingKeySecretRef": {"name": "alerting", "key": "pd"}}},
+            {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "hook"}}},
+        ]}}),
+    )
+    .await;
+    let cbm = env
+        .wait_status("bot", "Routed", SETTLE, |c| state(c, "Routed").0 == "True")
+        .await;
+    converged(&env, "bot").await;
+    assert_eq!(
+        state(&cbm, "AlertmanagerConfigReady"),
+        ("True".into(), "Applied".into())
+    );
+    assert_eq!(state(&cbm, "Routed"), ("True".into(), "Selected".into()));
+    let message = controlplane_tests::env::condition(&cbm, "Routed").unwrap().message;
+    assert_eq!(message, "selected by Alertmanager monitoring/kps");
+    let amc = get(&env.admin, &env.ns, "AlertmanagerConfig", "bot").await.unwrap();
+    assert!(owned_by(&amc, &cbm));
+    let managers: Vec<&str> = amc["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["chatbot-operator"]);
+    assert_eq!(
+        amc["spec"]["receivers"][1]["pagerdutyConfigs"][0]["routingKey"]["key"],
+        "pd"
+    );
+
+    // Deleted by hand: restored. Switched off: removed.
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        env.admin.clone(),
+        &env.ns,
+        &controlplane_tests::env::resource_of("AlertmanagerConfig"),
+    );
+    api.delete("bot", &Default::default()).await.unwrap();
+    eventually("the AlertmanagerConfig restored", SETTLE, || env.converged("bot")).await;
+    env.apply("bot", json!({"notifications": {"enabled": false, "receivers": []}}))
+        .await;
+    eventually("the AlertmanagerConfig removed", SETTLE, || env.converged("bot")).await;
+    assert!(get(&env.admin, &env.ns, "AlertmanagerConfig", "bot").await.is_none());
+    let forbidden: Vec<String> = env
+        .cp
+        .apiserver_metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{") && l.contains("code=\"403\""))
+        .map(str::to_owned)
+        .collect();
+    assert!(forbidden.is_empty(), "{forbidden:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,12 +1,15 @@
-//! Test harness shared by the workspace's integration tests: real servers started on 127.0.0.1 for one test and
-//! stopped with it, and a parser for the Prometheus text format so tests compare series, not substrings.
+//! Test harness shared by the workspace's integration tests: real servers (PostgreSQL, Prometheus, Alertmanager)
+//! started on 127.0.0.1 for one test and stopped with it, and a parser for the Prometheus text format so tests
+//! compare series, not substrings.
 
+pub mod alertmanager;
 pub mod exposition;
 pub mod invalid;
 pub mod openapi;
 pub mod postgres;
 pub mod prometheus;
 
+pub use alertmanager::TestAlertmanager;
 pub use exposition::Exposition;
 pub use postgres::TestPostgres;
 pub use prometheus::TestPrometheus;

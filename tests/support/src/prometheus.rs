@@ -96,15 +96,16 @@ pub fn encode(s: &str) -> String {
 }
 
 /// A blocking HTTP/1.0 GET on 127.0.0.1, enough for Prometheus' API without an HTTP client dependency.
-fn http_get(url: &str) -> std::io::Result<(u16, String)> {
-    request("GET", url)
+pub(crate) fn http_get(url: &str) -> std::io::Result<(u16, String)> {
+    request("GET", url, "")
 }
 
 fn http_post(url: &str) -> std::io::Result<(u16, String)> {
-    request("POST", url)
+    request("POST", url, "")
 }
 
-fn request(method: &str, url: &str) -> std::io::Result<(u16, String)> {
+/// A blocking HTTP/1.0 request with a JSON body (empty for none).
+pub(crate) fn request(method: &str, url: &str, body: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -114,7 +115,8 @@ fn request(method: &str, url: &str) -> std::io::Result<(u16, String)> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
