@@ -325,3 +325,61 @@ async fn a_deleted_prometheus_is_noticed_at_once() {
     );
     running.stop().await;
 }
+
+/// Notifications through the running controller: the AlertmanagerConfig deleted by hand comes back through its
+/// watch, and an Alertmanager whose selector changes is noticed at once (its watch unsettles every resource).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_follow_the_alertmanager_config_and_alertmanager_watches() {
+    const AMC: &str = "/apis/monitoring.coreos.com/v1alpha1/namespaces/default/alertmanagerconfigs/chatbot";
+    const ALERTMANAGER: &str = "/apis/monitoring.coreos.com/v1/namespaces/monitoring/alertmanagers/kps";
+    let (_, fake) = FakeApi::start();
+    fake.state().alertmanager_kind = true;
+    let alertmanager = |generation: i64, selector: Value| {
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Alertmanager",
+               "metadata": {"name": "kps", "namespace": "monitoring", "generation": generation},
+               "spec": {"alertmanagerConfigSelector": selector, "alertmanagerConfigNamespaceSelector": {}}})
+    };
+    fake.put(ALERTMANAGER, alertmanager(1, json!({})));
+    let running = start(&fake).await;
+    // As stored after defaulting: the routes name `paging` and `chat`.
+    let spec = json!({"notifications": {"enabled": true, "receivers": [
+        {"name": "paging", "sendResolved": true, "webhook": {"urlSecretRef": {"name": "a", "key": "p"}}},
+        {"name": "chat", "sendResolved": true, "webhook": {"urlSecretRef": {"name": "a", "key": "c"}}}],
+        "routes": {"critical": ["paging"], "warning": ["chat"], "info": []},
+        "groupBy": ["alertname", "namespace", "chatbot"], "groupWait": "30s", "groupInterval": "5m",
+        "repeatInterval": "4h", "inhibit": true, "alertmanager": {"mode": "auto"}}});
+    fake.put(CBM, resource(2, spec));
+    eventually("Routed True", || {
+        condition(fake.get(CBM), "Routed").as_deref() == Some("True/Selected")
+    })
+    .await;
+    eventually("the resource settled", || {
+        running.ctx.settled.as_ref().unwrap().len() == 1
+    })
+    .await;
+
+    fake.remove(AMC).expect("applied");
+    eventually("the AlertmanagerConfig restored", || fake.get(AMC).is_some()).await;
+
+    fake.put(ALERTMANAGER, alertmanager(2, json!({"matchLabels": {"team": "other"}})));
+    eventually("Routed follows the Alertmanager's new selector", || {
+        condition(fake.get(CBM), "Routed").as_deref() == Some("True/Selected")
+            && fake
+                .get(AMC)
+                .is_some_and(|a| a["metadata"]["labels"]["team"] == "other")
+    })
+    .await;
+    // Every request, the new watches included, is one the operator's RBAC grants.
+    let state = fake.state();
+    for call in &state.calls {
+        if let Some((group, resource, verb)) = call.rbac() {
+            assert!(
+                allows(WATCHED_NAMESPACES, &group, &resource, verb) || allows(CLUSTER_WIDE, &group, &resource, verb),
+                "{} is not granted",
+                call.line()
+            );
+        }
+    }
+    drop(state);
+    running.stop().await;
+}

@@ -412,6 +412,27 @@ async fn the_agent_tokens_secret_is_checked_like_the_others() {
     );
 }
 
+#[tokio::test]
+async fn the_receivers_secrets_are_checked_like_the_others() {
+    let (ctx, fake) = setup_checking_secrets();
+    let cbm = stored(&fake, &notified());
+    let err = run(&ctx, &cbm).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SecretMissing { name, field }
+            if name == "alerting" && field == "spec.notifications.receivers[0].pagerduty.routingKeySecretRef"),
+        "{err}"
+    );
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "SecretMissing".into()));
+    // Once it exists, the resource goes on.
+    fake.put(
+        "/api/v1/namespaces/default/secrets/alerting",
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "alerting", "namespace": "default"}}),
+    );
+    run(&ctx, &cbm).await.unwrap();
+    assert!(fake.get(ALERTMANAGER_CONFIG).is_some());
+}
+
 /// By default no Secret is read (RBAC cannot grant a Secret's metadata without its data): the chatbot is applied,
 /// and a missing Secret shows in its pods (see status::pods).
 #[tokio::test]

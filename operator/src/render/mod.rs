@@ -213,7 +213,9 @@ pub fn to_yaml_stream(desired: &Desired) -> Result<String, serde_yaml::Error> {
         docs.push(serde_yaml::to_string(np)?);
     }
     if let Some(amc) = &desired.alertmanager_config {
-        docs.push(serde_yaml::to_string(amc)?);
+        // A bare `=` is YAML 1.1's "value" tag, which PyYAML and the tools built on it refuse: quote it.
+        let yaml = serde_yaml::to_string(amc)?;
+        docs.push(yaml.replace("matchType: =\n", "matchType: '='\n"));
     }
     for cm in &desired.dashboards {
         docs.push(serde_yaml::to_string(cm)?);
