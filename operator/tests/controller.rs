@@ -370,8 +370,8 @@ async fn notifications_follow_the_alertmanager_config_and_alertmanager_watches()
     })
     .await;
     // Every request, the new watches included, is one the operator's RBAC grants.
-    let state = fake.state();
-    for call in &state.calls {
+    let calls = fake.state().calls.clone();
+    for call in &calls {
         if let Some((group, resource, verb)) = call.rbac() {
             assert!(
                 allows(WATCHED_NAMESPACES, &group, &resource, verb) || allows(CLUSTER_WIDE, &group, &resource, verb),
@@ -380,6 +380,5 @@ async fn notifications_follow_the_alertmanager_config_and_alertmanager_watches()
             );
         }
     }
-    drop(state);
     running.stop().await;
 }
