@@ -123,7 +123,8 @@ fn the_local_alertmanager_yml_passes_amtool_check_config_with_the_secrets_inline
     let out_dir = dir.path().join("out");
     let check = amtool(&["check-config", "alertmanager.yml"], &out_dir);
     assert!(check.status.success(), "{}", text(&check));
-    assert!(text(&check).contains(" - 5 receivers") || text(&check).contains(" - 6 receivers"));
+    // null, none and the resource's four.
+    assert!(text(&check).contains(" - 6 receivers"), "{}", text(&check));
 
     let config = yaml(&out_dir.join("alertmanager.yml"));
     let receiver = |name: &str| {
@@ -155,12 +156,21 @@ fn the_local_alertmanager_yml_passes_amtool_check_config_with_the_secrets_inline
         serde_json::json!({"name": "support/bot/none"})
     );
 
-    // The first-level route as the Prometheus Operator makes it: its namespace matcher last, and it continues.
+    // The first-level route as the Prometheus Operator makes it: its namespace matcher appended after ours (which
+    // holds under every matcher strategy), and it continues.
     let route = &config["route"]["routes"][0];
     assert_eq!(config["route"]["receiver"], "null");
     assert_eq!(
         route["matchers"],
-        serde_json::json!(["chatbot=\"bot\"", "namespace=\"support\""])
+        serde_json::json!(["namespace=\"support\"", "chatbot=\"bot\"", "namespace=\"support\""])
+    );
+    let mode = std::fs::metadata(out_dir.join("alertmanager.yml"))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600,
+        "it holds the Secrets' values"
     );
     assert_eq!(route["continue"], true);
     for rule in config["inhibit_rules"].as_array().unwrap() {

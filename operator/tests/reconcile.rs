@@ -1273,6 +1273,35 @@ async fn notifications_apply_an_owned_alertmanager_config_and_routed_names_the_a
     );
 }
 
+/// An AlertmanagerConfig of someone else's with the resource's name is never applied over (its routes would be
+/// replaced, and our owner reference would have it deleted with the resource).
+#[tokio::test]
+async fn an_alertmanager_config_of_someone_else_with_our_name_is_left_alone() {
+    let (ctx, fake) = setup();
+    with_alertmanager(&fake, json!({}));
+    let theirs = json!({"apiVersion": "monitoring.coreos.com/v1alpha1", "kind": "AlertmanagerConfig",
+                        "metadata": {"name": "chatbot", "namespace": "default"},
+                        "spec": {"route": {"receiver": "team"}, "receivers": [{"name": "team"}]}});
+    fake.put(ALERTMANAGER_CONFIG, theirs);
+    let cbm = stored(&fake, &notified());
+    run(&ctx, &cbm).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(!calls.contains(&format!("PATCH {ALERTMANAGER_CONFIG}")), "{calls:?}");
+    let amc = fake.get(ALERTMANAGER_CONFIG).unwrap();
+    assert_eq!(amc["spec"]["route"]["receiver"], "team");
+    assert!(amc["metadata"].get("ownerReferences").is_none());
+    let cbm = reread(&fake);
+    assert_eq!(condition(&cbm, "AlertmanagerConfigReady"), ("False".into(), "NameTaken".into()));
+    assert_eq!(condition(&cbm, "Routed").1, "NameTaken");
+    // Switched off, it is still not ours to delete.
+    let mut off = cbm.clone();
+    off.spec.notifications.as_mut().unwrap().enabled = false;
+    off.metadata.generation = Some(2);
+    let off = stored(&fake, &off);
+    run(&ctx, &off).await.unwrap();
+    assert!(fake.get(ALERTMANAGER_CONFIG).is_some());
+}
+
 #[tokio::test]
 async fn auto_mode_adds_the_label_the_alertmanager_selects_and_says_why_one_does_not() {
     let (ctx, fake) = setup();
@@ -1353,7 +1382,7 @@ async fn verification_follows_the_alert_from_prometheus_to_the_loaded_routing() 
     assert_eq!(condition(&cbm, "Ready"), ("False".into(), "RoutesNotLoaded".into()));
 
     // Loaded, as Alertmanager re-marshals what the Prometheus Operator generated.
-    *answers.alertmanager_config.lock().unwrap() = "route:\n  receiver: \"null\"\n  routes:\n  - receiver: default/chatbot/none\n    matchers:\n    - chatbot=\"chatbot\"\n    - namespace=\"default\"\n    continue: true\nreceivers:\n- name: \"null\"\n- name: default/chatbot/none\n- name: default/chatbot/paging\n- name: default/chatbot/chat\n".into();
+    *answers.alertmanager_config.lock().unwrap() = "route:\n  receiver: \"null\"\n  routes:\n  - receiver: default/chatbot/none\n    matchers:\n    - namespace=\"default\"\n    - chatbot=\"chatbot\"\n    - namespace=\"default\"\n    continue: true\n    routes:\n    - receiver: default/chatbot/paging\n      matchers: ['severity=\"critical\"']\n      continue: true\n    - receiver: default/chatbot/chat\n      matchers: ['severity=\"warning\"']\n      continue: true\nreceivers:\n- name: \"null\"\n- name: default/chatbot/none\n- name: default/chatbot/paging\n- name: default/chatbot/chat\n".into();
     let before = fake.state().events.len();
     run(&ctx, &cbm).await.unwrap();
     let cbm = reread(&fake);
@@ -1365,7 +1394,7 @@ async fn verification_follows_the_alert_from_prometheus_to_the_loaded_routing() 
     );
     assert!(
         condition_message(&cbm, "Routed")
-            .contains("its 3 receiver(s); Prometheus sends its alerts to 1 Alertmanager(s)")
+            .contains("its 2 receiver(s); Prometheus sends its alerts to 1 Alertmanager(s)")
     );
     let events = fake.state().events[before..].to_vec();
     assert!(

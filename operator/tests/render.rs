@@ -166,6 +166,19 @@ fn the_alertmanager_config_matches_the_prometheus_operator_crd() {
     assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1alpha1");
     let errors = violations(&schema["properties"]["spec"], &doc["spec"], "spec");
     assert!(errors.is_empty(), "{errors:?}");
+    // Child routes are `x-kubernetes-preserve-unknown-fields` to the API server, but the Prometheus Operator decodes
+    // them as routes, strictly: each must pass the route's own schema.
+    let route_schema = &schema["properties"]["spec"]["properties"]["route"];
+    for (i, child) in doc["spec"]["route"]["routes"].as_array().unwrap().iter().enumerate() {
+        let errors = violations(route_schema, child, &format!("spec.route.routes[{i}]"));
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    let mut typo = doc["spec"]["route"]["routes"][0].clone();
+    typo["matcher"] = json!([]);
+    assert_eq!(
+        violations(route_schema, &typo, "spec.route.routes[0]"),
+        ["unknown field \"spec.route.routes[0].matcher\""]
+    );
     let mut typo = doc["spec"].clone();
     typo["receivers"][1]["pagerdutyConfigs"][0]["routingKeyy"] = json!("x");
     assert_eq!(
@@ -183,6 +196,16 @@ fn the_alertmanager_config_matches_the_prometheus_operator_crd() {
         .collect();
     assert_eq!(names, ["none", "paging", "chat", "leads", "teams", "ticketing"]);
     assert_eq!(spec["route"]["receiver"], "none");
+    // Scoped to this chatbot by its namespace too, whatever the Alertmanager's matcher strategy (with `None` the
+    // Prometheus Operator adds no namespace matcher, and a chatbot of the same name elsewhere would be routed here).
+    let ours = json!([{"name": "namespace", "value": "shop", "matchType": "="},
+                      {"name": "chatbot", "value": "sav", "matchType": "="}]);
+    assert_eq!(spec["route"]["matchers"], ours);
+    for rule in spec["inhibitRules"].as_array().unwrap() {
+        for side in ["sourceMatch", "targetMatch"] {
+            assert_eq!(rule[side].as_array().unwrap()[1..], ours.as_array().unwrap()[..], "{rule}");
+        }
+    }
     for route in spec["route"]["routes"].as_array().unwrap() {
         assert!(names.contains(&route["receiver"].as_str().unwrap()), "{route}");
     }

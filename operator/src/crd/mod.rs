@@ -604,7 +604,9 @@ pub struct ChatbotMonitoringStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, one per child kind (`DeploymentReady`, `ServiceReady`, `ServiceMonitorReady`,
-    /// `PrometheusRuleReady`, `NetworkPolicyReady`, `DashboardsReady`), and `Selected`: does the expected Prometheus select them.
+    /// `PrometheusRuleReady`, `NetworkPolicyReady`, `AlertmanagerConfigReady`, `DashboardsReady`), `Selected` (does
+    /// the expected Prometheus select them), `Scraped`, `RulesLoaded`, `DashboardMetricsPresent`, and `Routed` (do the
+    /// alerts reach an Alertmanager that loaded the routing).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -259,6 +259,13 @@ async fn notifications(
         let missing = parts::alertmanager_config_kind_missing();
         return Ok((missing.clone(), missing, Vec::new()));
     }
+    // Someone else's AlertmanagerConfig of that name: applying over it would replace its routes, and our owner
+    // reference would have it deleted with the resource.
+    let name = cbm.name_any();
+    if taken_by_another::<AlertmanagerConfig>(ctx, ns, &name, cbm).await? {
+        let taken = parts::name_taken("AlertmanagerConfig", ns, &name, "notifications.enabled");
+        return Ok((taken.clone(), taken, Vec::new()));
+    }
     let mut added = BTreeMap::new();
     let routing = if n.alertmanager.mode == SelectionMode::None {
         alertmanager::Routing::NotChecked
@@ -307,7 +314,13 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
         refs.push(("spec.chatbot.agentTokensSecretRef", &tokens.name));
     }
     let mut refs: Vec<(String, &String)> = refs.into_iter().map(|(f, n)| (f.to_owned(), n)).collect();
-    if let Some(n) = cbm.spec.notifications.as_ref().filter(|n| n.enabled) {
+    // Only when an AlertmanagerConfig is rendered: without alerts there is nothing to route.
+    if let Some(n) = cbm
+        .spec
+        .notifications
+        .as_ref()
+        .filter(|n| n.enabled && cbm.spec.alerts.enabled)
+    {
         for (i, receiver) in n.receivers.iter().enumerate() {
             refs.extend(receiver.secret_refs(i).into_iter().map(|(f, r)| (f, &r.name)));
         }

@@ -9,6 +9,7 @@ use crate::render::{self, Desired};
 use crate::selection::verdict::PrometheusRef;
 use crate::settled::Snapshot;
 use crate::status::{self, Part};
+use crate::verify::checks::Check;
 use crate::verify::periodic::in_cluster_url;
 use crate::verify::routing;
 
@@ -82,18 +83,7 @@ async fn routed(cbm: &ChatbotMonitoring, ctx: &Context, snapshot: &Snapshot, des
         // Several servers and none named: which to ask is not ours to guess; selection is all that is known.
         return snapshot.routed.clone();
     };
-    let check = verifier.check_routing(amc, &prometheus, &alertmanager).await;
-    if check.ok {
-        Part::Ready {
-            reason: check.reason,
-            message: check.message,
-        }
-    } else {
-        Part::Failed {
-            reason: check.reason,
-            message: check.message,
-        }
-    }
+    part_of(verifier.check_routing(amc, &prometheus, &alertmanager).await)
 }
 
 /// Scraped, RulesLoaded, DashboardMetricsPresent: when a verifier is configured and the resource is monitored
@@ -124,18 +114,7 @@ async fn prometheus_checks(
         if let Some(targets) = check.targets {
             verification.scraped = Some(targets.to_string());
         }
-        let part = if check.ok {
-            Part::Ready {
-                reason: check.reason,
-                message: check.message,
-            }
-        } else {
-            Part::Failed {
-                reason: check.reason,
-                message: check.message,
-            }
-        };
-        verification.parts.push((check.name, part));
+        verification.parts.push((check.name, part_of(check)));
     }
     verification
 }
@@ -149,6 +128,15 @@ pub fn prometheus_url(spec: Option<&str>, operator: Option<&str>, chosen: &[Prom
     match chosen {
         [one] => Some(in_cluster_url(&one.namespace)),
         _ => None,
+    }
+}
+
+/// A check's outcome as its condition.
+fn part_of(check: Check) -> Part {
+    let (reason, message) = (check.reason, check.message);
+    match check.ok {
+        true => Part::Ready { reason, message },
+        false => Part::Failed { reason, message },
     }
 }
 

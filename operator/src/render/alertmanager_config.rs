@@ -1,9 +1,12 @@
 //! The AlertmanagerConfig: one route per resource, scoped to its chatbot, with a child route per (severity,
 //! receiver) and the inhibitions that keep a root cause from notifying as its symptoms.
 //!
-//! Alerts are told apart by the `chatbot` label every rule of the PrometheusRule sets; the Prometheus Operator adds
-//! the `namespace` matcher itself. Every child route continues, so a severity routed to two receivers reaches both;
-//! an alert that no child takes (a severity routed to no one) ends at the empty receiver `none`, which drops it.
+//! Alerts are told apart by the `namespace` and `chatbot` labels every rule of the PrometheusRule gives them. The
+//! Prometheus Operator adds the same `namespace` matcher under its default strategy, but not under `None` (nor in
+//! the Alertmanager's own namespace under `OnNamespaceExceptForAlertmanagerNamespace`), and its first-level routes
+//! always continue: without our own matcher, a chatbot of the same name in another namespace would reach these
+//! receivers. Every child route continues, so a severity routed to two receivers reaches both; an alert that no
+//! child takes (a severity routed to no one) ends at the empty receiver `none`, which drops it.
 
 use super::Context;
 use crate::crd::{NONE_RECEIVER, NotificationsSpec, ReceiverSpec, SecretKeyRef};
@@ -16,7 +19,13 @@ use crate::prometheus_operator::{
 pub const ROOT_CAUSES: &[&str] = &["ChatbotDown", "ChatbotTargetMissing"];
 
 pub(super) fn render(ctx: &Context, n: &NotificationsSpec) -> AlertmanagerConfig {
-    let ours = || matcher("chatbot", "=", &ctx.name);
+    let ours = || {
+        vec![
+            matcher("namespace", "=", &ctx.namespace),
+            matcher("chatbot", "=", &ctx.name),
+        ]
+    };
+    let with_ours = |m: Matcher| std::iter::once(m).chain(ours()).collect::<Vec<_>>();
     let routes = n
         .routes
         .by_severity()
@@ -34,13 +43,13 @@ pub(super) fn render(ctx: &Context, n: &NotificationsSpec) -> AlertmanagerConfig
     let inhibit_rules = if n.inhibit {
         vec![
             InhibitRule {
-                source_match: vec![matcher("alertname", "=~", &root_causes), ours()],
-                target_match: vec![matcher("alertname", "!~", &root_causes), ours()],
+                source_match: with_ours(matcher("alertname", "=~", &root_causes)),
+                target_match: with_ours(matcher("alertname", "!~", &root_causes)),
                 equal: vec!["namespace".into(), "chatbot".into()],
             },
             InhibitRule {
-                source_match: vec![matcher("severity", "=", "critical"), ours()],
-                target_match: vec![matcher("severity", "=", "warning"), ours()],
+                source_match: with_ours(matcher("severity", "=", "critical")),
+                target_match: with_ours(matcher("severity", "=", "warning")),
                 equal: vec!["alertname".into(), "namespace".into(), "chatbot".into()],
             },
         ]
@@ -60,7 +69,7 @@ pub(super) fn render(ctx: &Context, n: &NotificationsSpec) -> AlertmanagerConfig
                 group_wait: Some(n.group_wait.clone()),
                 group_interval: Some(n.group_interval.clone()),
                 repeat_interval: Some(n.repeat_interval.clone()),
-                matchers: vec![ours()],
+                matchers: ours(),
                 routes,
                 ..Route::default()
             }),

@@ -110,7 +110,7 @@ fn convert_route(route: &Route, rename: &dyn Fn(&str) -> String) -> Map<String, 
     if !route.matchers.is_empty() {
         out.insert(
             "matchers".into(),
-            json!(route.matchers.iter().map(matcher).collect::<Vec<_>>()),
+            json!(route.matchers.iter().map(matcher_string).collect::<Vec<_>>()),
         );
     }
     if route.continue_ {
@@ -144,7 +144,7 @@ fn push_matcher(route: &mut Map<String, Value>, m: &str) {
 }
 
 /// `name="value"`, escaped as the Prometheus Operator does (backslash, newline, double quote).
-fn matcher(m: &Matcher) -> String {
+pub fn matcher_string(m: &Matcher) -> String {
     let op = if m.match_type.is_empty() { "=" } else { &m.match_type };
     format!("{}{op}\"{}\"", m.name, escape(&m.value))
 }
@@ -157,7 +157,7 @@ fn escape(value: &str) -> String {
 fn inhibit_rule(rule: &InhibitRule, namespace: &str) -> Value {
     let ns = format!("namespace=\"{}\"", escape(namespace));
     let side = |matchers: &[Matcher]| {
-        let mut out: Vec<String> = matchers.iter().map(matcher).collect();
+        let mut out: Vec<String> = matchers.iter().map(matcher_string).collect();
         if !out.contains(&ns) {
             out.push(ns.clone());
         }
@@ -433,6 +433,6 @@ templates: []
             value: "a \"quoted\" \\ path\nnext".into(),
             match_type: "=~".into(),
         };
-        assert_eq!(matcher(&m), r#"summary=~"a \"quoted\" \\ path\nnext""#);
+        assert_eq!(matcher_string(&m), r#"summary=~"a \"quoted\" \\ path\nnext""#);
     }
 }

@@ -106,7 +106,16 @@ pub fn write(
         std::fs::write(dir.join(RULES_FILE), yaml(&rules(rule)))?;
     }
     if let Some((_, config)) = alertmanager {
-        std::fs::write(dir.join(local_alertmanager::CONFIG_FILE), yaml(&config))?;
+        // It holds the Secrets' values: readable by its owner only.
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dir.join(local_alertmanager::CONFIG_FILE))?;
+        file.write_all(yaml(&config).as_bytes())?;
     }
     Ok(())
 }

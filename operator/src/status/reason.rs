@@ -73,6 +73,7 @@ pub const OF_MONITORING: &[(&str, &[&str])] = &[
             ROUTED,
             SELECTED,
             PROMETHEUS_OPERATOR_MISSING,
+            NAME_TAKEN,
             NO_ALERTMANAGER,
             ALERTMANAGER_KIND_MISSING,
             AMBIGUOUS_ALERTMANAGER,

@@ -23,12 +23,14 @@ pub struct Verifier {
     pub alertmanager_url_override: Option<String>,
     /// The current round per Prometheus URL. Resources reconciled concurrently wait for the one fetch of their
     /// round instead of each making their own.
-    rounds: Mutex<HashMap<String, Arc<Round>>>,
+    rounds: Mutex<HashMap<String, Arc<Round<Shared>>>>,
+    /// Likewise per (Prometheus, Alertmanager) for `Routed`: Alertmanager's status is its whole configuration.
+    routing_rounds: Mutex<HashMap<(String, String), Arc<Round<routing::Answers>>>>,
 }
 
-struct Round {
+struct Round<T> {
     started: Instant,
-    shared: OnceCell<Shared>,
+    answers: OnceCell<T>,
 }
 
 impl Verifier {
@@ -39,6 +41,7 @@ impl Verifier {
             url_override,
             alertmanager_url_override: None,
             rounds: Mutex::default(),
+            routing_rounds: Mutex::default(),
         }
     }
 
@@ -50,7 +53,13 @@ impl Verifier {
     /// `Routed`: the Prometheus at `prometheus` sends to an Alertmanager, and the one at `alertmanager` loaded `amc`.
     pub async fn check_routing(&self, amc: &AlertmanagerConfig, prometheus: &str, alertmanager: &str) -> Check {
         let api = PrometheusApi::new(prometheus, self.timeout);
-        routing::check(amc, &api, alertmanager, self.timeout).await
+        let key = (prometheus.to_owned(), alertmanager.to_owned());
+        let round = current(&self.routing_rounds, key, self.period);
+        let answers = round
+            .answers
+            .get_or_init(|| routing::fetch(&api, alertmanager, self.timeout))
+            .await;
+        routing::judge(amc, answers, prometheus, alertmanager)
     }
 
     /// How often a resource is verified (its requeue period while verification runs).
@@ -61,28 +70,35 @@ impl Verifier {
     /// The checks of `desired` against the Prometheus at `url`.
     pub async fn check(&self, desired: &Desired, url: &str) -> Report {
         let api = PrometheusApi::new(url, self.timeout);
-        let round = {
-            let mut rounds = self.rounds.lock().unwrap();
-            let round = rounds
-                .entry(url.to_owned())
-                .and_modify(|r| {
-                    if r.started.elapsed() >= self.period {
-                        *r = Arc::new(Round::new());
-                    }
-                })
-                .or_insert_with(|| Arc::new(Round::new()));
-            round.clone()
-        };
-        let shared = round.shared.get_or_init(|| fetch_shared(&api)).await;
+        let round = current(&self.rounds, url.to_owned(), self.period);
+        let shared = round.answers.get_or_init(|| fetch_shared(&api)).await;
         verify_with(desired, shared, &api).await
     }
 }
 
-impl Round {
+/// The round of `key`, a new one once `period` has passed since it started.
+fn current<K: std::hash::Hash + Eq, T>(
+    rounds: &Mutex<HashMap<K, Arc<Round<T>>>>,
+    key: K,
+    period: Duration,
+) -> Arc<Round<T>> {
+    let mut rounds = rounds.lock().unwrap();
+    let round = rounds
+        .entry(key)
+        .and_modify(|r| {
+            if r.started.elapsed() >= period {
+                *r = Arc::new(Round::new());
+            }
+        })
+        .or_insert_with(|| Arc::new(Round::new()));
+    round.clone()
+}
+
+impl<T> Round<T> {
     fn new() -> Self {
         Round {
             started: Instant::now(),
-            shared: OnceCell::new(),
+            answers: OnceCell::new(),
         }
     }
 }

@@ -10,9 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::checks::Check;
-use super::prometheus_api::{PrometheusApi, cause, read_bounded, shorten};
+use super::prometheus_api::{ApiError, PrometheusApi, cause, read_bounded, shorten};
+use crate::crd::NONE_RECEIVER;
 use crate::prometheus_operator::AlertmanagerConfig;
 use crate::render::alertmanager_config::alertmanager_receiver;
+use crate::render::local_alertmanager::matcher_string;
 use crate::status::{self, reason};
 
 /// Prometheus' `/api/v1/alertmanagers` data: how many Alertmanagers it sends to, or why that is a problem.
@@ -30,10 +32,12 @@ pub fn prometheus_connected(data: &Value, prometheus: &str) -> Result<usize, Che
     Ok(active)
 }
 
-/// Alertmanager's `/api/v2/status` answer: has it loaded the AlertmanagerConfig's receivers and its route?
+/// Alertmanager's `/api/v2/status` answer: has it loaded the AlertmanagerConfig's receivers and its route, with
+/// the same child routes (receiver and matchers) as the AlertmanagerConfig has now? Returns the user's receivers.
 pub fn routes_loaded(status: &Value, amc: &AlertmanagerConfig, alertmanager: &str) -> Result<usize, Check> {
     let namespace = amc.metadata.namespace.clone().unwrap_or_default();
     let name = amc.metadata.name.clone().unwrap_or_default();
+    let rename = |receiver: &str| alertmanager_receiver(&namespace, &name, receiver);
     let original = status["config"]["original"].as_str().unwrap_or_default();
     let config: Value = serde_yaml::from_str(original).unwrap_or(Value::Null);
     let loaded: Vec<&str> = config["receivers"]
@@ -46,24 +50,49 @@ pub fn routes_loaded(status: &Value, amc: &AlertmanagerConfig, alertmanager: &st
         .spec
         .receivers
         .iter()
-        .map(|r| alertmanager_receiver(&namespace, &name, &r.name))
+        .map(|r| rename(&r.name))
         .filter(|r| !loaded.contains(&r.as_str()))
         .collect();
-    let top = amc
-        .spec
-        .route
-        .as_ref()
-        .map(|r| alertmanager_receiver(&namespace, &name, &r.receiver));
-    let route_loaded = config["route"]["routes"]
+    let top = amc.spec.route.as_ref().map(|r| rename(&r.receiver)).unwrap_or_default();
+    let route = config["route"]["routes"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|r| r["receiver"].as_str() == top.as_deref());
-    if !route_loaded {
-        missing.push(format!("the route to {}", top.unwrap_or_default()));
+        .find(|r| r["receiver"].as_str() == Some(top.as_str()));
+    match route {
+        None => missing.push(format!("the route to {top}")),
+        Some(route) => {
+            // The child routes as Alertmanager re-renders them: receiver and matcher strings, in order.
+            let want: Vec<(String, Vec<String>)> = amc
+                .spec
+                .route
+                .iter()
+                .flat_map(|r| &r.routes)
+                .map(|r| (rename(&r.receiver), r.matchers.iter().map(matcher_string).collect()))
+                .collect();
+            let have: Vec<(String, Vec<String>)> = route["routes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    let matchers = r["matchers"].as_array().into_iter().flatten();
+                    let matchers = matchers.filter_map(|m| m.as_str()).map(str::to_owned).collect();
+                    (r["receiver"].as_str().unwrap_or_default().to_owned(), matchers)
+                })
+                .collect();
+            if want != have {
+                missing.push(format!(
+                    "the severity routes as they are now (the loaded route to {top} has {} of them, the \
+                     AlertmanagerConfig {}: the Alertmanager has not reloaded it yet, or refused it)",
+                    have.len(),
+                    want.len()
+                ));
+            }
+        }
     }
+    let users = amc.spec.receivers.iter().filter(|r| r.name != NONE_RECEIVER).count();
     if missing.is_empty() {
-        return Ok(amc.spec.receivers.len());
+        return Ok(users);
     }
     let shown: Vec<String> = missing.iter().take(3).map(|m| shorten(m)).collect();
     let more = match missing.len() {
@@ -91,24 +120,47 @@ fn failed(reason: &'static str, message: String) -> Check {
     }
 }
 
-/// Both requests and both checks: the `Routed` row.
-pub async fn check(
-    amc: &AlertmanagerConfig,
-    prometheus: &PrometheusApi,
-    alertmanager: &str,
-    timeout: Duration,
-) -> Check {
-    let connected = match prometheus.get("alertmanagers", &[]).await {
-        Ok(data) => prometheus_connected(&data, prometheus.base()),
-        Err(e) => Err(failed(reason::PROMETHEUS_UNAVAILABLE, e.to_string())),
+/// What a round asks: Prometheus' Alertmanagers and the Alertmanager's loaded configuration. Shared by every
+/// resource that names the same two servers in one verification period.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    /// `None` when Prometheus does not serve the endpoint (a Thanos Query or Mimir in front of it).
+    pub alertmanagers: Result<Option<Value>, String>,
+    pub status: Result<Value, String>,
+}
+
+/// Both requests, at once.
+pub async fn fetch(prometheus: &PrometheusApi, alertmanager: &str, timeout: Duration) -> Answers {
+    let (alertmanagers, status) = tokio::join!(
+        prometheus.get("alertmanagers", &[]),
+        alertmanager_status(alertmanager, timeout)
+    );
+    Answers {
+        alertmanagers: match alertmanagers {
+            Ok(data) => Ok(Some(data)),
+            Err(ApiError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        },
+        status,
+    }
+}
+
+/// The `Routed` row from a round's answers.
+pub fn judge(amc: &AlertmanagerConfig, answers: &Answers, prometheus: &str, alertmanager: &str) -> Check {
+    let connected = match &answers.alertmanagers {
+        Ok(Some(data)) => match prometheus_connected(data, prometheus) {
+            Ok(n) => format!("Prometheus sends its alerts to {n} Alertmanager(s)"),
+            Err(check) => return check,
+        },
+        Ok(None) => format!(
+            "Prometheus at {prometheus} does not serve /api/v1/alertmanagers (a query frontend?), so where it sends \
+             alerts is not checked"
+        ),
+        Err(e) => return failed(reason::PROMETHEUS_UNAVAILABLE, e.clone()),
     };
-    let connected = match connected {
-        Ok(n) => n,
-        Err(check) => return check,
-    };
-    let loaded = match alertmanager_status(alertmanager, timeout).await {
-        Ok(status) => routes_loaded(&status, amc, alertmanager),
-        Err(e) => Err(failed(reason::ALERTMANAGER_UNAVAILABLE, e)),
+    let loaded = match &answers.status {
+        Ok(status) => routes_loaded(status, amc, alertmanager),
+        Err(e) => Err(failed(reason::ALERTMANAGER_UNAVAILABLE, e.clone())),
     };
     match loaded {
         Ok(receivers) => Check {
@@ -117,12 +169,23 @@ pub async fn check(
             ok: true,
             reason: reason::ROUTED,
             message: format!(
-                "Alertmanager at {alertmanager} has loaded this resource's route and its {receivers} receiver(s); \
-                 Prometheus sends its alerts to {connected} Alertmanager(s)"
+                "Alertmanager at {alertmanager} has loaded this resource's routes and its {receivers} receiver(s); \
+                 {connected}"
             ),
         },
         Err(check) => check,
     }
+}
+
+/// Both requests and the `Routed` row.
+pub async fn check(
+    amc: &AlertmanagerConfig,
+    prometheus: &PrometheusApi,
+    alertmanager: &str,
+    timeout: Duration,
+) -> Check {
+    let answers = fetch(prometheus, alertmanager, timeout).await;
+    judge(amc, &answers, prometheus.base(), alertmanager)
 }
 
 /// `GET /api/v2/status`, bounded like Prometheus' answers; the error is one sentence for a condition.
@@ -170,17 +233,22 @@ mod tests {
     fn amc() -> AlertmanagerConfig {
         serde_yaml::from_str(
             "apiVersion: monitoring.coreos.com/v1alpha1\nkind: AlertmanagerConfig\nmetadata: {name: bot, namespace: shop}\n\
-             spec:\n  route: {receiver: none}\n  receivers: [{name: none}, {name: paging}, {name: chat}]\n",
+             spec:\n  route:\n    receiver: none\n    routes: [{receiver: paging, matchers: [{name: severity, value: critical, matchType: '='}], continue: true}]\n  receivers: [{name: none}, {name: paging}, {name: chat}]\n",
         )
         .unwrap()
     }
 
     /// As Alertmanager 0.25 re-marshals a configuration with our routing merged (defaults filled in).
     fn status(receivers: &[&str], route_receiver: &str) -> Value {
+        with_child(receivers, route_receiver, "severity=\"critical\"")
+    }
+
+    fn with_child(receivers: &[&str], route_receiver: &str, child_matcher: &str) -> Value {
         let receivers: Vec<String> = receivers.iter().map(|r| format!("- name: {r}\n")).collect();
         let original = format!(
             "global:\n  resolve_timeout: 5m\nroute:\n  receiver: \"null\"\n  continue: false\n  routes:\n  - receiver: \
-             {route_receiver}\n    matchers:\n    - chatbot=\"bot\"\n    - namespace=\"shop\"\n    continue: true\n\
+             {route_receiver}\n    matchers:\n    - chatbot=\"bot\"\n    - namespace=\"shop\"\n    continue: true\n    \
+             routes:\n    - receiver: shop/bot/paging\n      matchers:\n      - '{child_matcher}'\n      continue: true\n\
              receivers:\n- name: \"null\"\n{}templates: []\n",
             receivers.concat()
         );
@@ -190,7 +258,54 @@ mod tests {
     #[test]
     fn loaded_routing_is_found_by_structure() {
         let s = status(&["shop/bot/none", "shop/bot/paging", "shop/bot/chat"], "shop/bot/none");
-        assert_eq!(routes_loaded(&s, &amc(), "http://am:9093").unwrap(), 3);
+        assert_eq!(
+            routes_loaded(&s, &amc(), "http://am:9093").unwrap(),
+            2,
+            "the user's receivers"
+        );
+    }
+
+    #[test]
+    fn an_older_routing_still_loaded_is_not_routed() {
+        // The severity mapping changed in the AlertmanagerConfig; the Alertmanager still runs the old one.
+        let s = with_child(
+            &["shop/bot/none", "shop/bot/paging", "shop/bot/chat"],
+            "shop/bot/none",
+            "severity=\"warning\"",
+        );
+        let check = routes_loaded(&s, &amc(), "http://am:9093").unwrap_err();
+        assert_eq!(check.reason, "RoutesNotLoaded");
+        assert!(
+            check.message.contains("the severity routes as they are now"),
+            "{}",
+            check.message
+        );
+    }
+
+    #[test]
+    fn a_prometheus_behind_a_query_frontend_is_not_held_against_the_routing() {
+        let answers = Answers {
+            alertmanagers: Ok(None),
+            status: Ok(status(
+                &["shop/bot/none", "shop/bot/paging", "shop/bot/chat"],
+                "shop/bot/none",
+            )),
+        };
+        let check = judge(&amc(), &answers, "http://thanos:9090", "http://am:9093");
+        assert!(check.ok, "{}", check.message);
+        assert!(
+            check.message.contains("does not serve /api/v1/alertmanagers"),
+            "{}",
+            check.message
+        );
+        let down = Answers {
+            alertmanagers: Err("Prometheus at http://p could not be reached: connection refused".into()),
+            ..answers
+        };
+        assert_eq!(
+            judge(&amc(), &down, "http://p", "http://am").reason,
+            "PrometheusUnavailable"
+        );
     }
 
     #[test]

@@ -249,13 +249,18 @@ async fn alerts_reach_their_receivers_resolve_and_inhibit_their_symptoms() {
     // Critical goes to the paging receiver only (warnings go to chat).
     assert!(notified(&received, "chat", "HighErrorRate", "firing").is_empty());
 
-    // The faults stop: a resolved notification follows.
+    // The faults stop: a resolved notification follows, and the chat receiver was never told of it.
     wait_for("HighErrorRate resolved to paging", Duration::from_secs(90), || {
         notified(&received, "paging", "HighErrorRate", "resolved")
             .into_iter()
             .next()
     })
     .await;
+    assert!(
+        received.lock().unwrap().iter().all(|(path, _)| path == "paging"),
+        "{:?}",
+        alertnames(&received)
+    );
 
     // A critical alert silences the warning of the same name (posted as Prometheus would send them; Alertmanager
     // starts them now).
