@@ -1291,7 +1291,10 @@ async fn an_alertmanager_config_of_someone_else_with_our_name_is_left_alone() {
     assert_eq!(amc["spec"]["route"]["receiver"], "team");
     assert!(amc["metadata"].get("ownerReferences").is_none());
     let cbm = reread(&fake);
-    assert_eq!(condition(&cbm, "AlertmanagerConfigReady"), ("False".into(), "NameTaken".into()));
+    assert_eq!(
+        condition(&cbm, "AlertmanagerConfigReady"),
+        ("False".into(), "NameTaken".into())
+    );
     assert_eq!(condition(&cbm, "Routed").1, "NameTaken");
     // Switched off, it is still not ours to delete.
     let mut off = cbm.clone();

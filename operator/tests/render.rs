@@ -203,7 +203,11 @@ fn the_alertmanager_config_matches_the_prometheus_operator_crd() {
     assert_eq!(spec["route"]["matchers"], ours);
     for rule in spec["inhibitRules"].as_array().unwrap() {
         for side in ["sourceMatch", "targetMatch"] {
-            assert_eq!(rule[side].as_array().unwrap()[1..], ours.as_array().unwrap()[..], "{rule}");
+            assert_eq!(
+                rule[side].as_array().unwrap()[1..],
+                ours.as_array().unwrap()[..],
+                "{rule}"
+            );
         }
     }
     for route in spec["route"]["routes"].as_array().unwrap() {

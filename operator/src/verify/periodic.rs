@@ -23,10 +23,13 @@ pub struct Verifier {
     pub alertmanager_url_override: Option<String>,
     /// The current round per Prometheus URL. Resources reconciled concurrently wait for the one fetch of their
     /// round instead of each making their own.
-    rounds: Mutex<HashMap<String, Arc<Round<Shared>>>>,
+    rounds: Rounds<String, Shared>,
     /// Likewise per (Prometheus, Alertmanager) for `Routed`: Alertmanager's status is its whole configuration.
-    routing_rounds: Mutex<HashMap<(String, String), Arc<Round<routing::Answers>>>>,
+    routing_rounds: Rounds<(String, String), routing::Answers>,
 }
+
+/// The current round of each server (or pair of servers).
+type Rounds<K, T> = Mutex<HashMap<K, Arc<Round<T>>>>;
 
 struct Round<T> {
     started: Instant,
