@@ -2,7 +2,7 @@
 # The product without a cluster: the chatbot on :8001, a real Prometheus on :9090 loaded with the scrape
 # configuration and alerting rules that the operator renders from examples/notifications.yaml, a real Alertmanager on
 # :9093 loaded with the routing rendered from its notifications, a webhook receiver on :5001 that prints each
-# notification, and a traffic generator (both languages, every user type, escalations, bad input, and 1 chat in 20
+# notification, and a traffic generator (both languages, every user type, escalations, bad input, and 1 chat in 10
 # failing with a 503, which fires HighErrorRate within minutes), then `chatbot-operator verify` showing every check
 # pass. Ctrl-C stops everything. Installs Prometheus and Alertmanager from Debian when they are missing.
 #   RESOURCE=examples/minimal.yaml scripts/demo.sh    (no notifications: no Alertmanager)
@@ -42,7 +42,7 @@ for port in "$CHATBOT_PORT" "$CHATBOT_METRICS_PORT" "$PROMETHEUS_PORT" "$ALERTMA
 done
 
 target/release/chatbot --listen "127.0.0.1:$CHATBOT_PORT" --internal-listen "127.0.0.1:$CHATBOT_METRICS_PORT" --database-url "sqlite://$work/chatbot.db" \
-  --fault-every 20 --log-format text >"$work/chatbot.log" 2>&1 &
+  --fault-every 10 --log-format text >"$work/chatbot.log" 2>&1 &
 pids+=($!)
 
 # The Secret the receivers read their URLs from, as `kubectl create secret` would hold it: here the local receiver.
@@ -111,8 +111,9 @@ cat <<TXT
   Rendered:    $RESOURCE -> $work/prometheus/{prometheus.yml,rules.yml,alertmanager.yml}
   Logs:        $work/chatbot.log  $work/prometheus.log  $work/alertmanager.log
 
-  Traffic is running: 1 chat in 20 answers 503, so HighErrorRate goes pending, fires after 2 minutes, and its
-  notification is printed below by the webhook receiver. Ctrl-C stops everything.
+  Traffic is running: 1 chat in 10 answers 503, so HighErrorRate goes pending within two minutes (its 5-minute
+  rate fills up), fires two minutes later, and its notification is printed below by the webhook receiver, about
+  four minutes from now. Ctrl-C stops everything.
 
 TXT
 
