@@ -43,13 +43,14 @@ fn name_of(a: &Alertmanager) -> ObjectName {
 
 /// The labels to add to the AlertmanagerConfig (auto mode, one candidate, user labels empty), and the verdict.
 pub fn evaluate(selection: &AlertmanagerSelection, candidates: &[Alertmanager], ours: &Ours) -> (Labels, Routing) {
-    let chosen: Vec<&Alertmanager> = match selection.mode {
-        SelectionMode::None => return (Labels::new(), Routing::NotChecked),
-        SelectionMode::Reference => candidates
-            .iter()
-            .filter(|a| Some(a.name_any()) == selection.name && a.namespace() == selection.namespace)
-            .collect(),
-        SelectionMode::Auto => candidates.iter().collect(),
+    let considered = super::candidates(
+        selection.mode,
+        selection.name.as_ref(),
+        selection.namespace.as_ref(),
+        candidates,
+    );
+    let Some(chosen) = considered else {
+        return (Labels::new(), Routing::NotChecked);
     };
     match chosen.as_slice() {
         [] => (

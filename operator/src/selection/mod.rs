@@ -9,3 +9,26 @@ pub mod label_selector;
 pub mod operator_opinion;
 pub mod ports;
 pub mod verdict;
+
+use kube::ResourceExt;
+
+use crate::crd::SelectionMode;
+
+/// The objects a selection considers: all of them in `auto` mode, the one named in `reference` mode, none to
+/// consider (`None`) in `none` mode.
+pub fn candidates<'a, K: ResourceExt>(
+    mode: SelectionMode,
+    name: Option<&String>,
+    namespace: Option<&String>,
+    all: &'a [K],
+) -> Option<Vec<&'a K>> {
+    match mode {
+        SelectionMode::None => None,
+        SelectionMode::Reference => Some(
+            all.iter()
+                .filter(|o| Some(&o.name_any()) == name && o.namespace().as_ref() == namespace)
+                .collect(),
+        ),
+        SelectionMode::Auto => Some(all.iter().collect()),
+    }
+}

@@ -65,13 +65,14 @@ pub struct Ours<'a> {
 /// The labels to add to the children (auto mode, one candidate, user labels empty), and the verdict with them.
 pub fn evaluate(selection: &PrometheusSelection, candidates: &[Prometheus], ours: &Ours) -> (Labels, Verdict) {
     let named = |p: &Prometheus| PrometheusRef::of(p).to_string();
-    let chosen: Vec<&Prometheus> = match selection.mode {
-        SelectionMode::None => return (Labels::new(), Verdict::NotChecked),
-        SelectionMode::Reference => candidates
-            .iter()
-            .filter(|p| Some(p.name_any()) == selection.name && p.namespace() == selection.namespace)
-            .collect(),
-        SelectionMode::Auto => candidates.iter().collect(),
+    let considered = super::candidates(
+        selection.mode,
+        selection.name.as_ref(),
+        selection.namespace.as_ref(),
+        candidates,
+    );
+    let Some(chosen) = considered else {
+        return (Labels::new(), Verdict::NotChecked);
     };
     match chosen.as_slice() {
         [] => (
