@@ -32,8 +32,9 @@ pub struct Snapshot {
     /// The spec asks for a ServiceMonitor or a PrometheusRule.
     pub needs_prometheus_operator: bool,
     /// `Routed` as the full pass found it: which Alertmanager selects the AlertmanagerConfig (`Ready`, with
-    /// `alertmanagers`), or why none does; verification rounds then check what those loaded.
-    pub routed: Part,
+    /// `alertmanagers`), or why none does; verification rounds then check what those loaded. `None` when the spec
+    /// has no notifications: no condition at all, rather than two `Disabled` ones on every resource.
+    pub routed: Option<Part>,
     pub alertmanagers: Vec<PrometheusRef>,
     /// `status::children_fingerprint` of the status the pass published.
     pub fingerprint: u64,
@@ -158,7 +159,7 @@ mod tests {
             chosen: Vec::new(),
             prometheus_operator: true,
             needs_prometheus_operator: true,
-            routed: Part::Disabled,
+            routed: None,
             alertmanagers: Vec::new(),
             fingerprint: 7,
         })

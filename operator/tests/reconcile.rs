@@ -164,6 +164,12 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
     for c in &status.conditions {
         assert_eq!(c.observed_generation, Some(1), "{}", c.type_);
     }
+    // No notifications asked for: no condition about them (every resource's status is cached).
+    let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+    assert!(
+        !types.contains(&"Routed") && !types.contains(&"AlertmanagerConfigReady"),
+        "{types:?}"
+    );
     assert_eq!(status.replicas.as_deref(), Some("1/1"));
     assert_eq!(status.alert_rules, Some(10), "no SLO set: no burn-rate alerts");
     assert_eq!(status.dashboards, Some(1));

@@ -138,7 +138,12 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
     observed.parts.push((status::NETWORK_POLICY_READY, part));
 
     let (part, routed, alertmanagers) = notifications(cbm, ctx, &ns, kinds, &mut desired, &mut children).await?;
-    observed.parts.push((status::ALERTMANAGER_CONFIG_READY, part));
+    // A resource that never asked for notifications carries no condition about them (its status is cached for
+    // every resource: two `Disabled` conditions each would cost the cache a third more memory).
+    let routed = cbm.spec.notifications.is_some().then(|| {
+        observed.parts.push((status::ALERTMANAGER_CONFIG_READY, part));
+        routed
+    });
 
     let part = if desired.dashboards.is_empty() {
         for (id, _) in render::DASHBOARDS {

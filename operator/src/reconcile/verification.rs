@@ -36,7 +36,7 @@ pub async fn verify(
     // A settled resource was not rendered: it is, once, only when a check needs its children.
     let needed = ctx.verifier.is_some()
         && ((snapshot.prometheus_operator && snapshot.needs_prometheus_operator)
-            || matches!(snapshot.routed, Part::Ready { .. }));
+            || matches!(snapshot.routed, Some(Part::Ready { .. })));
     let rendered;
     let desired = match desired {
         Some(desired) => Some(desired),
@@ -48,24 +48,30 @@ pub async fn verify(
     };
     let Some(desired) = desired else {
         return Ok(Verification {
-            parts: vec![(status::ROUTED, snapshot.routed.clone())],
+            parts: snapshot.routed.iter().map(|r| (status::ROUTED, r.clone())).collect(),
             ..Verification::default()
         });
     };
     let mut verification = prometheus_checks(cbm, ctx, snapshot, desired).await;
-    verification
-        .parts
-        .push((status::ROUTED, routed(cbm, ctx, snapshot, desired).await));
+    if let Some(selection) = &snapshot.routed {
+        let part = routed(cbm, ctx, snapshot, selection, desired).await;
+        verification.parts.push((status::ROUTED, part));
+    }
     Ok(verification)
 }
 
 /// `Routed`: what selection found, and when an Alertmanager selects the AlertmanagerConfig, whether it loaded it and
 /// the Prometheus sends it the alerts.
-async fn routed(cbm: &ChatbotMonitoring, ctx: &Context, snapshot: &Snapshot, desired: &Desired) -> Part {
-    let (Some(verifier), Some(amc), Part::Ready { .. }) =
-        (&ctx.verifier, &desired.alertmanager_config, &snapshot.routed)
+async fn routed(
+    cbm: &ChatbotMonitoring,
+    ctx: &Context,
+    snapshot: &Snapshot,
+    selection: &Part,
+    desired: &Desired,
+) -> Part {
+    let (Some(verifier), Some(amc), Part::Ready { .. }) = (&ctx.verifier, &desired.alertmanager_config, selection)
     else {
-        return snapshot.routed.clone();
+        return selection.clone();
     };
     let spec_prometheus = cbm.spec.monitoring.prometheus.url.as_deref();
     let prometheus = prometheus_url(spec_prometheus, verifier.url_override.as_deref(), &snapshot.chosen);
@@ -81,7 +87,7 @@ async fn routed(cbm: &ChatbotMonitoring, ctx: &Context, snapshot: &Snapshot, des
     );
     let (Some(prometheus), Some(alertmanager)) = (prometheus, alertmanager) else {
         // Several servers and none named: which to ask is not ours to guess; selection is all that is known.
-        return snapshot.routed.clone();
+        return selection.clone();
     };
     part_of(verifier.check_routing(amc, &prometheus, &alertmanager).await)
 }
