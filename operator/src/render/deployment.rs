@@ -72,7 +72,12 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
         termination_grace_period_seconds: Some(30),
-        security_context: Some(c.pod_security_context.clone().unwrap_or_else(pod_security_context)),
+        security_context: Some(
+            c.pod_security_context
+                .as_deref()
+                .cloned()
+                .unwrap_or_else(pod_security_context),
+        ),
         containers: vec![Container {
             name: "chatbot".into(),
             image: Some(image),
@@ -103,7 +108,12 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
             liveness_probe: Some(probe("/health", 10, 3)),
             readiness_probe: Some(probe("/ready", 5, 2)),
             startup_probe: Some(probe("/health", 2, 30)),
-            security_context: Some(c.security_context.clone().unwrap_or_else(container_security_context)),
+            security_context: Some(
+                c.security_context
+                    .as_deref()
+                    .cloned()
+                    .unwrap_or_else(container_security_context),
+            ),
             volume_mounts: (c.database.type_ == DatabaseType::Sqlite).then(|| {
                 vec![VolumeMount {
                     name: "data".into(),
