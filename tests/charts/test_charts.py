@@ -1013,6 +1013,8 @@ def test_draft7_conversion_says_what_the_api_server_does() -> None:
         ({"alerts": {"errorRate": {"threshold": 0.2}}}, "/chatbot/spec/alerts/errorRate"),
         ({"alerts": {"errorRate": {"for": "2m", "severity": "page", "threshold": 0.2}}}, "severity"),
         ({"dashboard": {}}, "dashboard"),
+        ({"notifications": {"receivers": [{"name": "paging", "opsgenie": {}}]}}, "opsgenie"),
+        ({"notifications": {"groupWait": "30 seconds"}}, "/chatbot/spec/notifications/groupWait"),
     ],
 )
 def test_stack_refuses_a_bad_spec_by_its_field(stack_chart: Path, spec: dict[str, Any], message: str) -> None:
@@ -1032,8 +1034,9 @@ def test_stack_refuses_a_bad_spec_by_its_field(stack_chart: Path, spec: dict[str
         {"monitoring": {"labels": {"team": "sav"}}},
         {"chatbot": {"image": None, "resources": {"limits": {"cpu": 1, "memory": "256Mi"}}}},
         load_yaml(ROOT / "examples" / "full.yaml")["spec"],
+        load_yaml(ROOT / "examples" / "notifications.yaml")["spec"],
     ],
-    ids=["empty", "partial", "nullable-int-or-string", "examples-full"],
+    ids=["empty", "partial", "nullable-int-or-string", "examples-full", "examples-notifications"],
 )
 def test_stack_accepts_a_valid_spec(stack_chart: Path, spec: dict[str, Any]) -> None:
     values = {"chatbot": {"name": "chatbot", "spec": spec}}
