@@ -55,12 +55,15 @@ impl Verifier {
 
     /// `Routed`: the Prometheus at `prometheus` sends to an Alertmanager, and the one at `alertmanager` loaded `amc`.
     pub async fn check_routing(&self, amc: &AlertmanagerConfig, prometheus: &str, alertmanager: &str) -> Check {
-        let api = PrometheusApi::new(prometheus, self.timeout);
         let key = (prometheus.to_owned(), alertmanager.to_owned());
         let round = current(&self.routing_rounds, key, self.period);
+        // A client is built only by the resource that fetches the round's answers, not by every one reading them.
         let answers = round
             .answers
-            .get_or_init(|| routing::fetch(&api, alertmanager, self.timeout))
+            .get_or_init(|| async {
+                let api = PrometheusApi::new(prometheus, self.timeout);
+                routing::fetch(&api, alertmanager, self.timeout).await
+            })
             .await;
         routing::judge(amc, answers, prometheus, alertmanager)
     }

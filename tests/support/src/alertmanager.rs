@@ -2,14 +2,12 @@
 //! 127.0.0.1, alone (no cluster peers), with its data in a temporary directory, stopped on drop; and the calls of
 //! its v2 API the tests make.
 
+use anyhow::Context;
+use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use serde_json::Value;
-
-use crate::prometheus::{http_get, request};
+use crate::prometheus::{http_get, request, wait_ready};
 
 pub struct TestAlertmanager {
     child: Child,
@@ -40,17 +38,9 @@ impl TestAlertmanager {
             url: format!("http://127.0.0.1:{port}"),
             _data: data,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = am.child.try_wait()? {
-                bail!("alertmanager exited ({status}):\n{}", am.log());
-            }
-            if http_get(&format!("{}/-/ready", am.url)).is_ok_and(|(code, _)| code == 200) {
-                return Ok(am);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("alertmanager did not become ready:\n{}", am.log())
+        let log = am._data.path().join("alertmanager.log");
+        wait_ready("alertmanager", &mut am.child, &am.url, &log)?;
+        Ok(am)
     }
 
     pub fn log(&self) -> String {

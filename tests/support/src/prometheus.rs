@@ -36,17 +36,9 @@ impl TestPrometheus {
             url: format!("http://127.0.0.1:{port}"),
             _data: data,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = p.child.try_wait()? {
-                bail!("prometheus exited ({status}):\n{}", p.log());
-            }
-            if http_get(&format!("{}/-/ready", p.url)).is_ok_and(|(code, _)| code == 200) {
-                return Ok(p);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bail!("prometheus did not become ready:\n{}", p.log())
+        let log = p._data.path().join("prometheus.log");
+        wait_ready("prometheus", &mut p.child, &p.url, &log)?;
+        Ok(p)
     }
 
     pub fn log(&self) -> String {
@@ -83,6 +75,23 @@ impl Drop for TestPrometheus {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to 30 s for the server `child` to answer 200 on `<url>/-/ready` (Prometheus and Alertmanager alike);
+/// fails with its log when it exits or never does.
+pub(crate) fn wait_ready(name: &str, child: &mut Child, url: &str, log: &Path) -> anyhow::Result<()> {
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait()? {
+            bail!("{name} exited ({status}):\n{}", log());
+        }
+        if http_get(&format!("{url}/-/ready")).is_ok_and(|(code, _)| code == 200) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{name} did not become ready:\n{}", log())
 }
 
 /// Percent-encodes a query parameter.
