@@ -191,10 +191,13 @@ impl Metrics {
         m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         // Every known label combination exists from the start at 0: a query over a counter that has not moved yet
         // answers 0 rather than nothing, and rate() sees the first increment.
+        // Histograms too: a fresh pod in a quiet hour otherwise has no `chat_response_time_seconds_*` at all, and
+        // the dashboards, the latency alert and the operator's DashboardMetricsPresent find nothing to read.
         for user_type in crate::chat::UserType::ALL {
             for status in ["success", "error"] {
                 m.chat_requests_total.with_label_values(&[user_type.as_str(), status]);
             }
+            m.chat_response_time_seconds.with_label_values(&[user_type.as_str()]);
         }
         for reason in ["customer_request", "low_confidence"] {
             m.escalations_total.with_label_values(&[reason]);
@@ -233,7 +236,7 @@ impl Metrics {
         }
         #[cfg(target_os = "linux")]
         m.registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(process_metrics::ProcessMetrics::for_self()))
             .expect("process collector registers once");
         Metrics(Arc::new(m))
     }
@@ -307,6 +310,24 @@ mod tests {
                 text.lines().any(|l| l.starts_with(name)),
                 "{name} missing from:\n{text}"
             );
+        }
+    }
+
+    /// A pod that has answered nothing yet already has every series whose labels are known: the operator's
+    /// DashboardMetricsPresent once stayed False on a quiet, healthy chatbot until its first chat.
+    #[test]
+    fn known_series_exist_before_any_chat() {
+        let text = Metrics::new().render();
+        for user_type in crate::chat::UserType::ALL {
+            let u = user_type.as_str();
+            for line in [
+                format!("chat_response_time_seconds_bucket{{user_type=\"{u}\",le=\"+Inf\"}} 0"),
+                format!("chat_response_time_seconds_count{{user_type=\"{u}\"}} 0"),
+                format!("chat_response_time_seconds_sum{{user_type=\"{u}\"}} 0"),
+                format!("chat_requests_total{{status=\"error\",user_type=\"{u}\"}} 0"),
+            ] {
+                assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+            }
         }
     }
 

@@ -486,3 +486,51 @@ async fn metrics_and_probes_are_only_on_the_internal_listener() {
     assert_eq!(chat.status(), StatusCode::NOT_FOUND);
     server.stop().await.unwrap();
 }
+
+/// The metric names a PromQL expression mentions: identifiers followed by `{` (every dashboard selector is scoped
+/// by namespace and job, so each has braces).
+fn selector_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = expr.as_bytes();
+    for (i, _) in expr.match_indices('{') {
+        let start = expr[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .map_or(0, |p| p + 1);
+        if start < i && !bytes[start].is_ascii_digit() {
+            names.push(expr[start..i].to_owned());
+        }
+    }
+    names
+}
+
+/// A healthy pod that nobody has chatted with yet: every series the shipped dashboard reads already exists, so
+/// that the operator's `DashboardMetricsPresent` (and `Ready`) holds from the first scrape. On a real node a
+/// fresh pod once stayed `MetricsMissing` for minutes, until its first chat, for want of the two histograms.
+#[tokio::test]
+async fn a_fresh_chatbot_exposes_every_series_the_dashboard_reads_before_any_chat() {
+    let dashboard: Value =
+        serde_json::from_str(include_str!("../../dashboards/chatbot-overview.json")).expect("dashboard JSON");
+    let mut wanted = std::collections::BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            wanted.extend(selector_names(target["expr"].as_str().unwrap_or("")));
+        }
+    }
+    // Prometheus' own series.
+    wanted.remove("up");
+    wanted.remove("ALERTS");
+    assert!(wanted.contains("chat_response_time_seconds_bucket"), "{wanted:?}");
+
+    let (_dir, url) = sqlite_url();
+    let server = TestServer::start(config(&url)).await;
+    // As the kubelet does before any customer arrives.
+    assert_eq!(server.get("/ready").await.0, StatusCode::OK);
+    let m = server.metrics().await;
+    let missing: Vec<&String> = wanted.iter().filter(|name| m.series(name).is_empty()).collect();
+    assert!(missing.is_empty(), "not exposed before the first chat: {missing:?}");
+    assert_eq!(
+        m.get("ai_model_call_duration_seconds_count", &[("model", "builtin")]),
+        Some(0.0)
+    );
+    server.stop().await.unwrap();
+}

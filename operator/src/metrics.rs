@@ -60,7 +60,7 @@ impl Metrics {
         m.registry.register(Box::new(m.leader.clone())).unwrap();
         #[cfg(target_os = "linux")]
         m.registry
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(process_metrics::ProcessMetrics::for_self()))
             .unwrap();
         m
     }

@@ -148,6 +148,23 @@ pub struct PrometheusSpec {
     pub rule_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_namespace_selector: Option<LabelSelector>,
+    /// Where the web API is served from (`--web.route-prefix`; the Prometheus Operator passes `/` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebSpec>,
+    /// Listening on the pod's loopback only: nothing outside the pod reaches the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_local: Option<bool>,
+}
+
+/// The part of a Prometheus' or Alertmanager's `spec.web` that decides how its API is reached: with a `tlsConfig`,
+/// it serves HTTPS only. Its content is the server's business; only its presence is read.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WebSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<serde_json::Value>,
 }
 
 /// Routing for an Alertmanager (`monitoring.coreos.com/v1alpha1`): the Prometheus Operator merges every one an
@@ -315,6 +332,12 @@ pub struct AlertmanagerSpec {
     pub alertmanager_config_namespace_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager_config_matcher_strategy: Option<MatcherStrategy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_prefix: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_local: Option<bool>,
 }
 
 /// How the Prometheus Operator scopes an AlertmanagerConfig's routes: `OnNamespace` (the default) adds a

@@ -1427,3 +1427,39 @@ async fn verification_follows_the_alert_from_prometheus_to_the_loaded_routing() 
         "{events:?}"
     );
 }
+
+/// Pods the API server refuses to create (Pod Security here; a quota, a LimitRange or a webhook look the same):
+/// the deployment controller says so on the Deployment, and the resource says it in those words instead of
+/// "0/1 pods ready" for as long as it lasts (seen so on a real node).
+#[tokio::test]
+async fn pods_the_api_server_refuses_are_said_in_its_words() {
+    let (ctx, fake) = setup();
+    fake.state().pods_ready = false;
+    let cbm = stored(&fake, &resource(json!({})));
+    run(&ctx, &cbm).await.unwrap();
+    let mut deployment = fake.get(DEPLOYMENT).unwrap();
+    deployment["status"] = json!({"replicas": 0, "conditions": [
+        {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": "pods \"chatbot-5d8f-abcde\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"chatbot\" must set securityContext.allowPrivilegeEscalation=false)"},
+    ]});
+    fake.put(DEPLOYMENT, deployment);
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let cbm = reread(&fake);
+    assert_eq!(
+        condition(&cbm, "DeploymentReady"),
+        ("False".into(), "PodCreationFailed".into())
+    );
+    assert_eq!(
+        condition_message(&cbm, "DeploymentReady"),
+        "0/1 pods ready; Deployment chatbot cannot create its pods (FailedCreate): pods \"chatbot-5d8f-abcde\" is \
+         forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \
+         \"chatbot\" must set securityContext.allowPrivilegeEscalation=false)"
+    );
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "PodCreationFailed".into()));
+    let event = fake.state().events.last().cloned().unwrap();
+    assert_eq!(
+        (event["type"].as_str(), event["reason"].as_str()),
+        (Some("Warning"), Some("PodCreationFailed"))
+    );
+}

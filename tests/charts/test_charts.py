@@ -588,9 +588,16 @@ def test_leader_election(values: dict[str, Any], leader: str) -> None:
     docs = render(OPERATOR_CHART, values)
     deployment = one(docs, "Deployment")
     assert env_of(deployment)["LEADER_ELECTION"] == leader
-    # Without a Lease, a rolling update would run two reconcilers for a while.
-    strategy = deployment["spec"].get("strategy", {}).get("type", "RollingUpdate")
-    assert strategy == ("RollingUpdate" if leader == "true" else "Recreate")
+    # Without a Lease, a rolling update would run two reconcilers for a while. Each strategy is written whole: a
+    # rollingUpdate the API server defaulted is owned by no field manager under server-side apply, so the switch
+    # back to Recreate was refused ("may not be specified when strategy `type` is 'Recreate'").
+    if leader == "true":
+        assert deployment["spec"]["strategy"] == {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+        }
+    else:
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_several_replicas_get_a_pod_disruption_budget() -> None:

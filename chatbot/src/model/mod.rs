@@ -72,6 +72,7 @@ impl Model {
             for status in ["success", "error", "timeout"] {
                 metrics.ai_model_calls_total.with_label_values(&[model, status]);
             }
+            metrics.ai_model_call_duration_seconds.with_label_values(&[model]);
         }
         Model {
             builtin: Builtin::new(kb.clone()),

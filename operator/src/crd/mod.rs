@@ -356,7 +356,8 @@ pub struct PrometheusSelection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The Prometheus HTTP API the operator queries to check scraping, rules and panels; by default the chosen
-    /// Prometheus' `prometheus-operated` Service on port 9090.
+    /// Prometheus' first pod through its `prometheus-operated` Service on port 9090, under its routePrefix, over
+    /// HTTPS when its web.tlsConfig is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
         "monitoring.prometheus.url must be an http(s) URL"

@@ -319,7 +319,8 @@ pub struct AlertmanagerSelection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     /// The Alertmanager HTTP API the operator reads the loaded configuration from; by default the chosen
-    /// Alertmanager's `alertmanager-operated` Service on port 9093.
+    /// Alertmanager's first pod through its `alertmanager-operated` Service on port 9093, under its routePrefix,
+    /// over HTTPS when its web.tlsConfig is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
         "notifications.alertmanager.url must be an http(s) URL"

@@ -44,11 +44,17 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
     let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     observed.desired_replicas = Some(want);
     observed.ready_replicas = Some(ready);
-    // Why pods are not ready, as their watch last saw them (a missing Secret among other things).
+    // Why pods are not ready: the Deployment's word first (pods the API server refused to create), then the pods'
+    // as their watch last saw them (a missing Secret among other things).
     let problem = (ready < want)
-        .then(|| ctx.caches.pods_of(&ns, &cbm.name_any()))
-        .flatten()
-        .and_then(|pods| status::pods::diagnose(&pods));
+        .then(|| {
+            status::pods::rollout_problem(&deployment).or_else(|| {
+                ctx.caches
+                    .pods_of(&ns, &cbm.name_any())
+                    .and_then(|pods| status::pods::diagnose(&pods))
+            })
+        })
+        .flatten();
     observed
         .parts
         .push((status::DEPLOYMENT_READY, parts::deployment(ready, want, problem)));

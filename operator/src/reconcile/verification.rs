@@ -8,10 +8,9 @@ use crate::crd::ChatbotMonitoring;
 use crate::render::{self, Desired};
 use crate::selection::verdict::PrometheusRef;
 use crate::settled::Snapshot;
-use crate::status::{self, Part};
+use crate::status::{self, Part, reason};
 use crate::verify::checks::Check;
-use crate::verify::periodic::in_cluster_url;
-use crate::verify::routing;
+use crate::verify::{in_cluster, run};
 
 /// What a verification round found, for the status.
 #[derive(Debug, Default)]
@@ -52,9 +51,9 @@ pub async fn verify(
             ..Verification::default()
         });
     };
-    let mut verification = prometheus_checks(cbm, ctx, snapshot, desired).await;
+    let mut verification = prometheus_checks(cbm, ctx, snapshot, desired).await?;
     if let Some(selection) = &snapshot.routed {
-        let part = routed(cbm, ctx, snapshot, selection, desired).await;
+        let part = routed(cbm, ctx, snapshot, selection, desired).await?;
         verification.parts.push((status::ROUTED, part));
     }
     Ok(verification)
@@ -68,28 +67,57 @@ async fn routed(
     snapshot: &Snapshot,
     selection: &Part,
     desired: &Desired,
-) -> Part {
+) -> Result<Part, Error> {
     let (Some(verifier), Some(amc), Part::Ready { .. }) = (&ctx.verifier, &desired.alertmanager_config, selection)
     else {
-        return selection.clone();
+        return Ok(selection.clone());
     };
     let spec_prometheus = cbm.spec.monitoring.prometheus.url.as_deref();
-    let prometheus = prometheus_url(spec_prometheus, verifier.url_override.as_deref(), &snapshot.chosen);
+    let prometheus = prometheus_target(ctx, spec_prometheus.or(verifier.url_override.as_deref()), snapshot).await?;
     let spec_alertmanager = cbm
         .spec
         .notifications
         .as_ref()
         .and_then(|n| n.alertmanager.url.as_deref());
-    let alertmanager = alertmanager_url(
-        spec_alertmanager,
-        verifier.alertmanager_url_override.as_deref(),
-        &snapshot.alertmanagers,
-    );
-    let (Some(prometheus), Some(alertmanager)) = (prometheus, alertmanager) else {
-        // Several servers and none named: which to ask is not ours to guess; selection is all that is known.
-        return selection.clone();
+    let given = spec_alertmanager.or(verifier.alertmanager_url_override.as_deref());
+    let objects = match (given, snapshot.alertmanagers.len()) {
+        (None, 1) => ctx.caches.alertmanagers(&ctx.client).await?,
+        _ => Vec::new(),
     };
-    part_of(verifier.check_routing(amc, &prometheus, &alertmanager).await)
+    let alertmanager = server_url(given, &snapshot.alertmanagers, &objects, in_cluster::alertmanager_url);
+    Ok(match (prometheus, alertmanager) {
+        (Some(Ok(prometheus)), Some(Ok(alertmanager))) => {
+            part_of(verifier.check_routing(amc, &prometheus, &alertmanager).await)
+        }
+        (Some(Err(message)), _) => Part::Failed {
+            reason: reason::PROMETHEUS_UNAVAILABLE,
+            message,
+        },
+        (_, Some(Err(message))) => Part::Failed {
+            reason: reason::ALERTMANAGER_UNAVAILABLE,
+            message,
+        },
+        // Several servers and none named: which to ask is not ours to guess; selection is all that is known.
+        _ => selection.clone(),
+    })
+}
+
+/// The Prometheus to ask: `given`, else the one chosen, as its object says (read only then).
+async fn prometheus_target(
+    ctx: &Context,
+    given: Option<&str>,
+    snapshot: &Snapshot,
+) -> Result<Option<Result<String, String>>, Error> {
+    let objects = match (given, snapshot.chosen.len()) {
+        (None, 1) => ctx.caches.prometheuses(&ctx.client).await?,
+        _ => Vec::new(),
+    };
+    Ok(server_url(
+        given,
+        &snapshot.chosen,
+        &objects,
+        in_cluster::prometheus_url,
+    ))
 }
 
 /// Scraped, RulesLoaded, DashboardMetricsPresent: when a verifier is configured and the resource is monitored
@@ -99,18 +127,19 @@ async fn prometheus_checks(
     ctx: &Context,
     snapshot: &Snapshot,
     desired: &Desired,
-) -> Verification {
+) -> Result<Verification, Error> {
     let Some(verifier) = &ctx.verifier else {
-        return Verification::default();
+        return Ok(Verification::default());
     };
     if !(snapshot.prometheus_operator && snapshot.needs_prometheus_operator) {
-        return Verification::default();
+        return Ok(Verification::default());
     }
     let spec_url = cbm.spec.monitoring.prometheus.url.as_deref();
-    let Some(url) = prometheus_url(spec_url, verifier.url_override.as_deref(), &snapshot.chosen) else {
-        return Verification::default();
+    let report = match prometheus_target(ctx, spec_url.or(verifier.url_override.as_deref()), snapshot).await? {
+        None => return Ok(Verification::default()),
+        Some(Ok(url)) => verifier.check(desired, &url).await,
+        Some(Err(message)) => run::unreachable(desired, &message),
     };
-    let report = verifier.check(desired, &url).await;
     let mut verification = Verification {
         ran: true,
         firing_alerts: report.firing_alerts,
@@ -122,19 +151,26 @@ async fn prometheus_checks(
         }
         verification.parts.push((check.name, part_of(check)));
     }
-    verification
+    Ok(verification)
 }
 
-/// Which Prometheus to ask: the spec's URL, else the operator's, else the in-cluster Service of the one Prometheus
-/// that selects the resource. Several select it: which to ask is not ours to guess.
-pub fn prometheus_url(spec: Option<&str>, operator: Option<&str>, chosen: &[PrometheusRef]) -> Option<String> {
-    if let Some(url) = spec.or(operator) {
-        return Some(url.to_owned());
+/// Which server to ask: the URL the spec or the operator's flags give, else the one server found to select the
+/// resource, reached as its object says (route prefix, web TLS: see `in_cluster`); `Err` when that object makes
+/// it unreachable. `None` when several select it (which to ask is not ours to guess) or none does.
+pub fn server_url<K: kube::Resource>(
+    given: Option<&str>,
+    chosen: &[PrometheusRef],
+    objects: &[K],
+    url_of: fn(&K) -> Result<String, String>,
+) -> Option<Result<String, String>> {
+    if let Some(url) = given {
+        return Some(Ok(url.to_owned()));
     }
-    match chosen {
-        [one] => Some(in_cluster_url(&one.namespace)),
-        _ => None,
-    }
+    let [one] = chosen else { return None };
+    let object = objects.iter().find(|o| {
+        o.meta().namespace.as_deref() == Some(one.namespace.as_str()) && o.meta().name.as_deref() == Some(&one.name)
+    })?;
+    Some(url_of(object))
 }
 
 /// A check's outcome as its condition.
@@ -143,18 +179,6 @@ fn part_of(check: Check) -> Part {
     match check.ok {
         true => Part::Ready { reason, message },
         false => Part::Failed { reason, message },
-    }
-}
-
-/// Which Alertmanager to ask: the spec's URL, else the operator's, else the in-cluster Service of the one
-/// Alertmanager that selects the AlertmanagerConfig.
-pub fn alertmanager_url(spec: Option<&str>, operator: Option<&str>, chosen: &[PrometheusRef]) -> Option<String> {
-    if let Some(url) = spec.or(operator) {
-        return Some(url.to_owned());
-    }
-    match chosen {
-        [one] => Some(routing::in_cluster_url(&one.namespace)),
-        _ => None,
     }
 }
 
@@ -168,20 +192,33 @@ mod tests {
             namespace: namespace.into(),
             name: name.into(),
         };
+        let object = |namespace: &str, name: &str, spec: serde_json::Value| -> crate::prometheus_operator::Prometheus {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                "metadata": {"name": name, "namespace": namespace}, "spec": spec,
+            }))
+            .unwrap()
+        };
+        let objects = [
+            object("monitoring", "kps", serde_json::json!({"routePrefix": "/prom"})),
+            object("other", "kps", serde_json::json!({})),
+        ];
         let chosen = &[p("monitoring", "kps")];
+        let url = |given, chosen: &[PrometheusRef]| server_url(given, chosen, &objects, in_cluster::prometheus_url);
+        assert_eq!(url(Some("http://a:9090"), chosen), Some(Ok("http://a:9090".into())));
+        // The object's route prefix: its API is not at the root (seen on a real node as a 404 on every call).
         assert_eq!(
-            prometheus_url(Some("http://a:9090"), Some("http://b:9090"), chosen).as_deref(),
-            Some("http://a:9090")
+            url(None, chosen),
+            Some(Ok(
+                "http://prometheus-kps-0.prometheus-operated.monitoring.svc:9090/prom".into()
+            ))
         );
+        assert_eq!(url(None, &[p("a", "one"), p("b", "two")]), None);
+        assert_eq!(url(None, &[]), None);
         assert_eq!(
-            prometheus_url(None, Some("http://b:9090"), chosen).as_deref(),
-            Some("http://b:9090")
+            url(None, &[p("gone", "kps")]),
+            None,
+            "an object the cache no longer has"
         );
-        assert_eq!(
-            prometheus_url(None, None, chosen).as_deref(),
-            Some("http://prometheus-operated.monitoring.svc:9090")
-        );
-        assert_eq!(prometheus_url(None, None, &[p("a", "one"), p("b", "two")]), None);
-        assert_eq!(prometheus_url(None, None, &[]), None);
     }
 }

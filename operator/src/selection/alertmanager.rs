@@ -177,6 +177,7 @@ mod tests {
                 alertmanager_config_selector: selector,
                 alertmanager_config_namespace_selector: any_namespace.then(LabelSelector::default),
                 alertmanager_config_matcher_strategy: None,
+                ..AlertmanagerSpec::default()
             },
         );
         a.metadata.namespace = Some(ns.into());

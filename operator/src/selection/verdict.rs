@@ -234,6 +234,7 @@ mod tests {
                 service_monitor_namespace_selector: ns_selector.clone(),
                 rule_selector: selector,
                 rule_namespace_selector: ns_selector,
+                ..PrometheusSpec::default()
             },
         );
         p.metadata.namespace = Some(ns.into());

@@ -1,7 +1,10 @@
-//! Why the chatbot's pods do not become ready, from their status as the kubelet and the scheduler report it (pure):
-//! a referenced Secret that does not exist shows here as `CreateContainerConfigError`, which is how the operator
-//! learns of it without reading Secrets.
+//! Why the chatbot's pods do not become ready (pure): first from the Deployment's conditions, where the deployment
+//! controller copies its ReplicaSet's `ReplicaFailure` (pods the API server refused to create: Pod Security, a
+//! quota, a LimitRange, an admission webhook) and says when the rollout stopped progressing; then from the pods'
+//! status as the kubelet and the scheduler report it: a referenced Secret that does not exist shows there as
+//! `CreateContainerConfigError`, which is how the operator learns of it without reading Secrets.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::reason;
@@ -23,6 +26,35 @@ const STUCK: &[&str] = &[
     "CrashLoopBackOff",
     "RunContainerError",
 ];
+
+/// What the Deployment's own conditions say is wrong: its pods cannot be created, or its rollout gave up.
+pub fn rollout_problem(deployment: &Deployment) -> Option<PodProblem> {
+    let name = deployment.metadata.name.as_deref().unwrap_or("?");
+    let conditions = deployment.status.as_ref()?.conditions.as_ref()?;
+    let failed = |type_: &str, status: &str| {
+        conditions
+            .iter()
+            .find(|c| c.type_.as_deref() == Some(type_) && c.status.as_deref() == Some(status))
+    };
+    if let Some(c) = failed("ReplicaFailure", "True") {
+        return Some(PodProblem {
+            reason: reason::POD_CREATION_FAILED,
+            message: format!(
+                "Deployment {name} cannot create its pods ({}): {}",
+                c.reason.as_deref().unwrap_or("ReplicaFailure"),
+                c.message.as_deref().unwrap_or("no message")
+            ),
+        });
+    }
+    let stalled = failed("Progressing", "False").filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))?;
+    Some(PodProblem {
+        reason: reason::PROGRESS_DEADLINE_EXCEEDED,
+        message: format!(
+            "Deployment {name} stopped progressing: {}",
+            stalled.message.as_deref().unwrap_or("no message")
+        ),
+    })
+}
 
 /// The first problem among `pods` (by name, so that the message is stable), if any.
 pub fn diagnose(pods: &[Pod]) -> Option<PodProblem> {
@@ -124,6 +156,49 @@ mod tests {
             diagnose(&pending).unwrap().message,
             "pod bot-3: Unschedulable: 0/3 nodes are available: 3 Insufficient memory."
         );
+    }
+
+    fn deployment(conditions: serde_json::Value) -> Deployment {
+        serde_json::from_value(
+            json!({"metadata": {"name": "bot"}, "spec": {"selector": {}, "template": {}},
+                                      "status": {"conditions": conditions}}),
+        )
+        .unwrap()
+    }
+
+    /// Found on a real node: pods that Pod Security refused left the resource at "0/1 pods ready" for minutes.
+    #[test]
+    fn pods_the_api_server_refuses_to_create_are_said_with_its_words() {
+        let refused = deployment(json!([
+            {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+            {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+             "message": "pods \"bot-7d9f-x2x\" is forbidden: violates PodSecurity \"restricted:latest\": \
+                         allowPrivilegeEscalation != false"},
+        ]));
+        assert_eq!(
+            rollout_problem(&refused),
+            Some(PodProblem {
+                reason: "PodCreationFailed",
+                message: "Deployment bot cannot create its pods (FailedCreate): pods \"bot-7d9f-x2x\" is forbidden: \
+                          violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"
+                    .into()
+            })
+        );
+        let stalled = deployment(json!([{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"bot-7d9f\" has timed out progressing."}]));
+        assert_eq!(
+            rollout_problem(&stalled).map(|p| (p.reason, p.message)),
+            Some((
+                "ProgressDeadlineExceeded",
+                "Deployment bot stopped progressing: ReplicaSet \"bot-7d9f\" has timed out progressing.".into()
+            ))
+        );
+        let rolling = deployment(
+            json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
+                                        {"type": "ReplicaFailure", "status": "False"}]),
+        );
+        assert_eq!(rollout_problem(&rolling), None);
     }
 
     #[test]

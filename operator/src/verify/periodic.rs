@@ -108,8 +108,3 @@ impl<T> Round<T> {
         }
     }
 }
-
-/// The in-cluster URL of a Prometheus the Prometheus Operator runs: its governing Service `prometheus-operated`.
-pub fn in_cluster_url(namespace: &str) -> String {
-    format!("http://prometheus-operated.{namespace}.svc:9090")
-}

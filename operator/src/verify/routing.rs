@@ -219,12 +219,6 @@ async fn alertmanager_status(base: &str, timeout: Duration) -> Result<Value, Str
     }
 }
 
-/// The in-cluster URL of an Alertmanager the Prometheus Operator runs: its governing Service
-/// `alertmanager-operated`.
-pub fn in_cluster_url(namespace: &str) -> String {
-    format!("http://alertmanager-operated.{namespace}.svc:9093")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

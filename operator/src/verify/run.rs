@@ -45,6 +45,24 @@ fn unavailable(name: &'static str, e: impl std::fmt::Display) -> Check {
     }
 }
 
+/// The checks of `desired` when its Prometheus cannot be asked at all: each says why.
+pub fn unreachable(desired: &Desired, why: &str) -> Report {
+    let mut checks = Vec::new();
+    if desired.service_monitor.is_some() {
+        checks.push(unavailable(status::SCRAPED, why));
+    }
+    if desired.prometheus_rule.is_some() {
+        checks.push(unavailable(status::RULES_LOADED, why));
+    }
+    if !desired.dashboards.is_empty() {
+        checks.push(unavailable(status::DASHBOARD_METRICS_PRESENT, why));
+    }
+    Report {
+        checks,
+        firing_alerts: Vec::new(),
+    }
+}
+
 /// What every resource checked against one Prometheus shares in a round: its targets and its rules, fetched once.
 #[derive(Debug, Clone)]
 pub struct Shared {
