@@ -90,7 +90,7 @@ async fn main() {
     let before = counts(&answers);
     let (c0, t0) = (support::cpu(), Instant::now());
     let reports: Vec<_> = futures::stream::iter(&all)
-        .map(|d| verifier.check(d, &url))
+        .map(|d| verifier.check(d, &url, verifier.period()))
         .buffer_unordered(8)
         .collect()
         .await;

@@ -1069,9 +1069,57 @@ fn verifying(period: Duration, url: &str) -> (Arc<Context>, FakeApi) {
     use chatbot_operator::verify::periodic::Verifier;
     let (client, fake) = FakeApi::start();
     let recorder = Recorder::new(client.clone(), Reporter::from("chatbot-operator".to_owned()));
+    // Judged at once, as they are once Prometheus has had the time to load a change (see the Pending test).
     let ctx = Context::new(client, recorder, RenderOptions::default(), Arc::new(Metrics::new()))
-        .with_verifier(Verifier::new(period, Duration::from_secs(2), Some(url.to_owned())));
+        .with_verifier(Verifier::new(period, Duration::from_secs(2), Some(url.to_owned())))
+        .with_load_grace(Duration::ZERO);
     (Arc::new(ctx), fake)
+}
+
+/// A new resource is checked in the pass that applies its children, before Prometheus could have loaded them: its
+/// checks are `Pending`, with Normal events only, and looked at again in 10 s with fresh answers, not after a
+/// whole verification period of cached ones. On a real node every new resource sent four Warning events
+/// (NoTarget, RulesNotLoaded, MetricsMissing, RoutesNotLoaded) in its first second.
+#[tokio::test]
+async fn checks_right_after_a_change_are_pending_with_no_warning() {
+    let answers = healthy_prometheus(&[], true);
+    *answers.targets.lock().unwrap() = json!({"activeTargets": []});
+    *answers.series.lock().unwrap() = json!([]);
+    let url = fake_prometheus::start(answers.clone()).await;
+    let (ctx, fake) = verifying(Duration::from_secs(60), &url);
+    let ctx = Arc::new(Arc::into_inner(ctx).unwrap().with_load_grace(Duration::from_secs(180)));
+    let cbm = stored(&fake, &resource(json!({})));
+    let action = run(&ctx, &cbm).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(10)));
+    let cbm = reread(&fake);
+    for c in ["Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
+        assert_eq!(condition(&cbm, c), ("False".into(), "Pending".into()), "{c}");
+        assert!(
+            condition_message(&cbm, c).starts_with("waiting for Prometheus to load what was applied 0s ago: "),
+            "{}",
+            condition_message(&cbm, c)
+        );
+    }
+    assert!(
+        condition_message(&cbm, "Scraped").ends_with("the ServiceMonitor is not selected, or no pod runs"),
+        "the check's own finding is kept"
+    );
+    assert_eq!(condition(&cbm, "Ready"), ("False".into(), "Pending".into()));
+    let events = fake.state().events.clone();
+    assert!(events.iter().all(|e| e["type"] == "Normal"), "{events:?}");
+
+    // Prometheus loads it: the next look, 10 s later, asks again instead of reading the round of 10 s ago.
+    let loaded = healthy_prometheus(&rule_groups(), true);
+    *answers.targets.lock().unwrap() = loaded.targets.lock().unwrap().clone();
+    *answers.rules.lock().unwrap() = loaded.rules.lock().unwrap().clone();
+    *answers.series.lock().unwrap() = loaded.series.lock().unwrap().clone();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let action = run(&ctx, &reread(&fake)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    let cbm = reread(&fake);
+    for c in ["Scraped", "RulesLoaded", "DashboardMetricsPresent", "Ready"] {
+        assert_eq!(condition(&cbm, c).0, "True", "{c}: {}", condition_message(&cbm, c));
+    }
 }
 
 #[tokio::test]

@@ -387,6 +387,9 @@ where
         .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&desired))
         .await?;
     live.slim();
+    if let Some(owner) = desired.meta().owner_references.iter().flatten().next() {
+        ctx.note_write((ns, owner.name.clone()));
+    }
     Ok(live)
 }
 

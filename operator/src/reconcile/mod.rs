@@ -47,6 +47,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failures per resource (namespace, name), for the backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// When this process last wrote a child of each resource, while that is recent: a check failing then is
+    /// `Pending` (see `parts::LOAD_GRACE`).
+    writes: Mutex<HashMap<(String, String), Instant>>,
+    /// How long after a write a check not passed yet is `Pending` (`parts::LOAD_GRACE`; tests shorten it).
+    pub load_grace: Duration,
     /// Checks against Prometheus' HTTP API (scraped, rules loaded, panels' metrics); off when `None`.
     pub verifier: Option<Verifier>,
     /// Resources whose children need not be read again; on when the controller's watches keep it true.
@@ -70,6 +75,8 @@ impl Context {
             options,
             metrics,
             failures: Mutex::default(),
+            writes: Mutex::default(),
+            load_grace: parts::LOAD_GRACE,
             verifier: None,
             settled: None,
             kinds: KindsCache::default(),
@@ -94,6 +101,29 @@ impl Context {
     /// Reports the watches' health into `watches` (the one `/readyz` reads).
     pub fn with_watch_health(mut self, watches: Arc<WatchHealth>) -> Self {
         self.watches = watches;
+        self
+    }
+
+    /// Notes that a child of the resource `key` was just written.
+    fn note_write(&self, key: (String, String)) {
+        let mut writes = self.writes.lock().unwrap();
+        // Only recent writes matter: the map stays as small as the resources changed in the last few minutes.
+        writes.retain(|_, at| at.elapsed() < self.load_grace);
+        writes.insert(key, Instant::now());
+    }
+
+    /// How long ago this process last wrote a child of the resource `key`, if recently.
+    fn since_write(&self, key: &(String, String)) -> Option<Duration> {
+        let writes = self.writes.lock().unwrap();
+        writes
+            .get(key)
+            .map(Instant::elapsed)
+            .filter(|age| *age < self.load_grace)
+    }
+
+    /// How long after a write a check not passed yet is `Pending` rather than failed.
+    pub fn with_load_grace(mut self, grace: Duration) -> Self {
+        self.load_grace = grace;
         self
     }
 
@@ -191,8 +221,12 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
     };
     let (operator_installed, monitoring) = (snapshot.prometheus_operator, snapshot.needs_prometheus_operator);
     let desired = full_pass.as_ref().map(|(_, desired, _)| desired);
-    let verification = verification::verify(cbm, ctx, &snapshot, desired).await?;
+    let verification = verification::verify(cbm, ctx, &snapshot, desired, ctx.since_write(&key)).await?;
     let verifying = verification.ran;
+    let pending = verification
+        .parts
+        .iter()
+        .any(|(_, part)| matches!(part, status::Part::Pending { .. }));
 
     let new = match (&mut full_pass, &cbm.status) {
         (Some((observed, _, _)), previous) => {
@@ -223,6 +257,7 @@ async fn apply(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<Action, Error> 
         settled.settle(ticket, Arc::new(snapshot));
     }
     Ok(Action::requeue(match &ctx.verifier {
+        Some(v) if pending => v.max_age(true),
         Some(v) if verifying => v.period().min(RESYNC),
         _ if operator_installed || !monitoring => RESYNC,
         _ => PROMETHEUS_OPERATOR_RECHECK,

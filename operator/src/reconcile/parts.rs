@@ -1,5 +1,7 @@
 //! The status entry of each child, from what was applied and what is live (pure).
 
+use std::time::Duration;
+
 use crate::crd::NotificationsSpec;
 use crate::render;
 use crate::selection::alertmanager::Routing;
@@ -207,9 +209,73 @@ pub fn selected(verdict: Verdict, added: &Labels, port_problems: &[String], opin
     }
 }
 
+/// How long after a child of the resource was written a verification check that has not passed yet is `Pending`
+/// rather than failed: the Prometheus Operator regenerates the configuration within seconds, the kubelet takes up to
+/// a minute or so to update the mounted Secret, the reloader then reloads, and the first scrape follows within a
+/// scrape interval. Beyond it, the check fails with its own reason.
+pub const LOAD_GRACE: Duration = Duration::from_secs(180);
+
+/// The reasons that only mean "not loaded or scraped yet" right after a change (a rule that fails to evaluate or an
+/// unreachable server is news at once).
+const NOT_YET: &[&str] = &[
+    reason::NO_TARGET,
+    reason::TARGET_DOWN,
+    reason::RULES_NOT_LOADED,
+    reason::METRICS_MISSING,
+    reason::ROUTES_NOT_LOADED,
+];
+
+/// A verification part, said `Pending` when it failed for a reason that waiting may cure and the resource's children
+/// were written less than `grace` ([`LOAD_GRACE`]) ago (`since_write`).
+pub fn pending_within_grace(part: Part, since_write: Option<Duration>, grace: Duration) -> Part {
+    match (part, since_write) {
+        (Part::Failed { reason, message }, Some(age)) if age < grace && NOT_YET.contains(&reason) => Part::Pending {
+            message: format!(
+                "waiting for Prometheus to load what was applied {}s ago: {message}",
+                age.as_secs()
+            ),
+        },
+        (part, _) => part,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seen on a real node: four Warning events in a new resource's first second, before Prometheus could have
+    /// reloaded anything.
+    #[test]
+    fn a_check_not_passed_right_after_a_change_is_pending_then_fails() {
+        let no_target = || Part::Failed {
+            reason: reason::NO_TARGET,
+            message: "no target".into(),
+        };
+        assert_eq!(
+            pending_within_grace(no_target(), Some(Duration::from_secs(4)), LOAD_GRACE),
+            Part::Pending {
+                message: "waiting for Prometheus to load what was applied 4s ago: no target".into()
+            }
+        );
+        assert_eq!(
+            pending_within_grace(no_target(), Some(LOAD_GRACE), LOAD_GRACE),
+            no_target()
+        );
+        assert_eq!(
+            pending_within_grace(no_target(), None, LOAD_GRACE),
+            no_target(),
+            "nothing written since start"
+        );
+        let unhealthy = Part::Failed {
+            reason: reason::RULE_UNHEALTHY,
+            message: "bad expr".into(),
+        };
+        assert_eq!(
+            pending_within_grace(unhealthy.clone(), Some(Duration::from_secs(1)), LOAD_GRACE),
+            unhealthy,
+            "a broken rule is news at once"
+        );
+    }
 
     #[test]
     fn a_deployment_is_ready_once_every_pod_is() {

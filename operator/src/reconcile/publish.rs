@@ -49,8 +49,8 @@ pub fn announcements(previous: Option<&ChatbotMonitoringStatus>, new: &ChatbotMo
         .iter()
         .filter(|c| !told_elsewhere(c) && c.reason != reason::DISABLED)
         .map(|c| Event {
-            // Pods starting is news, not trouble.
-            type_: if c.status == "True" || c.reason == reason::PROGRESSING {
+            // Pods starting, or Prometheus still loading a change, is news, not trouble.
+            type_: if c.status == "True" || c.reason == reason::PROGRESSING || c.reason == reason::PENDING {
                 EventType::Normal
             } else {
                 EventType::Warning

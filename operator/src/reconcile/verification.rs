@@ -3,7 +3,9 @@
 //! alerts routed, asked of that Prometheus and of the Alertmanager that selects the AlertmanagerConfig. An
 //! unreachable server is a condition, not a failed reconcile.
 
-use super::{Context, Error};
+use std::time::Duration;
+
+use super::{Context, Error, parts};
 use crate::crd::ChatbotMonitoring;
 use crate::render::{self, Desired};
 use crate::selection::verdict::PrometheusRef;
@@ -31,6 +33,7 @@ pub async fn verify(
     ctx: &Context,
     snapshot: &Snapshot,
     desired: Option<&Desired>,
+    since_write: Option<Duration>,
 ) -> Result<Verification, Error> {
     // A settled resource was not rendered: it is, once, only when a check needs its children.
     let needed = ctx.verifier.is_some()
@@ -51,10 +54,15 @@ pub async fn verify(
             ..Verification::default()
         });
     };
-    let mut verification = prometheus_checks(cbm, ctx, snapshot, desired).await?;
+    let recently_changed = since_write.is_some();
+    let mut verification = prometheus_checks(cbm, ctx, snapshot, desired, recently_changed).await?;
     if let Some(selection) = &snapshot.routed {
-        let part = routed(cbm, ctx, snapshot, selection, desired).await?;
+        let part = routed(cbm, ctx, snapshot, selection, desired, recently_changed).await?;
         verification.parts.push((status::ROUTED, part));
+    }
+    // Right after a change, what Prometheus has not loaded yet is pending, not failed.
+    for (_, part) in &mut verification.parts {
+        *part = parts::pending_within_grace(std::mem::replace(part, Part::Disabled), since_write, ctx.load_grace);
     }
     Ok(verification)
 }
@@ -67,6 +75,7 @@ async fn routed(
     snapshot: &Snapshot,
     selection: &Part,
     desired: &Desired,
+    recently_changed: bool,
 ) -> Result<Part, Error> {
     let (Some(verifier), Some(amc), Part::Ready { .. }) = (&ctx.verifier, &desired.alertmanager_config, selection)
     else {
@@ -87,7 +96,8 @@ async fn routed(
     let alertmanager = server_url(given, &snapshot.alertmanagers, &objects, in_cluster::alertmanager_url);
     Ok(match (prometheus, alertmanager) {
         (Some(Ok(prometheus)), Some(Ok(alertmanager))) => {
-            part_of(verifier.check_routing(amc, &prometheus, &alertmanager).await)
+            let max_age = verifier.max_age(recently_changed);
+            part_of(verifier.check_routing(amc, &prometheus, &alertmanager, max_age).await)
         }
         (Some(Err(message)), _) => Part::Failed {
             reason: reason::PROMETHEUS_UNAVAILABLE,
@@ -127,6 +137,7 @@ async fn prometheus_checks(
     ctx: &Context,
     snapshot: &Snapshot,
     desired: &Desired,
+    recently_changed: bool,
 ) -> Result<Verification, Error> {
     let Some(verifier) = &ctx.verifier else {
         return Ok(Verification::default());
@@ -137,7 +148,7 @@ async fn prometheus_checks(
     let spec_url = cbm.spec.monitoring.prometheus.url.as_deref();
     let report = match prometheus_target(ctx, spec_url.or(verifier.url_override.as_deref()), snapshot).await? {
         None => return Ok(Verification::default()),
-        Some(Ok(url)) => verifier.check(desired, &url).await,
+        Some(Ok(url)) => verifier.check(desired, &url, verifier.max_age(recently_changed)).await,
         Some(Err(message)) => run::unreachable(desired, &message),
     };
     let mut verification = Verification {

@@ -41,6 +41,8 @@ pub enum Part {
     Ready { reason: &'static str, message: String },
     /// Applied but not there yet (pods starting).
     Progressing { message: String },
+    /// A verification check not passed yet, while Prometheus may still be loading a change (`Pending`).
+    Pending { message: String },
     /// Switched off in the spec; not counted against `Ready`.
     Disabled,
     /// Could not be applied, with a reason and a message.
@@ -167,6 +169,7 @@ fn part_condition(
     let (status, reason, message) = match part {
         Part::Ready { reason, message } => ("True", *reason, message.clone()),
         Part::Progressing { message } => ("False", reason::PROGRESSING, message.clone()),
+        Part::Pending { message } => ("False", reason::PENDING, message.clone()),
         Part::Disabled => (
             "False",
             reason::DISABLED,

@@ -4,6 +4,8 @@
 pub const APPLIED: &str = "Applied";
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
+/// A verification check that has not passed yet, within the time Prometheus needs to load a change.
+pub const PENDING: &str = "Pending";
 pub const DISABLED: &str = "Disabled";
 pub const PROMETHEUS_OPERATOR_MISSING: &str = "PrometheusOperatorMissing";
 pub const SECRET_MISSING: &str = "SecretMissing";
@@ -85,18 +87,25 @@ pub const OF_MONITORING: &[(&str, &[&str])] = &[
             ROUTES_NOT_LOADED,
             ALERTMANAGER_UNAVAILABLE,
             PROMETHEUS_UNAVAILABLE,
+            PENDING,
         ],
     ),
     (
         super::SCRAPED,
-        &[TARGETS_UP, NO_TARGET, TARGET_DOWN, PROMETHEUS_UNAVAILABLE],
+        &[TARGETS_UP, NO_TARGET, TARGET_DOWN, PROMETHEUS_UNAVAILABLE, PENDING],
     ),
     (
         super::RULES_LOADED,
-        &[LOADED, RULES_NOT_LOADED, RULE_UNHEALTHY, PROMETHEUS_UNAVAILABLE],
+        &[
+            LOADED,
+            RULES_NOT_LOADED,
+            RULE_UNHEALTHY,
+            PROMETHEUS_UNAVAILABLE,
+            PENDING,
+        ],
     ),
     (
         super::DASHBOARD_METRICS_PRESENT,
-        &[METRICS_PRESENT, METRICS_MISSING, PROMETHEUS_UNAVAILABLE],
+        &[METRICS_PRESENT, METRICS_MISSING, PROMETHEUS_UNAVAILABLE, PENDING],
     ),
 ];

@@ -14,6 +14,10 @@ use super::run::{Report, Shared, fetch_shared, verify_with};
 use crate::prometheus_operator::AlertmanagerConfig;
 use crate::render::Desired;
 
+/// How old a round's answers may be for a resource changed moments ago, whose checks are waiting for Prometheus to
+/// load the change: answers from before the change say nothing of it.
+pub const FRESH_AFTER_CHANGE: Duration = Duration::from_secs(10);
+
 pub struct Verifier {
     period: Duration,
     timeout: Duration,
@@ -54,9 +58,15 @@ impl Verifier {
     }
 
     /// `Routed`: the Prometheus at `prometheus` sends to an Alertmanager, and the one at `alertmanager` loaded `amc`.
-    pub async fn check_routing(&self, amc: &AlertmanagerConfig, prometheus: &str, alertmanager: &str) -> Check {
+    pub async fn check_routing(
+        &self,
+        amc: &AlertmanagerConfig,
+        prometheus: &str,
+        alertmanager: &str,
+        max_age: Duration,
+    ) -> Check {
         let key = (prometheus.to_owned(), alertmanager.to_owned());
-        let round = current(&self.routing_rounds, key, self.period);
+        let round = current(&self.routing_rounds, key, max_age);
         // A client is built only by the resource that fetches the round's answers, not by every one reading them.
         let answers = round
             .answers
@@ -73,10 +83,18 @@ impl Verifier {
         self.period
     }
 
-    /// The checks of `desired` against the Prometheus at `url`.
-    pub async fn check(&self, desired: &Desired, url: &str) -> Report {
+    /// How old the answers a resource is checked against may be: a period, or much less right after a change.
+    pub fn max_age(&self, recently_changed: bool) -> Duration {
+        match recently_changed {
+            true => FRESH_AFTER_CHANGE.min(self.period),
+            false => self.period,
+        }
+    }
+
+    /// The checks of `desired` against the Prometheus at `url`, on answers at most `max_age` old.
+    pub async fn check(&self, desired: &Desired, url: &str, max_age: Duration) -> Report {
         let api = PrometheusApi::new(url, self.timeout);
-        let round = current(&self.rounds, url.to_owned(), self.period);
+        let round = current(&self.rounds, url.to_owned(), max_age);
         let shared = round.answers.get_or_init(|| fetch_shared(&api)).await;
         verify_with(desired, shared, &api).await
     }
