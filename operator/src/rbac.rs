@@ -76,8 +76,8 @@ pub const WATCHED_NAMESPACES: &[Permission] = &[
     },
 ];
 
-/// With `--check-secrets` only: that a referenced Secret exists, asked before anything is applied. Only its metadata
-/// is read, but RBAC cannot grant that without the data, hence opt-in.
+/// With `--check-secrets` only: that a referenced Secret exists and holds the referenced key, asked before anything
+/// is applied. Only its key names are kept, but RBAC cannot grant them without the data, hence opt-in.
 pub const SECRET_CHECK: &[Permission] = &[Permission {
     group: "",
     resource: "secrets",

@@ -12,9 +12,9 @@ use kube::core::object::HasStatus;
 use kube::{Api, ResourceExt};
 use serde_json::Value;
 
-use super::{Context, Error, parts};
+use super::{Context, Error, MissingSecret, SecretsMissing, parts};
 use crate::cache::Cached;
-use crate::crd::{ChatbotMonitoring, Children, DatabaseType, ModelBackend, SelectionMode};
+use crate::crd::{ChatbotMonitoring, Children, DatabaseType, ModelBackend, SecretKeyRef, SelectionMode};
 use crate::discovery::PrometheusOperatorKinds;
 use crate::last_applied;
 use crate::prometheus_operator::{AlertmanagerConfig, ConfigResourceStatus};
@@ -316,15 +316,15 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
     let c = &cbm.spec.chatbot;
     let mut refs = Vec::new();
     if let (ModelBackend::Openai, Some(o)) = (c.model.backend, &c.model.openai) {
-        refs.push(("spec.chatbot.model.openai.apiKeySecretRef", &o.api_key_secret_ref.name));
+        refs.push(("spec.chatbot.model.openai.apiKeySecretRef", &o.api_key_secret_ref));
     }
     if let (DatabaseType::Postgres, Some(pg)) = (c.database.type_, &c.database.postgres) {
-        refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref.name));
+        refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref));
     }
     if let Some(tokens) = &c.agent_tokens_secret_ref {
-        refs.push(("spec.chatbot.agentTokensSecretRef", &tokens.name));
+        refs.push(("spec.chatbot.agentTokensSecretRef", tokens));
     }
-    let mut refs: Vec<(String, &String)> = refs.into_iter().map(|(f, n)| (f.to_owned(), n)).collect();
+    let mut refs: Vec<(String, &SecretKeyRef)> = refs.into_iter().map(|(f, r)| (f.to_owned(), r)).collect();
     // Only when an AlertmanagerConfig is rendered: without alerts there is nothing to route.
     if let Some(n) = cbm
         .spec
@@ -333,19 +333,43 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
         .filter(|n| n.enabled && cbm.spec.alerts.enabled)
     {
         for (i, receiver) in n.receivers.iter().enumerate() {
-            refs.extend(receiver.secret_refs(i).into_iter().map(|(f, r)| (f, &r.name)));
+            refs.extend(receiver.secret_refs(i));
         }
     }
+    // Every broken reference at once, each Secret read once: a person fixes them all in one go.
     let api = Api::<Secret>::namespaced(ctx.client.clone(), ns);
-    for (field, name) in refs {
-        if api.get_metadata_opt(name).await?.is_none() {
-            return Err(Error::SecretMissing {
-                name: name.clone(),
-                field,
+    let mut keys: BTreeMap<&str, Option<Vec<String>>> = BTreeMap::new();
+    for (_, r) in &refs {
+        if !keys.contains_key(r.name.as_str()) {
+            // Only the key names are kept; the values are dropped at once.
+            let found = api.get_opt(&r.name).await?.map(|s| {
+                let data = s.data.into_iter().flat_map(BTreeMap::into_keys);
+                data.chain(s.string_data.into_iter().flat_map(BTreeMap::into_keys))
+                    .collect()
             });
+            keys.insert(&r.name, found);
         }
     }
-    Ok(())
+    let missing: Vec<MissingSecret> = refs
+        .iter()
+        .filter_map(|(field, r)| match &keys[r.name.as_str()] {
+            None => Some(MissingSecret {
+                field: field.clone(),
+                name: r.name.clone(),
+                key: None,
+            }),
+            Some(present) if !present.contains(&r.key) => Some(MissingSecret {
+                field: field.clone(),
+                name: r.name.clone(),
+                key: Some(r.key.clone()),
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Error::SecretMissing(SecretsMissing(missing))),
+    }
 }
 
 /// Applies `desired` unless it is what we applied last time and the live object (as cached) still holds every field

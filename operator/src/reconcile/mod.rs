@@ -139,8 +139,8 @@ impl Context {
 pub enum Error {
     #[error("{0}")]
     Render(#[from] RenderError),
-    #[error("Secret {name:?} referenced by {field} does not exist in the namespace")]
-    SecretMissing { name: String, field: String },
+    #[error("{0}")]
+    SecretMissing(SecretsMissing),
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
 }
@@ -149,11 +149,45 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Render(_) => reason::INVALID_SPEC,
-            Error::SecretMissing { .. } => reason::SECRET_MISSING,
+            Error::SecretMissing(_) => reason::SECRET_MISSING,
             Error::Kube(_) => reason::API_ERROR,
         }
     }
 }
+
+/// A Secret reference that leads nowhere: no such Secret in the namespace, or no such `key` in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSecret {
+    pub field: String,
+    pub name: String,
+    /// The key the Secret lacks; `None` when the Secret itself does not exist.
+    pub key: Option<String>,
+}
+
+/// Every broken Secret reference of a resource, said in one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsMissing(pub Vec<MissingSecret>);
+
+impl std::fmt::Display for SecretsMissing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let each: Vec<String> = self
+            .0
+            .iter()
+            .map(|m| match &m.key {
+                None => format!(
+                    "Secret {:?} referenced by {} does not exist in the namespace",
+                    m.name, m.field
+                ),
+                Some(key) => format!("Secret {:?} has no key {key:?}, which {} names", m.name, m.field),
+            })
+            .collect();
+        f.write_str(&each.join("; "))
+    }
+}
+
+/// While a referenced Secret is missing, look again this often: someone is probably creating it now, and a check is
+/// one read per Secret (a backoff would leave the resource broken for minutes after the fix).
+pub const SECRET_RECHECK: Duration = Duration::from_secs(10);
 
 /// The controller's reconcile function.
 pub async fn reconcile(cbm: Arc<ChatbotMonitoring>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -177,6 +211,10 @@ pub async fn reconcile(cbm: Arc<ChatbotMonitoring>, ctx: Arc<Context>) -> Result
 /// Exponential backoff per resource: 5 s, 10 s, 20 s … up to 5 min; never a hot loop.
 pub fn error_policy(cbm: Arc<ChatbotMonitoring>, error: &Error, ctx: Arc<Context>) -> Action {
     let key = (cbm.namespace().unwrap_or_default(), cbm.name_any());
+    if let Error::SecretMissing(missing) = error {
+        tracing::warn!(resource = %cbm.name_any(), %missing, retry_in = ?SECRET_RECHECK, "reconcile failed");
+        return Action::requeue(SECRET_RECHECK);
+    }
     let mut failures = ctx.failures.lock().unwrap();
     let n = failures.entry(key).or_insert(0);
     let delay = backoff(*n);
