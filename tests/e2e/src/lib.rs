@@ -1,1 +1,4 @@
-//! End-to-end tests on a real cluster: see `tests/`.
+//! End-to-end tests on a real cluster: see `tests/`. What they need to make a cluster run the product's own
+//! binaries lives here: container images without Docker (`image`).
+
+pub mod image;
