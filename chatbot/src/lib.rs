@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod app;
+pub mod cgroup;
 pub mod chat;
 pub mod config;
 pub mod connections;

@@ -40,6 +40,8 @@ pub struct MetricSet {
     pub http_request_duration_seconds: HistogramVec,
     pub http_requests_active: IntGauge,
     pub memory_usage_bytes: IntGauge,
+    /// No labels; present only while a memory limit applies (see `cgroup`).
+    pub memory_limit_bytes: IntGaugeVec,
     pub cpu_usage_percent: prometheus::Gauge,
     pub chat_requests_total: IntCounterVec,
     pub chat_response_time_seconds: HistogramVec,
@@ -84,6 +86,14 @@ impl Metrics {
             http_requests_active: IntGauge::new("http_requests_active", "HTTP requests being served now.").unwrap(),
             memory_usage_bytes: IntGauge::new("memory_usage_bytes", "Resident set size of the process in bytes.")
                 .unwrap(),
+            memory_limit_bytes: IntGaugeVec::new(
+                Opts::new(
+                    "memory_limit_bytes",
+                    "Memory limit of the process's cgroup in bytes (the container's limit); absent when unlimited.",
+                ),
+                &[],
+            )
+            .unwrap(),
             cpu_usage_percent: prometheus::Gauge::new(
                 "cpu_usage_percent",
                 "Process CPU usage over the last sampling interval, in percent of one core.",
@@ -213,6 +223,7 @@ impl Metrics {
             Box::new(m.http_request_duration_seconds.clone()),
             Box::new(m.http_requests_active.clone()),
             Box::new(m.memory_usage_bytes.clone()),
+            Box::new(m.memory_limit_bytes.clone()),
             Box::new(m.cpu_usage_percent.clone()),
             Box::new(m.chat_requests_total.clone()),
             Box::new(m.chat_response_time_seconds.clone()),

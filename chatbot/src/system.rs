@@ -1,4 +1,5 @@
-//! Samples the process's resident memory and CPU usage into `memory_usage_bytes` and `cpu_usage_percent`.
+//! Samples the process's resident memory, its memory limit and its CPU usage into `memory_usage_bytes`,
+//! `memory_limit_bytes` and `cpu_usage_percent`.
 
 use std::time::{Duration, Instant};
 
@@ -53,6 +54,7 @@ pub async fn sample_forever(metrics: Metrics, interval: Duration) {
         return;
     };
     metrics.memory_usage_bytes.set(previous.rss_bytes);
+    record_limit(&metrics);
     let mut ticker = tokio::time::interval(interval);
     // After a stall, Burst would fire ticks back to back and divide a CPU tick by a microsecond window.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -63,6 +65,20 @@ pub async fn sample_forever(metrics: Metrics, interval: Duration) {
             metrics.memory_usage_bytes.set(now.rss_bytes);
             metrics.cpu_usage_percent.set(cpu_percent(&previous, &now));
             previous = now;
+        }
+        record_limit(&metrics);
+    }
+}
+
+/// The memory limit as the cgroup says it now (a pod may be resized in place); no series without a limit.
+fn record_limit(metrics: &Metrics) {
+    match crate::cgroup::own_memory_limit() {
+        Some(bytes) => metrics
+            .memory_limit_bytes
+            .with_label_values(&[] as &[&str])
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX)),
+        None => {
+            let _ = metrics.memory_limit_bytes.remove_label_values(&[] as &[&str]);
         }
     }
 }

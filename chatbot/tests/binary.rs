@@ -163,3 +163,69 @@ fn bad_configuration_exits_non_zero_with_a_message() {
         "{stderr}"
     );
 }
+
+/// The memory limit a chatbot runs under, read back from `/metrics` when it runs in a cgroup this test makes with a
+/// 256 MiB limit (cgroup v1's `memory.limit_in_bytes` or v2's `memory.max`). Skipped, saying why, where this process
+/// may not make a cgroup (not root, or a v2 hierarchy that does not delegate).
+#[tokio::test]
+async fn the_memory_limit_of_its_cgroup_is_exported() {
+    use std::os::unix::process::CommandExt;
+    let here = (
+        std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default(),
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+    );
+    let Some(own) = chatbot::cgroup::locate(&here.0, &here.1) else {
+        eprintln!("SKIPPED: no memory cgroup hierarchy mounted here");
+        return;
+    };
+    let cgroup = own.dir.join(format!("chatbot-limit-test-{}", std::process::id()));
+    let limit_file = if own.v2 { "memory.max" } else { "memory.limit_in_bytes" };
+    let made = std::fs::create_dir(&cgroup).and_then(|()| std::fs::write(cgroup.join(limit_file), "268435456"));
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir(&cgroup);
+        eprintln!("SKIPPED: cannot make a memory cgroup under {} ({e})", own.dir.display());
+        return;
+    }
+    let procs = cgroup.join("cgroup.procs");
+    let dir = tempfile::tempdir().unwrap();
+    let internal = testsupport::free_port().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            &format!("127.0.0.1:{internal}"),
+        ])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
+        .env_clear()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: only a write(2) to a file between fork and exec; "0" moves the writing process, the chatbot to be.
+    unsafe {
+        command.pre_exec(move || std::fs::write(&procs, "0"));
+    }
+    let mut child = command.spawn().expect("the chatbot starts in the cgroup");
+    let _reap = Reap(Some(child.id()));
+    let url = format!("http://127.0.0.1:{internal}/metrics");
+    let mut text = String::new();
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(&url).await {
+            text = r.text().await.unwrap_or_default();
+            if text.contains("memory_limit_bytes") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir(&cgroup);
+    let exposition = testsupport::Exposition::parse(&text);
+    assert_eq!(
+        exposition.get("memory_limit_bytes", &[]),
+        Some(268435456.0),
+        "in:\n{text}"
+    );
+}

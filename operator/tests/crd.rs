@@ -135,7 +135,7 @@ fn defaults_are_the_monitoring_guides() {
     );
     assert_eq!(
         spec["alerts"]["memory"],
-        json!({"threshold": 524288000.0, "for": "5m", "severity": "warning"})
+        json!({"limitPercent": 90.0, "threshold": 524288000.0, "for": "5m", "severity": "warning"})
     );
     assert_eq!(spec["dashboards"]["labels"], json!({"grafana_dashboard": "1"}));
 }

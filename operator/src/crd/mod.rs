@@ -415,9 +415,10 @@ pub struct AlertsSpec {
     /// HighResponseTime: p95 of the HTTP request duration, in seconds.
     #[serde(default = "default_latency")]
     pub latency: AlertThreshold,
-    /// HighMemoryUsage: resident memory in bytes.
+    /// HighMemoryUsage: resident memory against the pod's memory limit (limitPercent), or in bytes (threshold) where
+    /// the pod has no limit.
     #[serde(default = "default_memory")]
-    pub memory: AlertThreshold,
+    pub memory: MemoryAlert,
     /// HighChatResponseTime: p95 of the time to answer a chat message, in seconds.
     #[serde(default = "default_chat_latency")]
     pub chat_latency: AlertThreshold,
@@ -444,8 +445,16 @@ fn default_error_rate() -> AlertThreshold {
 fn default_latency() -> AlertThreshold {
     AlertThreshold::new(2.0, "2m", Severity::Warning)
 }
-fn default_memory() -> AlertThreshold {
-    AlertThreshold::new(500.0 * 1024.0 * 1024.0, "5m", Severity::Warning)
+fn default_memory() -> MemoryAlert {
+    MemoryAlert {
+        limit_percent: default_limit_percent(),
+        threshold: 500.0 * 1024.0 * 1024.0,
+        for_: "5m".into(),
+        severity: Severity::Warning,
+    }
+}
+fn default_limit_percent() -> f64 {
+    90.0
 }
 fn default_chat_latency() -> AlertThreshold {
     AlertThreshold::new(3.0, "5m", Severity::Warning)
@@ -482,6 +491,26 @@ impl Default for AlertsSpec {
 #[serde(rename_all = "camelCase")]
 pub struct AlertThreshold {
     /// Fire above this value (in the alert's base unit).
+    #[schemars(range(min = 0.0))]
+    pub threshold: f64,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub for_: String,
+    /// The alert's `severity` label, which Alertmanager routes on: `critical`, `warning` or `info`.
+    pub severity: Severity,
+}
+
+/// HighMemoryUsage: a pod is judged against the memory limit it really has (the chatbot exports it as
+/// `memory_limit_bytes`): it is OOM-killed at 100 %, whatever an absolute number says.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MemoryAlert {
+    /// Fire when resident memory is above this percentage of the pod's memory limit.
+    #[serde(default = "default_limit_percent")]
+    #[schemars(range(min = 1.0, max = 100.0))]
+    pub limit_percent: f64,
+    /// Fire above this many bytes of resident memory, for a pod with no memory limit only.
     #[schemars(range(min = 0.0))]
     pub threshold: f64,
     /// How long the condition must hold before the alert fires.

@@ -100,8 +100,12 @@ fn http_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
             ctx,
             a,
             "HighMemoryUsage",
+            // Against the limit where the pod has one; the absolute threshold only where it has none.
             format!(
-                "max by (namespace, job, pod) (memory_usage_bytes{{{sel}}}) > {}",
+                "max by (namespace, job, pod) (memory_usage_bytes{{{sel}}}) > on (namespace, job, pod) {} * max by \
+                 (namespace, job, pod) (memory_limit_bytes{{{sel}}}) or (max by (namespace, job, pod) \
+                 (memory_usage_bytes{{{sel}}}) > {} unless on (namespace, job, pod) memory_limit_bytes{{{sel}}})",
+                a.memory.limit_percent / 100.0,
                 a.memory.threshold
             ),
             &a.memory.for_,
@@ -109,8 +113,9 @@ fn http_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
             "High memory usage",
             format!(
                 "Pod {{{{ $labels.pod }}}} of chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} uses \
-                 {{{{ $value | humanize1024 }}}}B of resident memory (threshold {}B).",
-                a.memory.threshold
+                 {{{{ $value | humanize1024 }}}}B of resident memory: over {}% of its memory limit or, with no \
+                 limit, over {}B.",
+                a.memory.limit_percent, a.memory.threshold
             ),
         ),
     ]

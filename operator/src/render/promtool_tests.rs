@@ -172,6 +172,19 @@ fn cases(alert: &str, spec: &ChatbotMonitoringSpec, ns: &str, job: &str) -> Vec<
                     format!("{v}x{m}"),
                 )]
             };
+            // With a limit: a pod near it fires below the absolute threshold, and one far under it stays silent
+            // above the absolute threshold (a 4 GiB pod at 12 % once paged).
+            let limited = |usage: f64, limit: f64| {
+                let mut series = gauge(usage);
+                series.push((
+                    format!("memory_limit_bytes{{{sel}, pod=\"{job}-0\"}}"),
+                    format!("{limit}x{m}"),
+                ));
+                series
+            };
+            let limit = (t.threshold / 2.0).floor().max(1024.0);
+            let near = (limit * (t.limit_percent + 100.0) / 200.0).ceil();
+            let big_limit = (t.threshold * 2.0 * 400.0 / t.limit_percent).ceil();
             vec![
                 (
                     true,
@@ -185,6 +198,22 @@ fn cases(alert: &str, spec: &ChatbotMonitoringSpec, ns: &str, job: &str) -> Vec<
                     false,
                     Some(Case {
                         series: gauge((t.threshold / 2.0).floor()),
+                        eval_minutes: m,
+                        fires: None,
+                    }),
+                ),
+                (
+                    true,
+                    (near > limit * t.limit_percent / 100.0 && near <= limit).then(|| Case {
+                        series: limited(near, limit),
+                        eval_minutes: m,
+                        fires: Some((with(&[("pod", &format!("{job}-0"))]), near)),
+                    }),
+                ),
+                (
+                    false,
+                    Some(Case {
+                        series: limited(t.threshold * 2.0, big_limit),
                         eval_minutes: m,
                         fires: None,
                     }),

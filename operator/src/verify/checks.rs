@@ -308,6 +308,10 @@ impl Selector {
     }
 }
 
+/// Metrics the chatbot exposes only where they mean something, which a panel may read without their absence being
+/// a fault: `memory_limit_bytes` exists only under a memory limit.
+pub const CONDITIONAL: &[&str] = &["memory_limit_bytes"];
+
 /// `/api/v1/series` answers for this chatbot's metrics → which metric and label names exist.
 pub fn exposed(series: &Value) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -327,7 +331,8 @@ pub fn dashboard_metrics(selectors: &[Selector], exposed: &BTreeMap<String, BTre
     // Series Prometheus itself makes: `up` for every target, ALERTS for rules.
     let synthetic = ["up", "ALERTS", "ALERTS_FOR_STATE"];
     let mut problems = BTreeSet::new();
-    for sel in selectors.iter().filter(|s| !synthetic.contains(&s.metric.as_str())) {
+    let checked = |s: &&Selector| !synthetic.contains(&s.metric.as_str()) && !CONDITIONAL.contains(&s.metric.as_str());
+    for sel in selectors.iter().filter(checked) {
         match exposed.get(&sel.metric) {
             None => {
                 problems.insert(format!(

@@ -225,6 +225,10 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     for (title, expr) in queries {
         let expr = checks::substitute(&expr, &subject);
         let used = checks::expr_metric_names(&expr).unwrap_or_else(|e| panic!("panel {title:?}: {e}: {expr}"));
+        // The memory limit exists only under one, which this chatbot (a process of the test) does not run.
+        if used.iter().all(|m| checks::CONDITIONAL.contains(&m.as_str())) {
+            continue;
+        }
         for m in used {
             assert!(
                 exposed.contains(&m) || from_prometheus.contains(&m),
