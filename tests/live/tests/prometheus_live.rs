@@ -182,7 +182,11 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
         let used = checks::expr_metric_names(expr).unwrap_or_else(|e| panic!("{name}: {e}"));
         for m in used {
             assert!(
-                exposed.contains(&m) || recorded.contains(&m) || from_prometheus.contains(&m),
+                exposed.contains(&m)
+                    || recorded.contains(&m)
+                    || from_prometheus.contains(&m)
+                    // Exposed only under a memory limit, which this chatbot (in the test's process) has none of.
+                    || checks::CONDITIONAL.contains(&m.as_str()),
                 "rule {name} reads {m}, which the chatbot does not expose"
             );
         }
