@@ -1,7 +1,8 @@
 //! The product on a real node (kubelet, containerd, runc, kube-proxy, CoreDNS; see `e2e_tests::node`): pods from
-//! the product's own images, under Pod Security `restricted`, with probes a kubelet really executes. Skipped, saying
-//! why, where the components are not (`KUBEBUILDER_ASSETS`, `NODE_ASSETS`, root; README, "The components of a real
-//! node").
+//! the product's own images, under Pod Security `restricted`, with probes a kubelet really executes, the operator
+//! installed from its chart. One node for the whole scenario (it takes seconds to start, but one at a time), its
+//! steps in order. Skipped, saying why, where the components are not (`KUBEBUILDER_ASSETS`, `NODE_ASSETS`, root;
+//! README, "The components of a real node").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +12,10 @@ use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::render::{RenderOptions, render};
 use e2e_tests::image;
 use e2e_tests::node::{Node, NodeAssets, wait_for};
-use serde_json::json;
+use serde_json::{Value, json};
+
+const CHATBOT_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot:0.1.0";
+const OPERATOR_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot-operator:0.1.0";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -32,15 +36,49 @@ fn binary(name: &str) -> PathBuf {
 }
 
 /// The image of the product's binary `name`, as its Dockerfile runs it, imported into the node.
-fn import_product_image(node: &Node, name: &str, dockerfile: &str, reference: &str) {
+fn import_product_image(node: &Node, package: &str, binary_name: &str, dockerfile: &str, reference: &str) {
     let run = image::run_config(&std::fs::read_to_string(root().join(dockerfile)).unwrap()).unwrap();
-    let archive = node.run.join(format!("{name}.oci.tar"));
-    image::build(reference, &binary(name), &run, &archive).unwrap();
+    let archive = node.run.join(format!("{binary_name}.oci.tar"));
+    image::build(reference, &binary_of(package, binary_name), &run, &archive).unwrap();
     node.import_image(&archive).unwrap();
 }
 
+fn binary_of(package: &str, name: &str) -> PathBuf {
+    let path = binary(package);
+    path.with_file_name(name)
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn restricted_namespace(node: &Node, name: &str) {
+    node.kubectl_apply(&format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    \
+         pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/enforce-version: latest\n"
+    ))
+    .unwrap();
+}
+
+fn jsonpath(node: &Node, args: &[&str], path: &str) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    let path = format!("jsonpath={path}");
+    all.extend(["-o", &path]);
+    node.kubectl(&all).unwrap_or_default().trim().to_owned()
+}
+
+/// Waits, and on a timeout fails with what the namespace's pods and the component logs say.
+fn wait_or_explain(node: &Node, ns: &str, what: &str, timeout: Duration, check: impl FnMut() -> bool) {
+    if let Err(e) = wait_for(what, timeout, check) {
+        let pods = node.kubectl(&["-n", ns, "describe", "pods"]).unwrap_or_default();
+        let rs = node.kubectl(&["-n", ns, "describe", "replicasets"]).unwrap_or_default();
+        panic!("{e}\n{pods}\n{rs}\nkubelet:\n{}", tail(&node.log("kubelet"), 30));
+    }
+}
+
 #[test]
-fn the_chatbot_image_runs_as_the_operator_renders_it_under_restricted_pod_security() {
+fn the_product_on_a_real_node() {
     let assets = match NodeAssets::from_env() {
         Ok(a) => a,
         Err(why) => {
@@ -50,81 +88,71 @@ fn the_chatbot_image_runs_as_the_operator_renders_it_under_restricted_pod_securi
     };
     let node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
     let up = node.started.elapsed();
+    import_product_image(&node, "chatbot", "chatbot", "chatbot/Dockerfile", CHATBOT_IMAGE);
     import_product_image(
         &node,
-        "chatbot",
-        "chatbot/Dockerfile",
-        "ghcr.io/chatbot-sav/chatbot:0.1.0",
+        "chatbot-operator",
+        "chatbot-operator",
+        "operator/Dockerfile",
+        OPERATOR_IMAGE,
     );
 
-    node.kubectl_apply(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  labels:\n    \
-         pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/enforce-version: latest\n",
-    )
-    .unwrap();
+    let chatbot_ready = the_chatbot_image_runs_as_rendered_under_restricted_pod_security(&node);
+    let operator_ready = the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(&node);
+    let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(&node);
+    eprintln!(
+        "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
+         chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; {:.0} s in all",
+        up.as_secs_f64(),
+        chatbot_ready.as_secs_f64(),
+        operator_ready.as_secs_f64(),
+        resource_ready.as_secs_f64(),
+        node.started.elapsed().as_secs_f64()
+    );
+}
+
+/// The Deployment and Service `render` gives, applied as they are in a namespace enforcing `restricted`: the pod is
+/// Ready by the kubelet's own probes, answers on its pod IP and through its Service's ClusterIP (kube-proxy), and
+/// reads the rendered memory limit from its cgroup.
+fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node) -> Duration {
+    restricted_namespace(node, "rendered");
     let cbm: ChatbotMonitoring = serde_json::from_value(json!({
         "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
-        "metadata": {"name": "sav", "namespace": "shop", "uid": "5e1f7a2c-0000-4000-8000-000000000001"},
-        "spec": {"chatbot": {"image": "ghcr.io/chatbot-sav/chatbot:0.1.0", "imagePullPolicy": "Never"}},
+        "metadata": {"name": "sav", "namespace": "rendered", "uid": "5e1f7a2c-0000-4000-8000-000000000001"},
+        "spec": {"chatbot": {"image": CHATBOT_IMAGE, "imagePullPolicy": "Never"}},
     }))
     .unwrap();
     let desired = render(&cbm, &RenderOptions::default()).unwrap();
-    let mut deployment = serde_json::to_value(&desired.deployment).unwrap();
-    let mut service = serde_json::to_value(&desired.service).unwrap();
-    // Applied by the test, not the operator: no owner to refer to.
-    for object in [&mut deployment, &mut service] {
-        object["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-    }
     let applied = Instant::now();
-    for object in [&deployment, &service] {
-        node.kubectl_apply(&serde_json::to_string(object).unwrap()).unwrap();
+    for object in [
+        serde_json::to_value(&desired.deployment).unwrap(),
+        serde_json::to_value(&desired.service).unwrap(),
+    ] {
+        let mut object = object;
+        // Applied by the test, not the operator: no owner to refer to.
+        object["metadata"].as_object_mut().unwrap().remove("ownerReferences");
+        node.kubectl_apply(&object.to_string()).unwrap();
     }
-    let ready = || {
-        node.kubectl(&[
-            "-n",
-            "shop",
-            "get",
-            "deployment",
-            "sav",
-            "-o",
-            "jsonpath={.status.readyReplicas}",
-        ])
-        .is_ok_and(|s| s.trim() == "1")
-    };
-    if let Err(e) = wait_for("the chatbot pod Ready", Duration::from_secs(120), ready) {
-        let pods = node.kubectl(&["-n", "shop", "describe", "pods"]).unwrap_or_default();
-        let rs = node
-            .kubectl(&["-n", "shop", "describe", "replicasets"])
-            .unwrap_or_default();
-        panic!("{e}\n{pods}\n{rs}\nkubelet:\n{}", tail(&node.log("kubelet"), 40));
-    }
+    wait_or_explain(
+        node,
+        "rendered",
+        "the rendered chatbot pod Ready",
+        Duration::from_secs(120),
+        || {
+            jsonpath(
+                node,
+                &["-n", "rendered", "get", "deployment", "sav"],
+                "{.status.readyReplicas}",
+            ) == "1"
+        },
+    );
     let to_ready = applied.elapsed();
-
-    // The pod answers from its pod IP and through its Service's ClusterIP (kube-proxy), from the host over the
-    // node's link; the API on 8000, the probes and metrics on 8081 only.
-    let pod_ip = node
-        .kubectl(&[
-            "-n",
-            "shop",
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=sav",
-            "-o",
-            "jsonpath={.items[0].status.podIP}",
-        ])
-        .unwrap();
-    let cluster_ip = node
-        .kubectl(&[
-            "-n",
-            "shop",
-            "get",
-            "service",
-            "sav",
-            "-o",
-            "jsonpath={.spec.clusterIP}",
-        ])
-        .unwrap();
+    let pod_ip = jsonpath(
+        node,
+        &["-n", "rendered", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+        "{.items[0].status.podIP}",
+    );
+    let cluster_ip = jsonpath(node, &["-n", "rendered", "get", "service", "sav"], "{.spec.clusterIP}");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::builder()
@@ -154,33 +182,126 @@ fn the_chatbot_image_runs_as_the_operator_renders_it_under_restricted_pod_securi
             .await
             .unwrap();
         assert_eq!(chat.status(), 200, "a chat through the Service's ClusterIP");
-        let body: serde_json::Value = chat.json().await.unwrap();
+        let body: Value = chat.json().await.unwrap();
         assert_eq!(body["intent"], "order_tracking", "{body}");
     });
-    // The pod is what restricted Pod Security admits, as rendered: no mutation let it in.
-    let security = node
-        .kubectl(&[
-            "-n",
-            "shop",
-            "get",
-            "pods",
-            "-l",
-            "app.kubernetes.io/instance=sav",
-            "-o",
-            "jsonpath={.items[0].spec.containers[0].securityContext}",
-        ])
-        .unwrap();
-    let security: serde_json::Value = serde_json::from_str(&security).unwrap();
+    let security = jsonpath(
+        node,
+        &["-n", "rendered", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+        "{.items[0].spec.containers[0].securityContext}",
+    );
+    let security: Value = serde_json::from_str(&security).unwrap();
     assert_eq!(security["readOnlyRootFilesystem"], true, "{security}");
     assert_eq!(security["allowPrivilegeEscalation"], false, "{security}");
-    eprintln!(
-        "figures: node Ready {:.1} s after start; chatbot pod Ready {:.1} s after its Deployment was applied",
-        up.as_secs_f64(),
-        to_ready.as_secs_f64()
-    );
+    to_ready
 }
 
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
+/// The operator chart, rendered by Helm's engine with leader election on, applied server-side in a namespace
+/// enforcing `restricted`: its pod runs from the operator image with in-cluster credentials, the kubelet's probes
+/// pass, and it holds its Lease.
+fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node) -> Duration {
+    restricted_namespace(node, "chatbot-operator");
+    let values = json!({
+        "image": {"pullPolicy": "Never"},
+        "leaderElection": {"enabled": true},
+        "verify": {"period": "0s"},
+    });
+    let docs = controlplane_tests::chart::render("op", "chatbot-operator", &values).expect("the chart renders");
+    let applied = Instant::now();
+    // The CRD first, established before anything names its kind.
+    let (crds, rest): (Vec<Value>, Vec<Value>) =
+        docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
+    for doc in crds.iter().chain(rest.iter()) {
+        node.kubectl_apply(&doc.to_string())
+            .unwrap_or_else(|e| panic!("applying {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
+    }
+    let deployment = rest
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .and_then(|d| d["metadata"]["name"].as_str())
+        .unwrap()
+        .to_owned();
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "the operator pod Ready",
+        Duration::from_secs(120),
+        || {
+            jsonpath(
+                node,
+                &["-n", "chatbot-operator", "get", "deployment", &deployment],
+                "{.status.readyReplicas}",
+            ) == "1"
+        },
+    );
+    let to_ready = applied.elapsed();
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "the Lease held",
+        Duration::from_secs(30),
+        || {
+            let holder = jsonpath(
+                node,
+                &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
+                "{.spec.holderIdentity}",
+            );
+            holder.starts_with(&deployment)
+        },
+    );
+    to_ready
+}
+
+/// A ChatbotMonitoring in a namespace enforcing `restricted`: the operator applies the chatbot, whose pod becomes
+/// Ready (`DeploymentReady` True). One that asks for privilege escalation gets pods Pod Security refuses, and the
+/// resource says so in the API server's words (`PodCreationFailed`) instead of "0/1 pods ready".
+fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(node: &Node) -> Duration {
+    restricted_namespace(node, "shop");
+    let applied = Instant::now();
+    node.kubectl_apply(
+        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                "metadata": {"name": "sav", "namespace": "shop"},
+                "spec": {"chatbot": {"imagePullPolicy": "Never"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let condition = |name: &str, type_: &str| {
+        jsonpath(
+            node,
+            &["-n", "shop", "get", "chatbotmonitoring", name],
+            &format!(
+                "{{.status.conditions[?(@.type==\"{type_}\")].status}}/{{.status.conditions[?(@.type==\"{type_}\")].reason}}"
+            ),
+        )
+    };
+    wait_or_explain(node, "shop", "DeploymentReady True", Duration::from_secs(120), || {
+        condition("sav", "DeploymentReady") == "True/Available"
+    });
+    let to_ready = applied.elapsed();
+
+    node.kubectl_apply(
+        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                "metadata": {"name": "escalating", "namespace": "shop"},
+                "spec": {"chatbot": {"imagePullPolicy": "Never",
+                                     "securityContext": {"allowPrivilegeEscalation": true}}}})
+        .to_string(),
+    )
+    .unwrap();
+    wait_or_explain(
+        node,
+        "shop",
+        "DeploymentReady PodCreationFailed",
+        Duration::from_secs(120),
+        || condition("escalating", "DeploymentReady") == "False/PodCreationFailed",
+    );
+    let message = jsonpath(
+        node,
+        &["-n", "shop", "get", "chatbotmonitoring", "escalating"],
+        "{.status.conditions[?(@.type==\"DeploymentReady\")].message}",
+    );
+    assert!(
+        message.contains("violates PodSecurity \"restricted:latest\"") && message.contains("allowPrivilegeEscalation"),
+        "{message}"
+    );
+    to_ready
 }
