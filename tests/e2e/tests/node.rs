@@ -86,7 +86,7 @@ fn the_product_on_a_real_node() {
             return;
         }
     };
-    let node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
+    let mut node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
     let up = node.started.elapsed();
     import_product_image(&node, "chatbot", "chatbot", "chatbot/Dockerfile", CHATBOT_IMAGE);
     import_product_image(
@@ -100,13 +100,18 @@ fn the_product_on_a_real_node() {
     let chatbot_ready = the_chatbot_image_runs_as_rendered_under_restricted_pod_security(&node);
     let operator_ready = the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(&node);
     let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(&node);
+    let (monitored, first_sample) =
+        the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
     eprintln!(
         "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
-         chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; {:.0} s in all",
+         chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus \
+         Operator started to the resource Ready {:.1} s, its first sample {:.1} s; {:.0} s in all",
         up.as_secs_f64(),
         chatbot_ready.as_secs_f64(),
         operator_ready.as_secs_f64(),
         resource_ready.as_secs_f64(),
+        monitored.as_secs_f64(),
+        first_sample.as_secs_f64(),
         node.started.elapsed().as_secs_f64()
     );
 }
@@ -204,7 +209,7 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node)
     let values = json!({
         "image": {"pullPolicy": "Never"},
         "leaderElection": {"enabled": true},
-        "verify": {"period": "0s"},
+        "verify": {"period": "10s"},
     });
     let docs = controlplane_tests::chart::render("op", "chatbot-operator", &values).expect("the chart renders");
     let applied = Instant::now();
@@ -304,4 +309,163 @@ fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(n
         "{message}"
     );
     to_ready
+}
+
+/// What kube-prometheus-stack installs, reduced to what the chain needs: the Prometheus Operator (with the status
+/// of configuration resources on) and a Prometheus selecting ServiceMonitors and PrometheusRules by
+/// `release: kps` in every namespace, discovering through EndpointSlices, served under the route prefix `/prom`.
+const MONITORING: &str = "apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: prometheus, namespace: monitoring}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: prometheus}
+rules:
+- apiGroups: ['']
+  resources: [services, endpoints, pods]
+  verbs: [get, list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: prometheus}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: prometheus}
+subjects:
+- {kind: ServiceAccount, name: prometheus, namespace: monitoring}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Prometheus
+metadata: {name: kps, namespace: monitoring}
+spec:
+  version: v3.12.0
+  image: quay.io/prometheus/prometheus:v3.12.0
+  imagePullPolicy: IfNotPresent
+  replicas: 1
+  serviceAccountName: prometheus
+  routePrefix: /prom
+  serviceDiscoveryRole: EndpointSlice
+  serviceMonitorSelector: {matchLabels: {release: kps}}
+  serviceMonitorNamespaceSelector: {}
+  ruleSelector: {matchLabels: {release: kps}}
+  ruleNamespaceSelector: {}
+  scrapeInterval: 5s
+  evaluationInterval: 5s
+  resources:
+    requests: {cpu: 50m, memory: 128Mi}
+";
+
+/// The real Prometheus Operator runs a Prometheus that finds the chatbot through service discovery from what it
+/// generated out of the resource's ServiceMonitor: the resource turns `Selected`, `Scraped 1/1`, `RulesLoaded` and
+/// `DashboardMetricsPresent` True and `Ready`, and the Prometheus Operator's bindings agree. Nobody has chatted with
+/// this chatbot (issue 23, defect 2: a quiet pod used to stay MetricsMissing), and the Prometheus serves under a
+/// route prefix (defect 4: every check used to answer 404).
+fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
+    node: &mut Node,
+    assets: &NodeAssets,
+) -> (Duration, Duration) {
+    for crd in std::fs::read_dir(&assets.prometheus_operator_crds).unwrap().flatten() {
+        node.kubectl_apply(&std::fs::read_to_string(crd.path()).unwrap())
+            .unwrap();
+    }
+    // The Prometheus Operator looks for its kinds once, at its start, and leaves out the controller of any it does
+    // not find served.
+    node.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/prometheuses.monitoring.coreos.com",
+        "crd/servicemonitors.monitoring.coreos.com",
+        "crd/prometheusrules.monitoring.coreos.com",
+        "crd/alertmanagers.monitoring.coreos.com",
+        "crd/alertmanagerconfigs.monitoring.coreos.com",
+    ])
+    .unwrap();
+    let started = Instant::now();
+    node.spawn_with_env(
+        "prometheus-operator",
+        &assets.bin.join("operator"),
+        &[
+            "--feature-gates=StatusForConfigurationResources=true".into(),
+            "--web.listen-address=127.0.0.1:18085".into(),
+        ],
+        &[],
+    )
+    .unwrap();
+    node.kubectl_apply(MONITORING).unwrap();
+    let conditions = || {
+        let text = jsonpath(
+            node,
+            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
+            "{.status.conditions}",
+        );
+        serde_json::from_str::<Vec<Value>>(&text).unwrap_or_default()
+    };
+    let explain = |what: &str| -> ! {
+        panic!(
+            "{what}: {:#}\nmonitoring:\n{}\n{}\nprometheus-operator:\n{}\nchatbot-operator:\n{}",
+            Value::from(conditions()),
+            node.kubectl(&["-n", "monitoring", "get", "all,prometheus,secrets,events"])
+                .unwrap_or_else(|e| e.to_string()),
+            node.kubectl(&["-n", "monitoring", "describe", "pods"])
+                .map(|t| tail(&t, 40))
+                .unwrap_or_default(),
+            node.log("prometheus-operator")
+                .lines()
+                .filter(|l| !l.contains("level=info") || l.contains("kps") || l.contains("monitoring/"))
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            node.kubectl(&[
+                "-n",
+                "chatbot-operator",
+                "logs",
+                "-l",
+                "app.kubernetes.io/name=chatbot-monitoring-operator",
+                "--tail=30"
+            ])
+            .unwrap_or_default()
+        )
+    };
+    let is_true = |type_: &str| conditions().iter().any(|c| c["type"] == type_ && c["status"] == "True");
+    if wait_for("Scraped", Duration::from_secs(240), || is_true("Scraped")).is_err() {
+        explain("not scraped");
+    }
+    let first_sample = started.elapsed();
+    if wait_for("the resource Ready", Duration::from_secs(240), || is_true("Ready")).is_err() {
+        explain("not Ready");
+    }
+    let monitored = started.elapsed();
+    let all = conditions();
+    for type_ in ["Selected", "Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
+        let c = all
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap_or_else(|| panic!("no {type_}: {all:?}"));
+        assert_eq!(c["status"], "True", "{type_}: {c}");
+    }
+    let scraped = all.iter().find(|c| c["type"] == "Scraped").unwrap();
+    assert_eq!(scraped["message"], "1/1 up", "{scraped}");
+    let selected = all.iter().find(|c| c["type"] == "Selected").unwrap();
+    assert!(
+        selected["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("confirmed by the Prometheus Operator"),
+        "{selected}"
+    );
+    // The Prometheus Operator itself: the ServiceMonitor bound and accepted by monitoring/kps.
+    let binding = jsonpath(
+        node,
+        &["-n", "shop", "get", "servicemonitor", "sav"],
+        "{.status.bindings[0].name}/{.status.bindings[0].conditions[?(@.type==\"Accepted\")].status}",
+    );
+    assert_eq!(binding, "kps/True");
+    (monitored, first_sample)
 }

@@ -32,6 +32,8 @@ pub struct NodeAssets {
     pub control_plane: PathBuf,
     pub bin: PathBuf,
     pub images: PathBuf,
+    /// The Prometheus Operator's CRDs (its `example/prometheus-operator-crd/`).
+    pub prometheus_operator_crds: PathBuf,
 }
 
 impl NodeAssets {
@@ -48,6 +50,7 @@ impl NodeAssets {
             control_plane,
             bin: node.join("bin"),
             images: node.join("images"),
+            prometheus_operator_crds: node.join("prometheus-operator-crds"),
         };
         for (dir, name) in [
             (&assets.control_plane, "etcd"),
@@ -57,6 +60,11 @@ impl NodeAssets {
             (&assets.bin, "kube-scheduler"),
             (&assets.bin, "kube-proxy"),
             (&assets.bin, "coredns"),
+            (&assets.bin, "operator"),
+            (
+                &assets.prometheus_operator_crds,
+                "monitoring.coreos.com_servicemonitors.yaml",
+            ),
         ] {
             if !dir.join(name).is_file() {
                 return Err(format!("{} is missing", dir.join(name).display()));
@@ -215,10 +223,24 @@ impl Node {
 
     /// Starts `program` inside the namespace, in its own process group, logging to `logs/<name>.log`.
     fn spawn(&mut self, name: &str, program: &Path, args: &[String]) -> anyhow::Result<()> {
+        self.spawn_with_env(name, program, args, &[])
+    }
+
+    /// Starts another process inside the namespace (the Prometheus Operator, say), stopped with the node, with
+    /// `env` added; `KUBECONFIG` names the administrator's kubeconfig.
+    pub fn spawn_with_env(
+        &mut self,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(self.run.join(format!("logs/{name}.log")))?;
         let child = in_netns(program)
             .args(args)
+            .env("KUBECONFIG", self.run.join("kubeconfig/admin.kubeconfig"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -514,6 +536,18 @@ impl Node {
     }
 }
 
+/// The node's own processes (others, started by tests, are stopped first).
+const CORE: &[&str] = &[
+    "etcd",
+    "containerd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "coredns",
+];
+
 /// CoreDNS reads Services, EndpointSlices, pods and namespaces.
 const COREDNS_RBAC: &str = "apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -539,6 +573,13 @@ impl Drop for Node {
     /// shims of this containerd, containerd and the API server, etcd; then the mounts under the run directory, the
     /// namespace (its links and iptables go with it), the cgroups, the host's routes, the sysctls the kubelet set.
     fn drop(&mut self) {
+        let extra: Vec<String> = self
+            .processes
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !CORE.contains(&n.as_str()))
+            .collect();
+        self.stop(&extra.iter().map(String::as_str).collect::<Vec<_>>());
         self.stop(&[
             "coredns",
             "kube-proxy",
