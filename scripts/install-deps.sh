@@ -6,7 +6,8 @@
 #                                    (Kubernetes' own schemas, offline)
 #   scripts/install-deps.sh --demo   what `make demo` needs, and no more: Prometheus, Alertmanager and curl
 #   scripts/install-deps.sh --bench  the tests' and the load generator (wrk)
-# With KUBEBUILDER_ASSETS set, also what the real-control-plane tests need (openssl; helm-python-sdk in .venv).
+# With KUBEBUILDER_ASSETS set, also what the real-control-plane tests need (openssl; helm-python-sdk in .venv); with
+# NODE_ASSETS set, what a real node needs (containerd, runc, CNI plugins, iptables, conntrack).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-test}
@@ -25,6 +26,19 @@ else
   # Debian splits venv's pip bootstrap out of python3.
   python3 -c "import ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
   [[ -n "${KUBEBUILDER_ASSETS:-}" ]] && { command -v openssl >/dev/null 2>&1 || need+=(openssl); }
+  # With NODE_ASSETS set, what a real node needs besides the binaries built from source (README, "Tests on a real
+  # node"): Debian's container runtime, CNI plugins, and kube-proxy's iptables and conntrack.
+  if [[ -n "${NODE_ASSETS:-}" ]]; then
+    command -v containerd >/dev/null 2>&1 || need+=(containerd)
+    command -v runc >/dev/null 2>&1 || need+=(runc)
+    [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+    command -v iptables >/dev/null 2>&1 || need+=(iptables)
+    command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+    command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+    command -v ip >/dev/null 2>&1 || need+=(iproute2)
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    command -v kubectl >/dev/null 2>&1 || echo "install-deps: the real-node tests drive the node with kubectl, which is not on PATH" >&2
+  fi
 fi
 if [[ "$mode" == "--bench" ]]; then
   command -v wrk >/dev/null 2>&1 || need+=(wrk)
@@ -48,6 +62,10 @@ if [[ ${#need[@]} -gt 0 ]]; then
   # (and kept from starting at boot): a Prometheus the machine already ran is left alone.
   if [[ " ${need[*]} " == *" prometheus "* ]] && [[ -d /run/systemd/system ]]; then
     $sudo systemctl disable --now prometheus.service 2>/dev/null || true
+  fi
+  # The tests' node runs its own containerd, on its own socket: the package's service is not needed.
+  if [[ " ${need[*]} " == *" containerd "* ]] && [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now containerd.service 2>/dev/null || true
   fi
   # Likewise its Alertmanager on :9093 (and its cluster port :9094), which the demo's Alertmanager needs.
   if [[ " ${need[*]} " == *" prometheus-alertmanager "* ]] && [[ -d /run/systemd/system ]]; then

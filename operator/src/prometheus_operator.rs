@@ -148,6 +148,14 @@ pub struct PrometheusSpec {
     pub rule_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_namespace_selector: Option<LabelSelector>,
+    #[serde(flatten)]
+    pub served: Served,
+}
+
+/// How a Prometheus' or Alertmanager's web API is served, which decides how the operator reaches it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Served {
     /// Where the web API is served from (`--web.route-prefix`; the Prometheus Operator passes `/` when unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_prefix: Option<String>,
@@ -332,12 +340,8 @@ pub struct AlertmanagerSpec {
     pub alertmanager_config_namespace_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager_config_matcher_strategy: Option<MatcherStrategy>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route_prefix: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub web: Option<WebSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen_local: Option<bool>,
+    #[serde(flatten)]
+    pub served: Served,
 }
 
 /// How the Prometheus Operator scopes an AlertmanagerConfig's routes: `OnNamespace` (the default) adds a

@@ -5,11 +5,10 @@
 
 use kube::ResourceExt;
 
-use crate::prometheus_operator::{Alertmanager, Prometheus, WebSpec};
+use crate::prometheus_operator::{Alertmanager, Prometheus, Served};
 
 /// The API's base URL of `prometheus`, or why nothing outside its pods can reach it.
 pub fn prometheus_url(prometheus: &Prometheus) -> Result<String, String> {
-    let s = &prometheus.spec;
     base_url(
         &Server {
             kind: "Prometheus",
@@ -19,17 +18,12 @@ pub fn prometheus_url(prometheus: &Prometheus) -> Result<String, String> {
         },
         &prometheus.namespace().unwrap_or_default(),
         &prometheus.name_any(),
-        Web {
-            route_prefix: s.route_prefix.as_deref(),
-            web: s.web.as_ref(),
-            listen_local: s.listen_local.unwrap_or(false),
-        },
+        &prometheus.spec.served,
     )
 }
 
 /// The API's base URL of `alertmanager`, or why nothing outside its pods can reach it.
 pub fn alertmanager_url(alertmanager: &Alertmanager) -> Result<String, String> {
-    let s = &alertmanager.spec;
     base_url(
         &Server {
             kind: "Alertmanager",
@@ -39,11 +33,7 @@ pub fn alertmanager_url(alertmanager: &Alertmanager) -> Result<String, String> {
         },
         &alertmanager.namespace().unwrap_or_default(),
         &alertmanager.name_any(),
-        Web {
-            route_prefix: s.route_prefix.as_deref(),
-            web: s.web.as_ref(),
-            listen_local: s.listen_local.unwrap_or(false),
-        },
+        &alertmanager.spec.served,
     )
 }
 
@@ -54,26 +44,20 @@ struct Server {
     port: u16,
 }
 
-struct Web<'a> {
-    route_prefix: Option<&'a str>,
-    web: Option<&'a WebSpec>,
-    listen_local: bool,
-}
-
-fn base_url(server: &Server, namespace: &str, name: &str, web: Web) -> Result<String, String> {
-    if web.listen_local {
+fn base_url(server: &Server, namespace: &str, name: &str, web: &Served) -> Result<String, String> {
+    if web.listen_local == Some(true) {
         return Err(format!(
             "{} {namespace}/{name} has listenLocal: true: its API answers only inside its pods; name a URL that \
              reaches it (a sidecar or proxy) in the resource or the operator's flags",
             server.kind
         ));
     }
-    let scheme = match web.web.and_then(|w| w.tls_config.as_ref()) {
+    let scheme = match web.web.as_ref().and_then(|w| w.tls_config.as_ref()) {
         Some(tls) if !tls.is_null() => "https",
         _ => "http",
     };
     // The Prometheus Operator runs the server with `--web.route-prefix=<routePrefix or />`.
-    let prefix = web.route_prefix.unwrap_or("").trim_matches('/');
+    let prefix = web.route_prefix.as_deref().unwrap_or("").trim_matches('/');
     let prefix = if prefix.is_empty() {
         String::new()
     } else {

@@ -206,38 +206,25 @@ fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node)
 /// pass, and it holds its Lease.
 fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node) -> Duration {
     restricted_namespace(node, "chatbot-operator");
-    let values = json!({
-        "image": {"pullPolicy": "Never"},
-        "leaderElection": {"enabled": true},
-        "verify": {"period": "10s"},
-    });
-    let docs = controlplane_tests::chart::render("op", "chatbot-operator", &values).expect("the chart renders");
+    let two = json!({"replicaCount": 2, "image": {"pullPolicy": "Never"}, "verify": {"period": "10s"}});
     let applied = Instant::now();
-    // The CRD first, established before anything names its kind.
-    let (crds, rest): (Vec<Value>, Vec<Value>) =
-        docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
-    for doc in crds.iter().chain(rest.iter()) {
-        node.kubectl_apply(&doc.to_string())
-            .unwrap_or_else(|e| panic!("applying {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
-    }
-    let deployment = rest
-        .iter()
-        .find(|d| d["kind"] == "Deployment")
-        .and_then(|d| d["metadata"]["name"].as_str())
-        .unwrap()
-        .to_owned();
-    wait_or_explain(
-        node,
-        "chatbot-operator",
-        "the operator pod Ready",
-        Duration::from_secs(120),
-        || {
+    let (deployment, first) = install_chart(node, &two, &[]);
+    let replicas_ready = |n: &'static str| {
+        let deployment = deployment.clone();
+        move || {
             jsonpath(
                 node,
                 &["-n", "chatbot-operator", "get", "deployment", &deployment],
-                "{.status.readyReplicas}",
-            ) == "1"
-        },
+                "{.status.readyReplicas}/{.status.updatedReplicas}/{.status.replicas}",
+            ) == format!("{n}/{n}/{n}")
+        }
+    };
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "two operator pods Ready",
+        Duration::from_secs(120),
+        replicas_ready("2"),
     );
     let to_ready = applied.elapsed();
     wait_or_explain(
@@ -254,7 +241,62 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node)
             holder.starts_with(&deployment)
         },
     );
+    // Back to one replica without leader election (strategy Recreate), applied server-side by the same manager, as
+    // `helm upgrade` does with Helm 4: refused before the chart wrote its strategy whole (issue 23, defect 1).
+    let one = json!({"image": {"pullPolicy": "Never"}, "verify": {"period": "10s"}});
+    install_chart(node, &one, &first);
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "one operator pod Ready",
+        Duration::from_secs(120),
+        replicas_ready("1"),
+    );
+    let strategy = jsonpath(
+        node,
+        &["-n", "chatbot-operator", "get", "deployment", &deployment],
+        "{.spec.strategy}",
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&strategy).unwrap(),
+        json!({"type": "Recreate"})
+    );
     to_ready
+}
+
+/// The operator chart rendered by Helm's engine with `values` and applied server-side, the CRD first; what an earlier
+/// install (`before`) had and this one does not is deleted, as `helm upgrade` does. The Deployment's name, and every
+/// (kind, namespace, name) applied.
+fn install_chart(
+    node: &Node,
+    values: &Value,
+    before: &[(String, String, String)],
+) -> (String, Vec<(String, String, String)>) {
+    let docs = controlplane_tests::chart::render("op", "chatbot-operator", values).expect("the chart renders");
+    let (crds, rest): (Vec<Value>, Vec<Value>) =
+        docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
+    let id = |d: &Value| {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        (s(&d["kind"]), s(&d["metadata"]["namespace"]), s(&d["metadata"]["name"]))
+    };
+    for doc in crds.iter().chain(rest.iter()) {
+        node.kubectl_apply(&doc.to_string())
+            .unwrap_or_else(|e| panic!("applying {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
+    }
+    let applied: Vec<(String, String, String)> = crds.iter().chain(rest.iter()).map(id).collect();
+    for (kind, ns, name) in before.iter().filter(|b| !applied.contains(b)) {
+        let mut args = vec!["delete", kind.as_str(), name.as_str()];
+        if !ns.is_empty() {
+            args.extend(["-n", ns.as_str()]);
+        }
+        node.kubectl(&args).unwrap();
+    }
+    let deployment = applied
+        .iter()
+        .find(|(k, _, _)| k == "Deployment")
+        .map(|(_, _, n)| n.clone())
+        .unwrap();
+    (deployment, applied)
 }
 
 /// A ChatbotMonitoring in a namespace enforcing `restricted`: the operator applies the chatbot, whose pod becomes

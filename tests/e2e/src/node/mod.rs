@@ -70,7 +70,17 @@ impl NodeAssets {
                 return Err(format!("{} is missing", dir.join(name).display()));
             }
         }
-        for tool in ["containerd", "ctr", "runc", "nsenter", "ip", "iptables", "openssl"] {
+        for tool in [
+            "containerd",
+            "ctr",
+            "runc",
+            "nsenter",
+            "ip",
+            "iptables",
+            "openssl",
+            "kubectl",
+            "curl",
+        ] {
             if !Command::new("sh")
                 .args(["-c", &format!("command -v {tool}")])
                 .stdout(Stdio::null())
