@@ -102,6 +102,7 @@ fn the_product_on_a_real_node() {
     let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(&node);
     let (monitored, first_sample) =
         the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
+    a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
     eprintln!(
         "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
          chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus \
@@ -510,4 +511,110 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
     );
     assert_eq!(binding, "kps/True");
     (monitored, first_sample)
+}
+
+/// Prometheus' API of monitoring/kps, from the host over the node's link (under its route prefix).
+fn prometheus(node: &Node, path: &str) -> Value {
+    let ip = jsonpath(
+        node,
+        &["-n", "monitoring", "get", "pod", "prometheus-kps-0"],
+        "{.status.podIP}",
+    );
+    let url = format!("http://{ip}:9090/prom/api/v1/{path}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        match reqwest::get(&url).await {
+            Ok(r) => r
+                .json::<Value>()
+                .await
+                .map(|v| v["data"].clone())
+                .unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    })
+}
+
+fn chatbot_targets(node: &Node) -> usize {
+    prometheus(node, "targets?state=active")["activeTargets"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["labels"]["namespace"] == "shop" && t["labels"]["job"] == "sav")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Day two: the chatbot's pod killed is replaced and scraped again; the resource deleted, everything it made is
+/// garbage-collected and the Prometheus Operator's generated configuration forgets the chatbot's target and rules.
+fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &Node) {
+    let selector = "app.kubernetes.io/instance=sav";
+    let old = jsonpath(
+        node,
+        &["-n", "shop", "get", "pods", "-l", selector],
+        "{.items[0].metadata.name}",
+    );
+    node.kubectl(&["-n", "shop", "delete", "pod", &old, "--wait=false"])
+        .unwrap();
+    wait_or_explain(
+        node,
+        "shop",
+        "a new chatbot pod Ready",
+        Duration::from_secs(120),
+        || {
+            let pods = jsonpath(
+                node,
+                &["-n", "shop", "get", "pods", "-l", selector],
+                "{range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
+            );
+            pods.split_whitespace()
+                .any(|p| !p.starts_with(&old) && p.ends_with("=True"))
+        },
+    );
+    wait_or_explain(node, "shop", "the new pod scraped", Duration::from_secs(120), || {
+        jsonpath(
+            node,
+            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
+            "{.status.conditions[?(@.type==\"Scraped\")].message}",
+        ) == "1/1 up"
+            && chatbot_targets(node) == 1
+    });
+
+    node.kubectl(&["-n", "shop", "delete", "chatbotmonitoring", "sav"])
+        .unwrap();
+    let children = [
+        "deployment/sav",
+        "service/sav",
+        "servicemonitor/sav",
+        "prometheusrule/sav",
+        "networkpolicy/sav",
+        "configmap/sav-dashboard-overview",
+    ];
+    wait_or_explain(
+        node,
+        "shop",
+        "every child garbage-collected",
+        Duration::from_secs(120),
+        || {
+            children.iter().all(|c| {
+                node.kubectl(&["-n", "shop", "get", c, "--ignore-not-found", "-o", "name"])
+                    .is_ok_and(|o| o.trim().is_empty())
+            })
+        },
+    );
+    wait_or_explain(
+        node,
+        "monitoring",
+        "Prometheus forgets the chatbot",
+        Duration::from_secs(180),
+        || {
+            let rules = prometheus(node, "rules");
+            let groups = rules["groups"].as_array().cloned().unwrap_or_default();
+            rules.is_object()
+                && chatbot_targets(node) == 0
+                && !groups
+                    .iter()
+                    .any(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
+        },
+    );
 }
