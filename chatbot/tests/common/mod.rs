@@ -29,7 +29,9 @@ pub fn config(database_url: &str) -> Config {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.internal_listen = "127.0.0.1:0".parse().unwrap();
     c.database_url = database_url.to_owned();
-    c.db_acquire_timeout = Duration::from_millis(500);
+    // The product's default: the first SQLite connection is opened under it too, and 500 ms was not always enough
+    // for several tests starting their chatbots at once on two cores (a CI run failed so).
+    c.db_acquire_timeout = Duration::from_secs(2);
     c.sample_interval = Duration::from_millis(200);
     // Whatever the environment says (Config::defaults reads it like the binary does), tests run on these.
     c.model_backend = chatbot::config::ModelBackend::Builtin;
@@ -70,8 +72,8 @@ impl TestServer {
             shutdown: Some(tx),
             task,
         };
-        // serve() opens the database before accepting: wait until it answers.
-        for _ in 0..100 {
+        // serve() opens the database before accepting: wait until it answers (up to 10 s on a loaded machine).
+        for _ in 0..500 {
             if server.client.get(server.url("/health")).send().await.is_ok() {
                 return server;
             }
