@@ -1133,7 +1133,7 @@ async fn checks_right_after_a_change_are_pending_with_no_warning() {
     for c in ["Scraped", "RulesLoaded", "DashboardMetricsPresent"] {
         assert_eq!(condition(&cbm, c), ("False".into(), "Pending".into()), "{c}");
         assert!(
-            condition_message(&cbm, c).starts_with("waiting for Prometheus to load what was applied 0s ago: "),
+            condition_message(&cbm, c).starts_with("waiting up to 180s for Prometheus to load what was just applied: "),
             "{}",
             condition_message(&cbm, c)
         );
@@ -1145,6 +1145,13 @@ async fn checks_right_after_a_change_are_pending_with_no_warning() {
     assert_eq!(condition(&cbm, "Ready"), ("False".into(), "Pending".into()));
     let events = fake.state().events.clone();
     assert!(events.iter().all(|e| e["type"] == "Normal"), "{events:?}");
+
+    // Still waiting a second later: the same status, so no write (the age was once in the message).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    fake.take_calls();
+    run(&ctx, &reread(&fake)).await.unwrap();
+    let calls = fake.take_calls();
+    assert!(calls.iter().all(|c| !c.starts_with("PATCH")), "{calls:?}");
 
     // Prometheus loads it: the next look, 10 s later, asks again instead of reading the round of 10 s ago.
     let loaded = healthy_prometheus(&rule_groups(), true);

@@ -229,10 +229,12 @@ const NOT_YET: &[&str] = &[
 /// were written less than `grace` ([`LOAD_GRACE`]) ago (`since_write`).
 pub fn pending_within_grace(part: Part, since_write: Option<Duration>, grace: Duration) -> Part {
     match (part, since_write) {
+        // The message names the grace, not the age: an age would change the condition, and so write the status,
+        // at every recheck.
         (Part::Failed { reason, message }, Some(age)) if age < grace && NOT_YET.contains(&reason) => Part::Pending {
             message: format!(
-                "waiting for Prometheus to load what was applied {}s ago: {message}",
-                age.as_secs()
+                "waiting up to {}s for Prometheus to load what was just applied: {message}",
+                grace.as_secs()
             ),
         },
         (part, _) => part,
@@ -254,8 +256,13 @@ mod tests {
         assert_eq!(
             pending_within_grace(no_target(), Some(Duration::from_secs(4)), LOAD_GRACE),
             Part::Pending {
-                message: "waiting for Prometheus to load what was applied 4s ago: no target".into()
+                message: "waiting up to 180s for Prometheus to load what was just applied: no target".into()
             }
+        );
+        assert_eq!(
+            pending_within_grace(no_target(), Some(Duration::from_secs(4)), LOAD_GRACE),
+            pending_within_grace(no_target(), Some(Duration::from_secs(14)), LOAD_GRACE),
+            "a recheck 10 s later says the same, so the status is not rewritten"
         );
         assert_eq!(
             pending_within_grace(no_target(), Some(LOAD_GRACE), LOAD_GRACE),
