@@ -83,7 +83,8 @@ enum Command {
         /// Operator makes of them, scraping --target: a real Prometheus without a cluster.
         #[arg(long, value_name = "DIR", requires = "target")]
         local_prometheus: Option<PathBuf>,
-        /// host:port of the chatbot's internal listener (its /metrics) for --local-prometheus.
+        /// host:port of the chatbot's internal listener (its /metrics) for --local-prometheus; several, separated by
+        /// commas, for several pods.
         #[arg(long, requires = "local_prometheus")]
         target: Option<String>,
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.

@@ -47,6 +47,23 @@ pub struct Endpoint {
     pub interval: String,
     pub scrape_timeout: String,
     pub scheme: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric_relabelings: Vec<RelabelConfig>,
+}
+
+/// One relabeling step of a scrape (`metricRelabelings`: applied to the scraped series).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RelabelConfig {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_labels: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    pub action: String,
 }
 
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

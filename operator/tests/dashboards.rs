@@ -69,10 +69,14 @@ fn panels_have_units_datasource_and_scoped_queries() {
                     expr.contains("namespace=\"$namespace\"") && expr.contains("job=\"$job\""),
                     "{title}: {expr}"
                 );
-                // Rate windows follow the scrape interval, except totals over the dashboard's range.
+                // Rate windows follow the scrape interval, except totals over the dashboard's range, and the
+                // objectives' own windows: 30 days for a budget, the burn-rate alerts' 1h and 6h.
+                let objective = title.contains("budget remaining") || title.starts_with("Burn rates");
                 for window in expr.split('[').skip(1).map(|w| w.split(']').next().unwrap()) {
                     assert!(
-                        window == "$__rate_interval" || window == "$__range",
+                        window == "$__rate_interval"
+                            || window == "$__range"
+                            || (objective && ["30d", "1h", "6h"].contains(&window)),
                         "{title}: window [{window}]"
                     );
                 }
@@ -91,7 +95,13 @@ fn the_guides_panels_grouped_in_its_rows() {
         .collect();
     assert_eq!(
         rows,
-        ["HTTP", "System", "Business (chatbot)", "Database", "SLO & alerts"]
+        [
+            "HTTP",
+            "System",
+            "Business (chatbot)",
+            "Database",
+            "Service-level objectives & alerts"
+        ]
     );
     let titles: Vec<String> = panels(&d)
         .iter()
@@ -110,7 +120,9 @@ fn the_guides_panels_grouped_in_its_rows() {
         "database connections",
         "query time",
         "error ratio",
-        "error budget",
+        "availability budget remaining",
+        "latency budget remaining",
+        "burn rates",
         "alerts",
     ] {
         assert!(
@@ -146,9 +158,9 @@ fn panels_do_not_overlap() {
     }
 }
 
-/// The SLO panels show the resource's own objective: its threshold, its budget, its title.
+/// The SLO panels show the resource's own objectives: their thresholds, budgets and titles.
 #[test]
-fn slo_panels_follow_the_resources_availability_target() {
+fn slo_panels_follow_the_resources_objectives() {
     use chatbot_operator::crd::ChatbotMonitoring;
     use chatbot_operator::render::{RenderOptions, render};
     let rendered = |slo: serde_json::Value| -> Value {
@@ -195,10 +207,10 @@ fn slo_panels_follow_the_resources_availability_target() {
                 .unwrap()
                 .contains(&format!("{percent} %"))
         );
-        let remaining = panel(&d, "Error budget remaining");
+        let remaining = panel(&d, "Availability budget remaining");
         assert_eq!(
             remaining["title"].as_str().unwrap(),
-            format!("Error budget remaining ({percent} %)")
+            format!("Availability budget remaining ({percent} %, 30 days)")
         );
         let expr = remaining["targets"][0]["expr"].as_str().unwrap();
         assert!(expr.ends_with(&format!("/ (1 - {ratio}))")), "{expr}");
@@ -208,5 +220,28 @@ fn slo_panels_follow_the_resources_availability_target() {
                 .unwrap()
                 .contains(&format!("/ {budget} ("))
         );
+    }
+    // The latency objective: 99 % within 2 s unless the resource sets one; its `le` matcher and budget follow.
+    for (slo, title, le, budget) in [
+        (serde_json::json!({}), "99 % within 2 s", "le=~\"2|2.0\"", "/ 0.01)"),
+        (
+            serde_json::json!({"slo": {"latency": {"target": 95, "threshold": 0.5}}}),
+            "95 % within 0.5 s",
+            "le=\"0.5\"",
+            "/ 0.05)",
+        ),
+    ] {
+        let d = rendered(slo);
+        let remaining = panel(&d, "Latency budget remaining");
+        assert_eq!(
+            remaining["title"].as_str().unwrap(),
+            format!("Latency budget remaining ({title}, 30 days)")
+        );
+        let burn = panel(&d, "Burn rates");
+        for expr in std::iter::once(&remaining["targets"][0]).chain(&burn["targets"].as_array().unwrap()[2..]) {
+            let expr = expr["expr"].as_str().unwrap();
+            assert!(expr.contains(le) && expr.ends_with(budget), "{title}: {expr}");
+        }
+        assert!(burn["description"].as_str().unwrap().contains(title));
     }
 }

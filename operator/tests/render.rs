@@ -431,7 +431,15 @@ fn thresholds_come_from_the_spec() {
         memory.contains("> 209715200 unless on (namespace, job, pod) memory_limit_bytes"),
         "{memory}"
     );
-    assert!(memory.contains("> on (namespace, job, pod) 0.9 * max by"), "{memory}");
+    assert!(memory.contains("> on (namespace, job, pod) 0.85 * max by"), "{memory}");
+    // A field left out of an alert takes that alert's own default (chatLatency's `for` is 5m, not latency's 2m).
+    let chat = by_name("HighChatResponseTime");
+    assert!(chat.expr.ends_with("> 4"), "{}", chat.expr);
+    assert_eq!(
+        (chat.for_.as_deref(), chat.labels["severity"].as_str()),
+        (Some("5m"), "warning")
+    );
+    assert_eq!(by_name("HighMemoryUsage").labels["severity"], "warning");
     // The SLO adds the burn-rate alerts and their recording rules: 99.9% leaves a 0.001 budget.
     let fast = by_name("ErrorBudgetBurnFast");
     assert!(fast.expr.contains("> (14.4 * 0.001) and"), "{}", fast.expr);
@@ -442,7 +450,18 @@ fn thresholds_come_from_the_spec() {
         .flat_map(|g| &g.rules)
         .filter_map(|r| r.record.as_deref())
         .collect();
-    assert_eq!(records.len(), 4, "{records:?}");
+    // Four windows for each objective, availability and latency.
+    assert_eq!(records.len(), 8, "{records:?}");
+    let slow = by_name("LatencyBudgetBurnSlow");
+    assert!(slow.expr.contains("> (6 * 0.01) and"), "{}", slow.expr);
+    let ratio = rule
+        .spec
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .find(|r| r.record.as_deref() == Some("chatbot:chat_slow_ratio:rate1h"))
+        .unwrap();
+    assert!(ratio.expr.contains("le=~\"2|2.0\""), "{}", ratio.expr);
     // Without an SLO there is no burn-rate alert.
     let minimal = render_example("minimal.yaml").prometheus_rule.unwrap();
     assert!(!alert_names(&minimal).contains(&"ErrorBudgetBurnFast"));
@@ -741,16 +760,28 @@ fn generated_promtool_tests_pass_for_the_examples_and_other_thresholds() {
         &custom,
         "apiVersion: monitoring.chatbot-sav.io/v1alpha1\nkind: ChatbotMonitoring\nmetadata: {name: odd, namespace: qa}\n\
          spec:\n  alerts:\n    errorRate: {threshold: 2.5, for: 90s, severity: warning}\n\
-         \x20   latency: {threshold: 0.3, for: 1m, severity: critical}\n\
+         \x20   latency: {threshold: 0.3}\n\
          \x20   memory: {threshold: 104857600, for: 10m, severity: info}\n\
          \x20   chatLatency: {threshold: 12, for: 5m, severity: warning}\n\
-         \x20   slo: {availabilityTarget: 99.5}\n",
+         \x20   slo: {availabilityTarget: 99.5, latency: {target: 99, threshold: 0.5}}\n\
+         \x20 chatbot: {replicas: 3, database: {type: postgres, postgres: {urlSecretRef: {name: db, key: url}}}}\n",
+    )
+    .unwrap();
+    // Five pods, ChatbotDown under 70 % up (two down), a warning after 5 minutes for one down.
+    let shares = dir.path().join("shares.yaml");
+    std::fs::write(
+        &shares,
+        "apiVersion: monitoring.chatbot-sav.io/v1alpha1\nkind: ChatbotMonitoring\nmetadata: {name: five, namespace: qa}\n\
+         spec:\n  alerts:\n    availability: {minUpPercent: 70, for: 1m, partialFor: 5m}\n\
+         \x20   slo: {latency: {target: 95, threshold: 1}}\n\
+         \x20 chatbot: {replicas: 5, database: {type: postgres, postgres: {urlSecretRef: {name: db, key: url}}}}\n",
     )
     .unwrap();
     for file in [
         root().join("examples/minimal.yaml"),
         root().join("examples/full.yaml"),
         custom,
+        shares,
     ] {
         let out = dir.path().join(file.file_stem().unwrap());
         render_tests(&file, &out);
@@ -770,13 +801,16 @@ fn generated_promtool_tests_pass_for_the_examples_and_other_thresholds() {
         .unwrap();
         for alert in alert_names(&rule) {
             assert!(
-                names.contains(&format!("{alert} stays silent").as_str()),
+                names.iter().any(|n| n.starts_with(&format!("{alert} stays silent"))),
                 "{file:?}: {alert} has no silent case"
             );
-            // A p95 threshold above the largest bucket (chatLatency 12 s here) can never be crossed: no firing case.
-            if !(alert == "HighChatResponseTime" && file.ends_with("custom.yaml")) {
+            // A p95 threshold above the largest bucket (chatLatency 12 s here) can never be crossed, and one pod
+            // cannot be partly down: no firing case.
+            let impossible = (alert == "HighChatResponseTime" && file.ends_with("custom.yaml"))
+                || (alert == "ChatbotTargetsDown" && file.ends_with("minimal.yaml"));
+            if !impossible {
                 assert!(
-                    names.contains(&format!("{alert} fires").as_str()),
+                    names.iter().any(|n| n.starts_with(&format!("{alert} fires"))),
                     "{file:?}: {alert} has no firing case"
                 );
             }
@@ -798,4 +832,29 @@ fn generated_promtool_tests_catch_a_wrong_threshold() {
     let (ok, output) = promtool_test(dir.path());
     assert!(!ok, "{output}");
     assert!(output.contains("HighErrorRate fires"), "{output}");
+}
+
+/// Issue 24: `ChatbotDown` used to be `up == 0` per target, so one pod of three down paged (and muted the others'
+/// alerts). The generated tests for a three-replica resource refuse that rule.
+#[test]
+fn generated_promtool_tests_refuse_a_chatbot_down_per_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    render_tests(&root().join("examples/full.yaml"), dir.path());
+    let rules: Value = serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("rules.yml")).unwrap()).unwrap();
+    let mut per_pod = rules.clone();
+    for group in per_pod["groups"].as_array_mut().unwrap() {
+        for rule in group["rules"].as_array_mut().unwrap() {
+            if rule["alert"] == "ChatbotDown" {
+                rule["expr"] = json!("up{namespace=\"shop\", job=\"sav\"} == 0");
+            }
+        }
+    }
+    assert_ne!(per_pod, rules);
+    std::fs::write(dir.path().join("rules.yml"), serde_yaml::to_string(&per_pod).unwrap()).unwrap();
+    let (ok, output) = promtool_test(dir.path());
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("ChatbotDown stays silent with 1 of 3 targets down"),
+        "{output}"
+    );
 }

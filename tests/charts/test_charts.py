@@ -1007,6 +1007,14 @@ def test_draft7_conversion_says_what_the_api_server_does() -> None:
     assert "x-kubernetes-" not in json.dumps(out)
 
 
+def test_stack_takes_one_field_of_an_alert_alone(stack_chart: Path) -> None:
+    """Each field of an alert has its own default: the values schema must not ask for the others."""
+    spec = {"alerts": {"latency": {"threshold": 3}, "slo": {"latency": {"target": 99, "threshold": 2}}}}
+    values = {"chatbot": {"name": "chatbot", "spec": spec}}
+    report = helm.lint(stack_chart, values, with_subcharts=True, kube_version=KUBE_VERSION, namespace=NAMESPACE)
+    assert not lint_errors(report), lint_errors(report)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -1017,7 +1025,8 @@ def test_draft7_conversion_says_what_the_api_server_does() -> None:
         ({"monitoring": {"interval": "10 seconds"}}, "/chatbot/spec/monitoring/interval"),
         ({"monitoring": {"labels": {"release": 1}}}, "/chatbot/spec/monitoring/labels/release"),
         ({"monitoring": {"prometheus": {"mode": "magic"}}}, "/chatbot/spec/monitoring/prometheus/mode"),
-        ({"alerts": {"errorRate": {"threshold": 0.2}}}, "/chatbot/spec/alerts/errorRate"),
+        ({"alerts": {"errorRate": {"threshold": -1}}}, "/chatbot/spec/alerts/errorRate/threshold"),
+        ({"alerts": {"availability": {"minUpPercent": 101}}}, "/chatbot/spec/alerts/availability/minUpPercent"),
         ({"alerts": {"errorRate": {"for": "2m", "severity": "page", "threshold": 0.2}}}, "severity"),
         ({"dashboard": {}}, "dashboard"),
         ({"notifications": {"receivers": [{"name": "paging", "opsgenie": {}}]}}, "opsgenie"),

@@ -15,7 +15,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod alerts;
 mod notifications;
+pub use alerts::*;
 pub use notifications::*;
 
 /// The kind's API group and version, as `#[kube(…)]` below spells them (an attribute cannot read a const; a test
@@ -24,7 +26,7 @@ pub const GROUP: &str = "monitoring.chatbot-sav.io";
 pub const VERSION: &str = "v1alpha1";
 
 /// Go/Prometheus durations that CEL's `duration()` also parses: `30s`, `1m30s`, `2m`, `500ms`, `1h`.
-const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
+pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(ms|s|m|h))+$";
 /// Long durations, days allowed (`180d`, `4320h`, `0s`): never read by CEL.
 const RETENTION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
 
@@ -83,6 +85,7 @@ const RETENTION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = describe_defaults)]
 pub struct ChatbotMonitoringSpec {
     /// The chatbot workload.
     #[serde(default)]
@@ -374,7 +377,7 @@ pub enum SelectionMode {
     None,
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 fn default_interval() -> String {
@@ -394,168 +397,6 @@ impl Default for MonitoringSpec {
             prometheus: PrometheusSelection::default(),
         }
     }
-}
-
-/// Alerting rules. Thresholds default to the monitoring guide's.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AlertsSpec {
-    /// Render the PrometheusRule.
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    /// Base URL of the runbooks; each alert links `<base>/<AlertName>.md`.
-    #[serde(default = "default_runbook_base_url")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://')").message(
-        "alerts.runbookBaseUrl must be an http(s) URL"
-    ))]
-    pub runbook_base_url: String,
-    /// HighErrorRate: 5xx responses per second.
-    #[serde(default = "default_error_rate")]
-    pub error_rate: AlertThreshold,
-    /// HighResponseTime: p95 of the HTTP request duration, in seconds.
-    #[serde(default = "default_latency")]
-    pub latency: AlertThreshold,
-    /// HighMemoryUsage: resident memory against the pod's memory limit (limitPercent), or in bytes (threshold) where
-    /// the pod has no limit.
-    #[serde(default = "default_memory")]
-    pub memory: MemoryAlert,
-    /// HighChatResponseTime: p95 of the time to answer a chat message, in seconds.
-    #[serde(default = "default_chat_latency")]
-    pub chat_latency: AlertThreshold,
-    /// AIModelErrorsHigh: share (0 to 1) of model calls that fail or time out.
-    #[serde(default = "default_model_errors")]
-    pub model_errors: AlertThreshold,
-    /// DatabaseConnectionsSaturated: share (0 to 1) of the pool's connections in use.
-    #[serde(default = "default_db_saturation")]
-    pub database_saturation: AlertThreshold,
-    /// HighEscalationRate: share (0 to 1) of answered chats handed to a human.
-    #[serde(default = "default_escalations")]
-    pub escalations: AlertThreshold,
-    /// An availability objective, for multi-window multi-burn-rate alerts on the error budget.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slo: Option<SloSpec>,
-}
-
-fn default_runbook_base_url() -> String {
-    "https://github.com/chatbot-sav/chatbot-monitoring/blob/main/docs/runbooks".into()
-}
-fn default_error_rate() -> AlertThreshold {
-    AlertThreshold::new(0.1, "2m", Severity::Critical)
-}
-fn default_latency() -> AlertThreshold {
-    AlertThreshold::new(2.0, "2m", Severity::Warning)
-}
-fn default_memory() -> MemoryAlert {
-    MemoryAlert {
-        limit_percent: default_limit_percent(),
-        threshold: 500.0 * 1024.0 * 1024.0,
-        for_: "5m".into(),
-        severity: Severity::Warning,
-    }
-}
-fn default_limit_percent() -> f64 {
-    90.0
-}
-fn default_chat_latency() -> AlertThreshold {
-    AlertThreshold::new(3.0, "5m", Severity::Warning)
-}
-fn default_model_errors() -> AlertThreshold {
-    AlertThreshold::new(0.1, "10m", Severity::Warning)
-}
-fn default_db_saturation() -> AlertThreshold {
-    AlertThreshold::new(0.9, "10m", Severity::Warning)
-}
-fn default_escalations() -> AlertThreshold {
-    AlertThreshold::new(0.5, "30m", Severity::Info)
-}
-
-impl Default for AlertsSpec {
-    fn default() -> Self {
-        AlertsSpec {
-            enabled: true,
-            runbook_base_url: default_runbook_base_url(),
-            error_rate: default_error_rate(),
-            latency: default_latency(),
-            memory: default_memory(),
-            chat_latency: default_chat_latency(),
-            model_errors: default_model_errors(),
-            database_saturation: default_db_saturation(),
-            escalations: default_escalations(),
-            slo: None,
-        }
-    }
-}
-
-/// One alert's threshold, how long it must hold, and how loud it is.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AlertThreshold {
-    /// Fire above this value (in the alert's base unit).
-    #[schemars(range(min = 0.0))]
-    pub threshold: f64,
-    /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub for_: String,
-    /// The alert's `severity` label, which Alertmanager routes on: `critical`, `warning` or `info`.
-    pub severity: Severity,
-}
-
-/// HighMemoryUsage: a pod is judged against the memory limit it really has (the chatbot exports it as
-/// `memory_limit_bytes`): it is OOM-killed at 100 %, whatever an absolute number says.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct MemoryAlert {
-    /// Fire when resident memory is above this percentage of the pod's memory limit.
-    #[serde(default = "default_limit_percent")]
-    #[schemars(range(min = 1.0, max = 100.0))]
-    pub limit_percent: f64,
-    /// Fire above this many bytes of resident memory, for a pod with no memory limit only.
-    #[schemars(range(min = 0.0))]
-    pub threshold: f64,
-    /// How long the condition must hold before the alert fires.
-    #[serde(rename = "for")]
-    #[schemars(regex(pattern = DURATION_PATTERN))]
-    pub for_: String,
-    /// The alert's `severity` label, which Alertmanager routes on: `critical`, `warning` or `info`.
-    pub severity: Severity,
-}
-
-impl AlertThreshold {
-    fn new(threshold: f64, for_: &str, severity: Severity) -> Self {
-        AlertThreshold {
-            threshold,
-            for_: for_.into(),
-            severity,
-        }
-    }
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Critical,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Critical => "critical",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-}
-
-/// An availability service-level objective.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SloSpec {
-    /// Target share of non-5xx responses, in percent, e.g. 99.9.
-    #[schemars(range(min = 50.0, max = 99.999))]
-    pub availability_target: f64,
 }
 
 /// Grafana dashboards.
@@ -690,6 +531,45 @@ pub struct Children {
     /// The AlertmanagerConfig, when notifications are enabled and the Prometheus Operator serves the kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alertmanager_config: Option<String>,
+}
+
+/// Appends each scalar default to its field's description: `kubectl explain` shows descriptions, not defaults, and
+/// a user writing one field of an object wants to know what the others will be.
+fn describe_defaults(schema: &mut schemars::Schema) {
+    fn walk(node: &mut serde_json::Value) {
+        let Some(map) = node.as_object_mut() else { return };
+        if let Some(default) = map.get("default").filter(|d| !d.is_object() && !d.is_array()) {
+            let shown = match default {
+                serde_json::Value::String(s) => s.clone(),
+                // `50`, not the schema's `50.0`.
+                serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
+                    format!("{}", n.as_f64().unwrap_or_default() as i64)
+                }
+                other => other.to_string(),
+            };
+            let described = match map.get("description").and_then(|d| d.as_str()) {
+                Some(d) => format!("{d} Default: `{shown}`."),
+                None => format!("Default: `{shown}`."),
+            };
+            map.insert("description".into(), described.into());
+        }
+        for key in ["properties", "additionalProperties", "items"] {
+            match map.get_mut(key) {
+                Some(serde_json::Value::Object(children)) if key == "properties" => {
+                    children.values_mut().for_each(walk)
+                }
+                Some(child) => walk(child),
+                None => {}
+            }
+        }
+    }
+    if let Some(map) = schema.as_object_mut() {
+        let mut node = serde_json::Value::Object(std::mem::take(map));
+        walk(&mut node);
+        if let serde_json::Value::Object(walked) = node {
+            *map = walked;
+        }
+    }
 }
 
 /// The CRD as YAML, as `chatbot-operator crd` prints it and `crds/` stores it.

@@ -75,8 +75,8 @@ pub struct NotificationsSpec {
     #[schemars(regex(pattern = AM_DURATION_PATTERN), length(min = 1))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("notifications.repeatInterval must be longer than 0s"))]
     pub repeat_interval: String,
-    /// The inhibitions: `ChatbotDown` and `ChatbotTargetMissing` silence the chatbot's other alerts, and a
-    /// `critical` alert silences the `warning` of the same name.
+    /// The inhibitions: `ChatbotDown` (too few of the chatbot's targets up) silences the chatbot's other alerts,
+    /// and a `critical` alert silences the `warning` of the same name.
     #[serde(default = "yes")]
     pub inhibit: bool,
     /// Labels added to the AlertmanagerConfig so that an Alertmanager selects it (kube-prometheus-stack's selects

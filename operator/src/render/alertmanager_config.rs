@@ -16,7 +16,7 @@ use crate::prometheus_operator::{
 };
 
 /// The alerts that mean the chatbot is not there at all: while one fires, its other alerts are symptoms.
-pub const ROOT_CAUSES: &[&str] = &["ChatbotDown", "ChatbotTargetMissing"];
+pub const ROOT_CAUSES: &[&str] = &["ChatbotDown"];
 
 pub(super) fn render(ctx: &Context, n: &NotificationsSpec) -> AlertmanagerConfig {
     let ours = || {

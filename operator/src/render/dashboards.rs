@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::{Value, json};
 
 use super::Context;
-use super::prometheus_rule::error_budget;
-use crate::crd::ChatbotMonitoringSpec;
+use super::prometheus_rule::{error_budget, le_matcher};
+use crate::crd::{ChatbotMonitoringSpec, LatencySlo};
 
 /// The dashboards shipped in the operator: (short id, Grafana JSON).
 pub const DASHBOARDS: &[(&str, &str)] = &[("overview", include_str!("../../../dashboards/chatbot-overview.json"))];
@@ -35,12 +35,19 @@ static TEMPLATES: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
                 }
             }
             let mut text = serde_json::to_string_pretty(&d).expect("JSON serializes");
-            // The shipped JSON shows the default 99.9 % objective; each resource gets its own.
+            // The shipped JSON shows the default objectives (99.9 % availability, 99 % of chats within 2 s); each
+            // resource gets its own.
             for (shipped, placeholder) in [
                 ("\"value\": 0.999", format!("\"value\": {SLO_RATIO}")),
                 ("(1 - 0.999)", format!("(1 - {SLO_RATIO})")),
                 ("99.9 %", format!("{SLO_PERCENT} %")),
                 ("/ 0.001 (", format!("/ {SLO_BUDGET} (")),
+                (
+                    "99 % within 2 s",
+                    format!("{LATENCY_PERCENT} % within {LATENCY_THRESHOLD} s"),
+                ),
+                ("/ 0.01)", format!("/ {LATENCY_BUDGET})")),
+                (r#"le=~\"2|2.0\""#, LATENCY_LE.to_owned()),
             ] {
                 assert!(text.contains(shipped), "dashboard {id} no longer shows {shipped:?}");
                 text = text.replace(shipped, &placeholder);
@@ -56,17 +63,28 @@ const NAME: &str = "@@cbm-name@@";
 const SLO_RATIO: &str = "@@cbm-slo-ratio@@";
 const SLO_PERCENT: &str = "@@cbm-slo-percent@@";
 const SLO_BUDGET: &str = "@@cbm-slo-budget@@";
-/// The objective the dashboards show when the resource sets none.
+const LATENCY_PERCENT: &str = "@@cbm-latency-percent@@";
+const LATENCY_THRESHOLD: &str = "@@cbm-latency-threshold@@";
+const LATENCY_BUDGET: &str = "@@cbm-latency-budget@@";
+const LATENCY_LE: &str = "@@cbm-latency-le@@";
+/// The objectives the dashboards show when the resource sets none.
 const DEFAULT_AVAILABILITY_TARGET: f64 = 99.9;
+const DEFAULT_LATENCY: LatencySlo = LatencySlo {
+    target: 99.0,
+    threshold: 2.0,
+};
 
 pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigMap> {
     let d = &spec.dashboards;
-    let target = spec
-        .alerts
-        .slo
-        .as_ref()
-        .map_or(DEFAULT_AVAILABILITY_TARGET, |s| s.availability_target);
+    let slo = spec.alerts.slo.as_ref();
+    let target = slo
+        .and_then(|s| s.availability_target)
+        .unwrap_or(DEFAULT_AVAILABILITY_TARGET);
     let budget = error_budget(target);
+    let latency = slo.and_then(|s| s.latency.as_ref()).unwrap_or(&DEFAULT_LATENCY);
+    // The matcher goes inside a JSON string: escaped as one, less the quotes.
+    let le = serde_json::to_string(&le_matcher(latency.threshold)).expect("a string serializes");
+    let le = &le[1..le.len() - 1];
     TEMPLATES
         .iter()
         .map(|(id, template)| {
@@ -77,7 +95,11 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigM
                 .replace(NAME, &ctx.name)
                 .replace(SLO_RATIO, &(1.0 - budget).to_string())
                 .replace(SLO_PERCENT, &target.to_string())
-                .replace(SLO_BUDGET, &budget.to_string());
+                .replace(SLO_BUDGET, &budget.to_string())
+                .replace(LATENCY_PERCENT, &latency.target.to_string())
+                .replace(LATENCY_THRESHOLD, &latency.threshold.to_string())
+                .replace(LATENCY_BUDGET, &error_budget(latency.target).to_string())
+                .replace(LATENCY_LE, le);
             let mut meta = ctx.meta(&format!("{}-dashboard-{id}", ctx.name), &d.labels);
             meta.annotations = Some(BTreeMap::from([(d.folder_annotation.clone(), d.folder.clone())]));
             ConfigMap {

@@ -7,16 +7,17 @@ use serde_json::{Value, json};
 
 use super::Desired;
 use super::local_alertmanager::{self, Integrations, SecretValues};
-use crate::prometheus_operator::PrometheusRule;
+use crate::prometheus_operator::{PrometheusRule, RelabelConfig};
 
 /// File name of the rules next to `prometheus.yml`.
 pub const RULES_FILE: &str = "rules.yml";
 
-/// `prometheus.yml` scraping `target` with the ServiceMonitor's settings and the target labels the Prometheus
-/// Operator sets (`job` = Service name, `namespace`, `service`, `endpoint`, `pod`, `container`), so every rule and
-/// dashboard query matches as in a cluster. `interval` overrides the ServiceMonitor's (tests scrape every second).
-/// Alerts go to the Alertmanager at `alertmanager` (host:port), if any.
-pub fn config(desired: &Desired, target: &str, interval: Option<&str>, alertmanager: Option<&str>) -> Value {
+/// `prometheus.yml` scraping `targets` (host:port, several separated by commas, as several pods of the chatbot) with
+/// the ServiceMonitor's settings and the target labels the Prometheus Operator sets (`job` = Service name,
+/// `namespace`, `service`, `endpoint`, `pod`, `container`), so every rule and dashboard query matches as in a
+/// cluster. `interval` overrides the ServiceMonitor's (tests scrape every second). Alerts go to the Alertmanager at
+/// `alertmanager` (host:port), if any.
+pub fn config(desired: &Desired, targets: &str, interval: Option<&str>, alertmanager: Option<&str>) -> Value {
     let name = desired.service.metadata.name.clone().unwrap_or_default();
     let namespace = desired.service.metadata.namespace.clone().unwrap_or_default();
     let endpoint = desired
@@ -40,17 +41,10 @@ pub fn config(desired: &Desired, target: &str, interval: Option<&str>, alertmana
             "scrape_timeout": scrape_timeout,
             "metrics_path": endpoint.as_ref().map_or("/metrics", |e| e.path.as_str()),
             "scheme": endpoint.as_ref().map_or("http", |e| e.scheme.as_str()),
-            "static_configs": [{
-                "targets": [target],
-                "labels": {
-                    "job": name,
-                    "namespace": namespace,
-                    "service": name,
-                    "endpoint": super::METRICS_PORT_NAME,
-                    "pod": format!("{name}-local"),
-                    "container": "chatbot",
-                },
-            }],
+            "metric_relabel_configs": endpoint.as_ref().map_or(Vec::new(), |e| {
+                e.metric_relabelings.iter().map(relabel_config).collect()
+            }),
+            "static_configs": static_configs(targets, &name, &namespace),
         }],
     });
     if desired.prometheus_rule.is_some() {
@@ -58,6 +52,52 @@ pub fn config(desired: &Desired, target: &str, interval: Option<&str>, alertmana
     }
     if let Some(address) = alertmanager {
         config["alerting"] = local_alertmanager::prometheus_alerting(address);
+    }
+    config
+}
+
+/// One static configuration per target, each a pod of its own: `<name>-local`, or `<name>-local-<i>` for several.
+fn static_configs(targets: &str, name: &str, namespace: &str) -> Vec<Value> {
+    let targets: Vec<&str> = targets.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    let several = targets.len() > 1;
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, target)| {
+            let pod = if several {
+                format!("{name}-local-{i}")
+            } else {
+                format!("{name}-local")
+            };
+            json!({
+                "targets": [target],
+                "labels": {
+                    "job": name,
+                    "namespace": namespace,
+                    "service": name,
+                    "endpoint": super::METRICS_PORT_NAME,
+                    "pod": pod,
+                    "container": "chatbot",
+                },
+            })
+        })
+        .collect()
+}
+
+/// A ServiceMonitor's relabeling as Prometheus' configuration spells it (what the Prometheus Operator writes).
+fn relabel_config(r: &RelabelConfig) -> Value {
+    let mut config = json!({"action": r.action});
+    if !r.source_labels.is_empty() {
+        config["source_labels"] = json!(r.source_labels);
+    }
+    for (key, value) in [
+        ("regex", &r.regex),
+        ("target_label", &r.target_label),
+        ("replacement", &r.replacement),
+    ] {
+        if let Some(value) = value {
+            config[key] = json!(value);
+        }
     }
     config
 }
@@ -79,7 +119,7 @@ pub struct LocalAlerting<'a> {
 pub fn write(
     dir: &std::path::Path,
     desired: &Desired,
-    target: &str,
+    targets: &str,
     interval: Option<&str>,
     alerting: Option<LocalAlerting>,
 ) -> anyhow::Result<()> {
@@ -100,7 +140,7 @@ pub fn write(
     let address = alertmanager.as_ref().map(|(a, _)| *a);
     std::fs::write(
         dir.join("prometheus.yml"),
-        yaml(&config(desired, target, interval, address)),
+        yaml(&config(desired, targets, interval, address)),
     )?;
     if let Some(rule) = &desired.prometheus_rule {
         std::fs::write(dir.join(RULES_FILE), yaml(&rules(rule)))?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::Context;
-use crate::crd::{AlertsSpec, ChatbotMonitoringSpec, Severity};
+use crate::crd::{AlertsSpec, ChatbotMonitoringSpec, Severity, SloSpec};
 use crate::prometheus_operator::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 
 /// Probes and scrapes are not customer traffic: a failing readiness probe alone must not page as an error rate.
@@ -33,7 +33,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> PrometheusR
     if let Some(slo) = &spec.alerts.slo {
         groups.push(RuleGroup {
             name: "chatbot-sav.slo".into(),
-            rules: slo_rules(ctx, &spec.alerts, slo.availability_target),
+            rules: slo_rules(ctx, &spec.alerts, slo),
         });
     }
     PrometheusRule {
@@ -46,7 +46,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> PrometheusR
 /// The share of requests an availability target (in percent) allows to fail, rounded so that 99.9 gives 0.001,
 /// not 0.000999…9 from binary floating point.
 pub fn error_budget(target_percent: f64) -> f64 {
-    ((100.0 - target_percent) * 1e6).round() / 1e8
+    ratio(100.0 - target_percent)
 }
 
 /// Names of the alerting rules a spec renders, in order (for the status and the printer column).
@@ -105,35 +105,61 @@ fn http_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
                 "max by (namespace, job, pod) (memory_usage_bytes{{{sel}}}) > on (namespace, job, pod) {} * max by \
                  (namespace, job, pod) (memory_limit_bytes{{{sel}}}) or (max by (namespace, job, pod) \
                  (memory_usage_bytes{{{sel}}}) > {} unless on (namespace, job, pod) memory_limit_bytes{{{sel}}})",
-                a.memory.limit_percent / 100.0,
-                a.memory.threshold
+                ratio(a.memory.limit_percent),
+                a.memory.alert.threshold
             ),
-            &a.memory.for_,
-            a.memory.severity,
+            &a.memory.alert.for_,
+            a.memory.alert.severity,
             "High memory usage",
             format!(
                 "Pod {{{{ $labels.pod }}}} of chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} uses \
                  {{{{ $value | humanize1024 }}}}B of resident memory: over {}% of its memory limit or, with no \
                  limit, over {}B.",
-                a.memory.limit_percent, a.memory.threshold
+                a.memory.limit_percent, a.memory.alert.threshold
             ),
         ),
     ]
 }
 
+/// Availability by share of targets up, as kubernetes-mixin's `TargetDown`: the chatbot down is critical (and the
+/// one alert that silences the others, see `alertmanager_config::ROOT_CAUSES`); some targets down for longer than a
+/// rollout takes is a warning; a rollout, with at most a quarter of the pods unavailable, neither.
 fn availability_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
     let sel = ctx.selector();
+    let av = &a.availability;
+    let down = chatbot_down(&sel, av.min_up_percent);
     vec![
         alert(
             ctx,
             a,
             "ChatbotDown",
-            format!("up{{{sel}}} == 0"),
-            "2m",
+            down.clone(),
+            &av.for_,
             Severity::Critical,
-            "Chatbot target down",
-            "Prometheus cannot scrape {{ $labels.instance }} of chatbot {{ $labels.namespace }}/{{ $labels.job }} \
-             (up = {{ $value }})."
+            "Chatbot down",
+            if av.min_up_percent > 0.0 {
+                format!(
+                    "Only {{{{ $value | humanizePercentage }}}} of the targets of chatbot {{{{ $labels.namespace }}}}/\
+                     {{{{ $labels.job }}}} are up, under {}%: customers get few or no answers.",
+                    av.min_up_percent
+                )
+            } else {
+                "No target of chatbot {{ $labels.namespace }}/{{ $labels.job }} is up: customers get no answers.".into()
+            },
+        ),
+        alert(
+            ctx,
+            a,
+            "ChatbotTargetsDown",
+            format!(
+                "count by (namespace, job) (up{{{sel}}} == 0) / count by (namespace, job) (up{{{sel}}}) > 0 \
+                 unless on (namespace, job) ({down})"
+            ),
+            &av.partial_for,
+            Severity::Warning,
+            "Some chatbot targets down",
+            "{{ $value | humanizePercentage }} of the targets of chatbot {{ $labels.namespace }}/{{ $labels.job }} \
+             are down: the others still answer, with less capacity."
                 .into(),
         ),
         alert(
@@ -150,6 +176,21 @@ fn availability_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
             ),
         ),
     ]
+}
+
+/// ChatbotDown's condition: the share of targets up under `min_up_percent`, or none up at all.
+fn chatbot_down(sel: &str, min_up_percent: f64) -> String {
+    let up_share = format!("sum by (namespace, job) (up{{{sel}}}) / count by (namespace, job) (up{{{sel}}})");
+    if min_up_percent > 0.0 {
+        format!("{up_share} < {}", ratio(min_up_percent))
+    } else {
+        format!("{up_share} == 0")
+    }
+}
+
+/// A percentage as a ratio, rounded so that 33.3 gives 0.333, not 0.33299999999999996.
+pub(super) fn ratio(percent: f64) -> f64 {
+    (percent * 1e6).round() / 1e8
 }
 
 fn business_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
@@ -244,27 +285,109 @@ fn database_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
     )]
 }
 
-/// The Google SRE workbook's multi-window multi-burn-rate alerts: 14.4× over 1h and 5m pages, 6× over 6h and 30m
-/// opens a ticket. The ratios are recorded once per window so the alerts stay cheap.
-fn slo_rules(ctx: &Context, a: &AlertsSpec, target_percent: f64) -> Vec<Rule> {
+/// One service-level objective, as its burn-rate rules need it.
+struct Objective<'a> {
+    /// The recording rules' name, before `:rate<window>`.
+    record: &'a str,
+    /// The fast and the slow alert.
+    alerts: [&'a str; 2],
+    /// What is burning, for the summaries (`Error budget`, `Latency budget`).
+    budget_name: &'a str,
+    /// The budget with its objective, for the descriptions.
+    what: String,
+    /// What the ratio measures, for the descriptions.
+    bad_ratio: String,
+    target_percent: f64,
+    /// The bad events over a window, and all of them, as PromQL summed by namespace and job.
+    bad: &'a dyn Fn(&str) -> String,
+    all: &'a dyn Fn(&str) -> String,
+}
+
+/// The rules of the objectives the resource sets.
+fn slo_rules(ctx: &Context, a: &AlertsSpec, slo: &SloSpec) -> Vec<Rule> {
     let sel = ctx.selector();
-    let budget = error_budget(target_percent);
+    let mut rules = Vec::new();
+    if let Some(target) = slo.availability_target {
+        let all = |w: &str| format!("sum by (namespace, job) (rate(http_requests_total{{{sel}, {NOT_PROBES}}}[{w}]))");
+        let bad = |w: &str| {
+            format!("sum by (namespace, job) (rate(http_requests_total{{{sel}, {NOT_PROBES}, status=~\"5..\"}}[{w}]))")
+        };
+        rules.extend(burn_rate_rules(
+            ctx,
+            a,
+            &Objective {
+                record: "chatbot:http_error_ratio",
+                alerts: ["ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"],
+                budget_name: "Error budget",
+                what: format!("{target}% availability budget"),
+                bad_ratio: "5xx ratio".into(),
+                target_percent: target,
+                bad: &bad,
+                all: &all,
+            },
+        ));
+    }
+    if let Some(latency) = &slo.latency {
+        let all = |w: &str| format!("sum by (namespace, job) (rate(chat_response_time_seconds_count{{{sel}}}[{w}]))");
+        let le = le_matcher(latency.threshold);
+        let bad = |w: &str| {
+            format!(
+                "{} - sum by (namespace, job) (rate(chat_response_time_seconds_bucket{{{sel}, {le}}}[{w}]))",
+                all(w)
+            )
+        };
+        rules.extend(burn_rate_rules(
+            ctx,
+            a,
+            &Objective {
+                record: "chatbot:chat_slow_ratio",
+                alerts: ["LatencyBudgetBurnFast", "LatencyBudgetBurnSlow"],
+                budget_name: "Latency budget",
+                what: format!(
+                    "latency budget ({}% of chats answered within {}s)",
+                    latency.target, latency.threshold
+                ),
+                bad_ratio: format!("chats slower than {}s", latency.threshold),
+                target_percent: latency.target,
+                bad: &bad,
+                all: &all,
+            },
+        ));
+    }
+    rules
+}
+
+/// The `le` matcher of a bucket bound. Prometheus 3 stores `le="2.0"` where the chatbot writes `le="2"` (and
+/// Prometheus 2 kept it as written): both are matched.
+pub fn le_matcher(bound: f64) -> String {
+    if bound.fract() == 0.0 {
+        format!("le=~\"{bound}|{bound}.0\"")
+    } else {
+        format!("le=\"{bound}\"")
+    }
+}
+
+/// The Google SRE workbook's multi-window multi-burn-rate alerts on a 30-day budget: 14.4x over 1h and 5m pages,
+/// 6x over 6h and 30m opens a ticket. The ratio of bad events is recorded once per window so the alerts stay
+/// cheap; with no events in a window there is no ratio (no data, not a perfect score), and with events but no bad
+/// ones it is 0.
+fn burn_rate_rules(ctx: &Context, a: &AlertsSpec, o: &Objective) -> Vec<Rule> {
+    let sel = ctx.selector();
+    let budget = error_budget(o.target_percent);
+    let (record, what, bad_ratio) = (o.record, &o.what, &o.bad_ratio);
     let mut rules: Vec<Rule> = ["5m", "30m", "1h", "6h"]
         .iter()
         .map(|w| Rule {
-            record: Some(format!("chatbot:http_error_ratio:rate{w}")),
-            expr: format!(
-                "sum by (namespace, job) (rate(http_requests_total{{{sel}, {NOT_PROBES}, status=~\"5..\"}}[{w}])) \
-                 / sum by (namespace, job) (rate(http_requests_total{{{sel}, {NOT_PROBES}}}[{w}]))"
-            ),
+            record: Some(format!("{record}:rate{w}")),
+            expr: format!("(({}) or 0 * {}) / ({} > 0)", (o.bad)(w), (o.all)(w), (o.all)(w)),
             ..Rule::default()
         })
         .collect();
-    let ratio = |w: &str| format!("chatbot:http_error_ratio:rate{w}{{{sel}}}");
+    let ratio = |w: &str| format!("{record}:rate{w}{{{sel}}}");
     rules.push(alert(
         ctx,
         a,
-        "ErrorBudgetBurnFast",
+        o.alerts[0],
         format!(
             "{} > (14.4 * {budget}) and {} > (14.4 * {budget})",
             ratio("1h"),
@@ -272,25 +395,23 @@ fn slo_rules(ctx: &Context, a: &AlertsSpec, target_percent: f64) -> Vec<Rule> {
         ),
         "2m",
         Severity::Critical,
-        "Error budget burning fast",
+        &format!("{} burning fast", o.budget_name),
         format!(
-            "Chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} is burning its {target_percent}% availability \
-             budget at 14.4x or more (5xx ratio {{{{ $value | humanizePercentage }}}} over 1h): 2% of a 30-day budget \
-             per hour."
+            "Chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} is burning its {what} at 14.4x or more \
+             ({bad_ratio} {{{{ $value | humanizePercentage }}}} over 1h): 2% of a 30-day budget per hour."
         ),
     ));
     rules.push(alert(
         ctx,
         a,
-        "ErrorBudgetBurnSlow",
+        o.alerts[1],
         format!("{} > (6 * {budget}) and {} > (6 * {budget})", ratio("6h"), ratio("30m")),
         "15m",
         Severity::Warning,
-        "Error budget burning",
+        &format!("{} burning", o.budget_name),
         format!(
-            "Chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} is burning its {target_percent}% availability \
-             budget at 6x or more (5xx ratio {{{{ $value | humanizePercentage }}}} over 6h): 5% of a 30-day budget \
-             in 6 hours."
+            "Chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} is burning its {what} at 6x or more \
+             ({bad_ratio} {{{{ $value | humanizePercentage }}}} over 6h): 5% of a 30-day budget in 6 hours."
         ),
     ));
     rules

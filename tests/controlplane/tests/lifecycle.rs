@@ -424,3 +424,85 @@ async fn a_team_with_edit_in_its_namespace_manages_its_chatbot_monitorings() {
         .await
         .expect("edit deletes");
 }
+
+/// One field of an alert may be written alone: the server fills in that alert's own defaults for the others (before,
+/// `latency: {threshold: 3}` was refused with `spec.alerts.latency.for: Required value`), the CLI reads the file the
+/// same way, and `kubectl explain` shows each default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_field_of_an_alert_is_enough_and_the_others_keep_that_alerts_defaults() {
+    let assets = require_control_plane!();
+    let env = Env::namespaced(&assets, "partial", None).await;
+    let spec = json!({
+        "alerts": {
+            "latency": {"threshold": 3},
+            "chatLatency": {"severity": "critical"},
+            "memory": {"limitPercent": 80},
+            "availability": {"partialFor": "10m"},
+            // YAML's `2` is an integer: the bucket-bound rule must take it.
+            "slo": {"latency": {"target": 99, "threshold": 2}},
+        },
+        "monitoring": {"interval": "30s"},
+    });
+    let stored = env.apply("bot", spec.clone()).await;
+    let a = &stored.spec.alerts;
+    assert_eq!(
+        (
+            a.latency.threshold,
+            a.latency.for_.as_str(),
+            a.latency.severity.as_str()
+        ),
+        (3.0, "2m", "warning")
+    );
+    assert_eq!(
+        (
+            a.chat_latency.threshold,
+            a.chat_latency.for_.as_str(),
+            a.chat_latency.severity.as_str()
+        ),
+        (3.0, "5m", "critical"),
+        "chatLatency keeps its own `for`, not latency's"
+    );
+    assert_eq!(
+        (
+            a.memory.limit_percent,
+            a.memory.alert.threshold,
+            a.memory.alert.for_.as_str()
+        ),
+        (80.0, 500.0 * 1024.0 * 1024.0, "5m")
+    );
+    assert_eq!(
+        (
+            a.availability.min_up_percent,
+            a.availability.for_.as_str(),
+            a.availability.partial_for.as_str()
+        ),
+        (50.0, "2m", "10m")
+    );
+    assert_eq!(a.error_rate, Default::default(), "an alert left out is all defaults");
+    assert_eq!(stored.spec.monitoring.scrape_timeout, "5s");
+    // `render` and `verify` read the same file into the same spec.
+    let file = json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                      "metadata": {"name": "bot", "namespace": env.ns}, "spec": spec});
+    assert_eq!(chatbot_operator::admission::admit(&file).unwrap().spec, stored.spec);
+
+    let kubeconfig = env.cp.dir().join("kubeconfig");
+    let explain = |field: &str| {
+        let out = std::process::Command::new("kubectl")
+            .args(["explain", field, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+            Ok(out) => panic!("kubectl explain {field}: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(_) => None,
+        }
+    };
+    match explain("cbm.spec.alerts.latency.for") {
+        None => eprintln!("SKIP kubectl explain: no kubectl on PATH"),
+        Some(text) => {
+            assert!(text.contains("Default: `2m`."), "{text}");
+            let chat = explain("cbm.spec.alerts.chatLatency.for").unwrap();
+            assert!(chat.contains("Default: `5m`."), "{chat}");
+        }
+    }
+}

@@ -102,6 +102,7 @@ fn the_product_on_a_real_node() {
     let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(&node);
     let (monitored, first_sample) =
         the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
+    the_routes_and_the_latency_objective_read_as_the_contract_says(&node);
     a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
     eprintln!(
         "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
@@ -309,7 +310,8 @@ fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(n
     node.kubectl_apply(
         &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
                 "metadata": {"name": "sav", "namespace": "shop"},
-                "spec": {"chatbot": {"imagePullPolicy": "Never"}}})
+                "spec": {"chatbot": {"imagePullPolicy": "Never"},
+                         "alerts": {"slo": {"latency": {"target": 99, "threshold": 2}}}}})
         .to_string(),
     )
     .unwrap();
@@ -511,6 +513,56 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
     );
     assert_eq!(binding, "kps/True");
     (monitored, first_sample)
+}
+
+/// Chats to the chatbot's pod, then in the Prometheus Operator's Prometheus: the route in `endpoint` (the chatbot's
+/// label, which the target's own `endpoint` would otherwise push aside into `exported_endpoint`), and the latency
+/// objective recorded (its `le` matcher reads Prometheus 3's `le="2.0"`).
+fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
+    let ip = jsonpath(
+        node,
+        &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+        "{.items[0].status.podIP}",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for _ in 0..5 {
+            let status = http
+                .post(format!("http://{ip}:8000/chat"))
+                .json(&json!({"message": "Où est ma commande ?"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            assert_eq!(status.ok(), Some(200));
+        }
+    });
+    let query = |q: &str| {
+        let encoded: String = q
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b':' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        prometheus(node, &format!("query?query={encoded}"))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for q in [
+        "http_requests_total{namespace=\"shop\", job=\"sav\", endpoint=\"/chat\"}",
+        "chatbot:chat_slow_ratio:rate5m{namespace=\"shop\", job=\"sav\"}",
+    ] {
+        let found = wait_for(q, Duration::from_secs(120), || !query(q).is_empty());
+        assert!(
+            found.is_ok(),
+            "{q}: nothing in Prometheus; {:?}",
+            query("http_requests_total")
+        );
+    }
+    let routes = query("http_requests_total{namespace=\"shop\", exported_endpoint!=\"\"}");
+    assert!(routes.is_empty(), "a route left in exported_endpoint: {routes:?}");
 }
 
 /// Prometheus' API of monitoring/kps, from the host over the node's link (under its route prefix).

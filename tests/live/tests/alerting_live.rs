@@ -19,10 +19,11 @@ use chatbot::config::Config;
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::prometheus_operator::PrometheusRule;
 use chatbot_operator::render::local_alertmanager::SecretValues;
-use chatbot_operator::render::{RenderOptions, local_alertmanager, local_prometheus, render};
+use chatbot_operator::render::{Desired, RenderOptions, local_alertmanager, local_prometheus, render};
 use chatbot_operator::verify::prometheus_api::PrometheusApi;
 use chatbot_operator::verify::routing;
 use serde_json::{Value, json};
+use tempfile::TempDir;
 use testsupport::{TestAlertmanager, TestPrometheus, free_port};
 
 /// Every notification received: (receiver path, payload).
@@ -43,22 +44,48 @@ async fn webhook_sink() -> (String, Received) {
     (url, received)
 }
 
-fn resource() -> ChatbotMonitoring {
+/// The resource of these tests: `spec` with webhook receivers `paging` and `chat` (Secret `alerting`) and quick
+/// notification timing.
+fn resource(mut spec: Value) -> ChatbotMonitoring {
+    spec["notifications"] = json!({
+        "receivers": [
+            {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "paging"}}},
+            {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}},
+        ],
+        "groupWait": "1s", "groupInterval": "1s", "repeatInterval": "1h",
+    });
     let object = json!({
         "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
         "metadata": {"name": "chatbot", "namespace": "default"},
-        "spec": {
-            "alerts": {"errorRate": {"threshold": 0.5, "for": "1s", "severity": "critical"}},
-            "notifications": {
-                "receivers": [
-                    {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "paging"}}},
-                    {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}},
-                ],
-                "groupWait": "1s", "groupInterval": "1s", "repeatInterval": "1h",
-            },
-        },
+        "spec": spec,
     });
     chatbot_operator::admission::admit(&object).expect("a valid resource")
+}
+
+/// A real Prometheus scraping `targets` and a real Alertmanager, loaded with what the operator renders for `cbm`
+/// (quickened), the receivers' URLs pointing at `sink`; and the directory of their configuration, to keep.
+fn start_alerting(
+    cbm: &ChatbotMonitoring,
+    targets: &str,
+    sink: &str,
+) -> (Desired, TestPrometheus, TestAlertmanager, TempDir) {
+    let mut desired = render(cbm, &RenderOptions::default()).unwrap();
+    quicken(desired.prometheus_rule.as_mut().unwrap());
+    let secrets = SecretValues::from_manifests(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: alerting}}\nstringData:\n  paging: {sink}/paging\n  chat: {sink}/chat\n"
+    ))
+    .unwrap();
+    let am_port = free_port().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let alerting = local_prometheus::LocalAlerting {
+        alertmanager: &format!("127.0.0.1:{am_port}"),
+        secrets: &secrets,
+    };
+    local_prometheus::write(dir.path(), &desired, targets, Some("1s"), Some(alerting)).unwrap();
+    let am = TestAlertmanager::start(&dir.path().join(local_alertmanager::CONFIG_FILE), am_port)
+        .expect("start Alertmanager");
+    let prom = TestPrometheus::start(dir.path()).expect("start Prometheus");
+    (desired, prom, am, dir)
 }
 
 /// The timing changes of this test (see the module's comment), on the rendered rules.
@@ -166,23 +193,8 @@ async fn alerts_reach_their_receivers_resolve_and_inhibit_their_symptoms() {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let (api, internal, stop, server) = start_chatbot(db.path(), any, any, false).await;
 
-    let cbm = resource();
-    let mut desired = render(&cbm, &RenderOptions::default()).unwrap();
-    quicken(desired.prometheus_rule.as_mut().unwrap());
-    let secrets = SecretValues::from_manifests(&format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: alerting}}\nstringData:\n  paging: {sink}/paging\n  chat: {sink}/chat\n"
-    ))
-    .unwrap();
-    let am_port = free_port().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let alerting = local_prometheus::LocalAlerting {
-        alertmanager: &format!("127.0.0.1:{am_port}"),
-        secrets: &secrets,
-    };
-    local_prometheus::write(dir.path(), &desired, &internal.to_string(), Some("1s"), Some(alerting)).unwrap();
-    let am = TestAlertmanager::start(&dir.path().join(local_alertmanager::CONFIG_FILE), am_port)
-        .expect("start Alertmanager");
-    let prom = TestPrometheus::start(dir.path()).expect("start Prometheus");
+    let cbm = resource(json!({"alerts": {"errorRate": {"threshold": 0.5, "for": "1s", "severity": "critical"}}}));
+    let (desired, prom, am, _config) = start_alerting(&cbm, &internal.to_string(), &sink);
     let client = reqwest::Client::new();
 
     // Healthy: the path is routed (what `Routed` and `verify --alertmanager-url` check), and nobody is told.
@@ -322,4 +334,91 @@ async fn alerts_reach_their_receivers_resolve_and_inhibit_their_symptoms() {
     );
     drop(prom);
     drop(am);
+}
+
+/// Three pods of one chatbot: availability rules as rendered, only their `for` shortened.
+fn three_pods() -> ChatbotMonitoring {
+    resource(json!({
+        "chatbot": {"replicas": 3, "database": {"type": "postgres",
+                                                "postgres": {"urlSecretRef": {"name": "db", "key": "url"}}}},
+        "alerts": {
+            "errorRate": {"threshold": 0.5, "for": "1s"},
+            "availability": {"for": "1s", "partialFor": "3s"},
+        },
+    }))
+}
+
+/// Issue 24: with `replicas: 3`, one pod down used to page as `ChatbotDown` and, through the inhibition, hide a real
+/// `HighErrorRate` of the two others. Now it is a warning for the chat receiver that mutes nothing, and the error
+/// rate still pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pod_down_among_three_warns_the_chat_and_mutes_nothing() {
+    let (sink, received) = webhook_sink().await;
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let dbs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut pods = Vec::new();
+    for db in &dbs {
+        pods.push(start_chatbot(db.path(), any, any, true).await);
+    }
+    let targets: Vec<String> = pods.iter().map(|(_, internal, _, _)| internal.to_string()).collect();
+
+    let (_, prom, am, _config) = start_alerting(&three_pods(), &targets.join(","), &sink);
+    wait_for("the three pods scraped", Duration::from_secs(20), || {
+        prom.query("count(up{job=\"chatbot\"} == 1) == 3")
+            .ok()
+            .filter(|r| !r.is_empty())
+    })
+    .await;
+
+    // One pod goes (evicted, OOM-killed); the two others keep failing every chat.
+    let (_, _, stop, server) = pods.remove(0);
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut warned = None;
+    let mut paged = None;
+    while (warned.is_none() || paged.is_none()) && started.elapsed() < Duration::from_secs(90) {
+        for (api, _, _, _) in &pods {
+            chats(&client, *api, 2, 503).await;
+        }
+        warned = warned.or_else(|| {
+            (!notified(&received, "chat", "ChatbotTargetsDown", "firing").is_empty()).then(|| started.elapsed())
+        });
+        paged = paged.or_else(|| {
+            (!notified(&received, "paging", "HighErrorRate", "firing").is_empty()).then(|| started.elapsed())
+        });
+    }
+    let alerts = alertnames(&received);
+    assert!(warned.is_some(), "ChatbotTargetsDown never reached chat: {alerts:?}");
+    assert!(
+        paged.is_some(),
+        "HighErrorRate never paged while a pod was down: {alerts:?}"
+    );
+    let warning = &notified(&received, "chat", "ChatbotTargetsDown", "firing")[0];
+    assert_eq!(warning["labels"]["severity"], "warning");
+    assert!(
+        warning["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("33.33% of the targets"),
+        "{warning}"
+    );
+    assert!(
+        alerts
+            .iter()
+            .all(|a| !a.contains("ChatbotDown") && !a.starts_with("paging:ChatbotTargetsDown")),
+        "one pod of three down paged: {alerts:?}"
+    );
+    eprintln!(
+        "one pod of three down: ChatbotTargetsDown to chat after {:.1}s, HighErrorRate paged after {:.1}s",
+        warned.unwrap().as_secs_f64(),
+        paged.unwrap().as_secs_f64()
+    );
+    drop(prom);
+    drop(am);
+    for (_, _, stop, server) in pods {
+        let _ = stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    }
 }

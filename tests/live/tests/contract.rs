@@ -5,8 +5,5 @@
 /// with other bounds than the chatbot's, they would prove alerts against a histogram that does not exist.
 #[test]
 fn the_operator_assumes_the_chatbots_latency_buckets() {
-    assert_eq!(
-        chatbot_operator::render::promtool_tests::LATENCY_BUCKETS,
-        chatbot::metrics::HTTP_BUCKETS
-    );
+    assert_eq!(chatbot_operator::crd::LATENCY_BUCKETS, chatbot::metrics::HTTP_BUCKETS);
 }

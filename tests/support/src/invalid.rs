@@ -111,6 +111,25 @@ pub fn invalid_specs() -> Vec<(Value, Refusal)> {
             json!({"alerts": {"slo": {"availabilityTarget": 100}}}),
             Field("spec.alerts.slo.availabilityTarget"),
         ),
+        (
+            json!({"alerts": {"slo": {"latency": {"target": 99, "threshold": 3}}}}),
+            Rule(
+                "spec.alerts.slo.latency.threshold",
+                "must be one of the bucket bounds of chat_response_time_seconds: 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, \
+                 0.5, 1, 2, 5, 10 (seconds)",
+            ),
+        ),
+        (
+            json!({"alerts": {"slo": {}}}),
+            Rule(
+                "spec.alerts.slo",
+                "alerts.slo needs availabilityTarget, latency, or both",
+            ),
+        ),
+        (
+            json!({"alerts": {"availability": {"minUpPercent": 150}}}),
+            Field("spec.alerts.availability.minUpPercent"),
+        ),
         (json!({"chatbot": {"replica": 2}}), Field("spec.chatbot.replica")),
         (
             json!({"monitoring": {"prometheus": {"mode": "pick-one"}}}),
