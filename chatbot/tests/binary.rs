@@ -202,9 +202,24 @@ async fn the_memory_limit_of_its_cgroup_is_exported() {
         .env_clear()
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: only a write(2) to a file between fork and exec; "0" moves the writing process, the chatbot to be.
+    // Prepared here: between fork and exec only async-signal-safe calls are allowed, no allocation.
+    let procs = std::ffi::CString::new(procs.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: open(2), write(2) and close(2) on a path prepared before the fork; "0" moves the writing process, the
+    // chatbot to be.
     unsafe {
-        command.pre_exec(move || std::fs::write(&procs, "0"));
+        command.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written == 1 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
     }
     let mut child = command.spawn().expect("the chatbot starts in the cgroup");
     let _reap = Reap(Some(child.id()));

@@ -44,15 +44,10 @@ pub async fn observe(cbm: &ChatbotMonitoring, ctx: &Context) -> Result<(Observed
     let ready = deployment.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
     observed.desired_replicas = Some(want);
     observed.ready_replicas = Some(ready);
-    // Why pods are not ready: the Deployment's word first (pods the API server refused to create), then the pods'
-    // as their watch last saw them (a missing Secret among other things).
     let problem = (ready < want)
         .then(|| {
-            status::pods::rollout_problem(&deployment).or_else(|| {
-                ctx.caches
-                    .pods_of(&ns, &cbm.name_any())
-                    .and_then(|pods| status::pods::diagnose(&pods))
-            })
+            let pods = ctx.caches.pods_of(&ns, &cbm.name_any());
+            status::pods::why_not_ready(&deployment, pods.as_deref())
         })
         .flatten();
     observed
@@ -311,7 +306,8 @@ pub fn needs_prometheus_operator(desired: &Desired) -> bool {
     desired.service_monitor.is_some() || desired.prometheus_rule.is_some()
 }
 
-/// With `--check-secrets`: every Secret the spec references must exist; only its metadata is read, never its data.
+/// With `--check-secrets`: every Secret the spec references must exist with the key it names; the Secret is read
+/// whole (the API has no narrower read), and only its key names are kept.
 async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Result<(), Error> {
     let c = &cbm.spec.chatbot;
     let mut refs = Vec::new();

@@ -1,6 +1,6 @@
-//! Why the chatbot's pods do not become ready (pure): first from the Deployment's conditions, where the deployment
+//! Why the chatbot's pods do not become ready (pure): from the Deployment's conditions, where the deployment
 //! controller copies its ReplicaSet's `ReplicaFailure` (pods the API server refused to create: Pod Security, a
-//! quota, a LimitRange, an admission webhook) and says when the rollout stopped progressing; then from the pods'
+//! quota, a LimitRange, an admission webhook) and says when the rollout stopped progressing, and from the pods'
 //! status as the kubelet and the scheduler report it: a referenced Secret that does not exist shows there as
 //! `CreateContainerConfigError`, which is how the operator learns of it without reading Secrets.
 
@@ -27,33 +27,41 @@ const STUCK: &[&str] = &[
     "RunContainerError",
 ];
 
-/// What the Deployment's own conditions say is wrong: its pods cannot be created, or its rollout gave up.
-pub fn rollout_problem(deployment: &Deployment) -> Option<PodProblem> {
+/// Why a Deployment's pods are not all ready, most specific first: pods the API server refused to create (the
+/// Deployment's `ReplicaFailure`), then what the pods themselves say (`pods`, as the watch last saw them: a missing
+/// Secret, a crash loop), and only then that the rollout gave up (`ProgressDeadlineExceeded`), which pods stuck for
+/// any of those reasons also cause.
+pub fn why_not_ready(deployment: &Deployment, pods: Option<&[Pod]>) -> Option<PodProblem> {
     let name = deployment.metadata.name.as_deref().unwrap_or("?");
-    let conditions = deployment.status.as_ref()?.conditions.as_ref()?;
+    let conditions = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
     let failed = |type_: &str, status: &str| {
         conditions
             .iter()
             .find(|c| c.type_.as_deref() == Some(type_) && c.status.as_deref() == Some(status))
     };
-    if let Some(c) = failed("ReplicaFailure", "True") {
-        return Some(PodProblem {
-            reason: reason::POD_CREATION_FAILED,
+    let refused = failed("ReplicaFailure", "True").map(|c| PodProblem {
+        reason: reason::POD_CREATION_FAILED,
+        message: format!(
+            "Deployment {name} cannot create its pods ({}): {}",
+            c.reason.as_deref().unwrap_or("ReplicaFailure"),
+            c.message.as_deref().unwrap_or("no message")
+        ),
+    });
+    let stalled = || {
+        let c = failed("Progressing", "False").filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))?;
+        Some(PodProblem {
+            reason: reason::PROGRESS_DEADLINE_EXCEEDED,
             message: format!(
-                "Deployment {name} cannot create its pods ({}): {}",
-                c.reason.as_deref().unwrap_or("ReplicaFailure"),
+                "Deployment {name} stopped progressing: {}",
                 c.message.as_deref().unwrap_or("no message")
             ),
-        });
-    }
-    let stalled = failed("Progressing", "False").filter(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))?;
-    Some(PodProblem {
-        reason: reason::PROGRESS_DEADLINE_EXCEEDED,
-        message: format!(
-            "Deployment {name} stopped progressing: {}",
-            stalled.message.as_deref().unwrap_or("no message")
-        ),
-    })
+        })
+    };
+    refused.or_else(|| pods.and_then(diagnose)).or_else(stalled)
 }
 
 /// The first problem among `pods` (by name, so that the message is stable), if any.
@@ -177,7 +185,7 @@ mod tests {
                          allowPrivilegeEscalation != false"},
         ]));
         assert_eq!(
-            rollout_problem(&refused),
+            why_not_ready(&refused, None),
             Some(PodProblem {
                 reason: "PodCreationFailed",
                 message: "Deployment bot cannot create its pods (FailedCreate): pods \"bot-7d9f-x2x\" is forbidden: \
@@ -188,7 +196,7 @@ mod tests {
         let stalled = deployment(json!([{"type": "Progressing", "status": "False",
             "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"bot-7d9f\" has timed out progressing."}]));
         assert_eq!(
-            rollout_problem(&stalled).map(|p| (p.reason, p.message)),
+            why_not_ready(&stalled, None).map(|p| (p.reason, p.message)),
             Some((
                 "ProgressDeadlineExceeded",
                 "Deployment bot stopped progressing: ReplicaSet \"bot-7d9f\" has timed out progressing.".into()
@@ -198,7 +206,32 @@ mod tests {
             json!([{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"},
                                         {"type": "ReplicaFailure", "status": "False"}]),
         );
-        assert_eq!(rollout_problem(&rolling), None);
+        assert_eq!(why_not_ready(&rolling, None), None);
+    }
+
+    /// A pod stuck on a missing Secret stalls the rollout too: the Secret is what a person must fix, not the
+    /// deadline (the deadline used to win).
+    #[test]
+    fn a_stuck_pod_says_more_than_the_rollout_deadline_it_causes() {
+        let stalled = deployment(json!([{"type": "Progressing", "status": "False",
+            "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"bot-7d9f\" has timed out progressing."}]));
+        let stuck = [pod(
+            "bot-7d9f-x2x",
+            waiting("CreateContainerConfigError", "secret \"openai\" not found"),
+        )];
+        assert_eq!(
+            why_not_ready(&stalled, Some(&stuck)).map(|p| p.reason),
+            Some("SecretMissing")
+        );
+        let refused = deployment(
+            json!([{"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+            "message": "exceeded quota"}]),
+        );
+        assert_eq!(
+            why_not_ready(&refused, Some(&stuck)).map(|p| p.reason),
+            Some("PodCreationFailed"),
+            "pods never created say nothing of the ones the server refused"
+        );
     }
 
     #[test]
