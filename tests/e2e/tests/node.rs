@@ -29,10 +29,15 @@ fn binary(name: &str) -> PathBuf {
         .status()
         .expect("cargo builds the binary");
     assert!(status.success(), "cargo build -p {name}");
+    debug_binaries().join(name)
+}
+
+/// Where cargo puts the binaries of the debug profile.
+fn debug_binaries() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or(root().join("target"));
-    target.join("debug").join(name)
+    target.join("debug")
 }
 
 /// The image of the product's binary `name`, as its Dockerfile runs it, imported into the node.
@@ -103,17 +108,20 @@ fn the_product_on_a_real_node() {
     let (monitored, first_sample) =
         the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
     the_routes_and_the_latency_objective_read_as_the_contract_says(&node);
+    let notified = a_fault_pages_the_teams_receiver_pod(&node);
     a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
     eprintln!(
         "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
          chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus \
-         Operator started to the resource Ready {:.1} s, its first sample {:.1} s; {:.0} s in all",
+         Operator started to the resource Ready {:.1} s, its first sample {:.1} s; first failed chat to the \
+         receiver pod paged {:.1} s; {:.0} s in all",
         up.as_secs_f64(),
         chatbot_ready.as_secs_f64(),
         operator_ready.as_secs_f64(),
         resource_ready.as_secs_f64(),
         monitored.as_secs_f64(),
         first_sample.as_secs_f64(),
+        notified.as_secs_f64(),
         node.started.elapsed().as_secs_f64()
     );
 }
@@ -402,8 +410,60 @@ spec:
   ruleNamespaceSelector: {}
   scrapeInterval: 5s
   evaluationInterval: 5s
+  alerting:
+    alertmanagers: [{namespace: monitoring, name: alertmanager-operated, port: web, apiVersion: v2}]
   resources:
     requests: {cpu: 50m, memory: 128Mi}
+---
+apiVersion: monitoring.coreos.com/v1
+kind: Alertmanager
+metadata: {name: kps, namespace: monitoring}
+spec:
+  version: v0.25.0
+  image: quay.io/prometheus/alertmanager:v0.25.0
+  imagePullPolicy: IfNotPresent
+  replicas: 1
+  alertmanagerConfigSelector: {}
+  alertmanagerConfigNamespaceSelector: {}
+  resources:
+    requests: {cpu: 20m, memory: 32Mi}
+";
+
+/// The team's receiver: a webhook that keeps what it is sent (`webhook-recorder`), as restricted as the chatbot.
+const RECEIVER: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: receiver, namespace: shop}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: receiver}}
+  template:
+    metadata: {labels: {app: receiver}}
+    spec:
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: receiver
+        image: ghcr.io/chatbot-sav/webhook-recorder:test
+        imagePullPolicy: Never
+        ports: [{name: http, containerPort: 8080}]
+        readinessProbe: {httpGet: {path: /ready, port: http}, periodSeconds: 1}
+        securityContext:
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: {drop: [ALL]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: receiver, namespace: shop}
+spec:
+  selector: {app: receiver}
+  ports: [{name: http, port: 8080, targetPort: http}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: alerting, namespace: shop}
+stringData:
+  paging: http://receiver.shop.svc:8080/paging
+  chat: http://receiver.shop.svc:8080/chat
 ";
 
 /// The real Prometheus Operator runs a Prometheus that finds the chatbot through service discovery from what it
@@ -563,6 +623,173 @@ fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
     }
     let routes = query("http_requests_total{namespace=\"shop\", exported_endpoint!=\"\"}");
     assert!(routes.is_empty(), "a route left in exported_endpoint: {routes:?}");
+}
+
+/// The whole alerting chain: the resource gets notifications to the team's receiver pod and a fault (every chat
+/// answered 503, through the chatbot's fault injection); the real Prometheus Operator loads the AlertmanagerConfig
+/// into its Alertmanager (`Routed` True), Prometheus fires `HighErrorRate`, and the receiver pod gets the page with the
+/// resource's labels. Returns the time from the first failed chat to the page.
+fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> Duration {
+    let run = image::RunConfig {
+        user: "65532".into(),
+        working_dir: "/".into(),
+        entrypoint: vec!["/webhook-recorder".into()],
+        cmd: Vec::new(),
+        exposed_ports: vec!["8080/tcp".into()],
+        binary_path: "/webhook-recorder".into(),
+    };
+    let archive = node.run.join("webhook-recorder.oci.tar");
+    image::build(
+        "ghcr.io/chatbot-sav/webhook-recorder:test",
+        &e2e_binary("webhook-recorder"),
+        &run,
+        &archive,
+    )
+    .unwrap();
+    node.import_image(&archive).unwrap();
+    node.kubectl_apply(RECEIVER).unwrap();
+    node.kubectl_apply(
+        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                "metadata": {"name": "sav", "namespace": "shop"},
+                "spec": {"chatbot": {"imagePullPolicy": "Never",
+                                     "env": [{"name": "CHATBOT_FAULT_EVERY", "value": "1"}]},
+                         "alerts": {"errorRate": {"threshold": 0.01, "for": "5s"},
+                                    "slo": {"latency": {"target": 99, "threshold": 2}}},
+                         "notifications": {
+                             "receivers": [
+                                 {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "paging"}}},
+                                 {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}}],
+                             "groupWait": "1s", "groupInterval": "5s"}}})
+        .to_string(),
+    )
+    .unwrap();
+    let status = |type_: &str| {
+        jsonpath(
+            node,
+            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
+            &format!("{{.status.conditions[?(@.type==\"{type_}\")].status}}"),
+        )
+    };
+    wait_or_explain(node, "shop", "Routed True", Duration::from_secs(240), || {
+        status("Routed") == "True"
+    });
+    wait_or_explain(
+        node,
+        "shop",
+        "the faulty chatbot rolled out",
+        Duration::from_secs(120),
+        || {
+            status("DeploymentReady") == "True"
+                && jsonpath(
+                    node,
+                    &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+                    "{.items[*].spec.containers[0].env}",
+                )
+                .contains("CHATBOT_FAULT_EVERY")
+                && jsonpath(
+                    node,
+                    &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+                    "{.items[*].metadata.name}",
+                )
+                .split_whitespace()
+                .count()
+                    == 1
+        },
+    );
+    let chatbot = jsonpath(
+        node,
+        &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+        "{.items[0].status.podIP}",
+    );
+    let receiver = jsonpath(
+        node,
+        &["-n", "shop", "get", "pods", "-l", "app=receiver"],
+        "{.items[0].status.podIP}",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let http = reqwest::Client::new();
+    let faulted = Instant::now();
+    let page = rt.block_on(async {
+        while faulted.elapsed() < Duration::from_secs(180) {
+            let status = http
+                .post(format!("http://{chatbot}:8000/chat"))
+                .json(&json!({"message": "Where is my order?"}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            assert_eq!(status.ok(), Some(503), "the fault injection answers 503");
+            let received: Value = match http.get(format!("http://{receiver}:8080/received")).send().await {
+                Ok(r) => r.json().await.unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            let page = received.as_array().into_iter().flatten().find(|n| {
+                n["path"] == "/paging"
+                    && n["body"]["alerts"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|a| a["labels"]["alertname"] == "HighErrorRate" && a["status"] == "firing")
+            });
+            if let Some(page) = page {
+                return Some((page.clone(), faulted.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        None
+    });
+    let Some((page, after)) = page else {
+        panic!(
+            "no page within 180 s; Alertmanager's alerts: {}",
+            node.kubectl(&[
+                "-n",
+                "monitoring",
+                "exec",
+                "alertmanager-kps-0",
+                "-c",
+                "alertmanager",
+                "--",
+                "wget",
+                "-qO-",
+                "http://localhost:9093/api/v2/alerts"
+            ])
+            .unwrap_or_else(|e| e.to_string())
+        );
+    };
+    let body = &page["body"];
+    assert_eq!(body["receiver"], "shop/sav/paging", "{body}");
+    let alert = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "HighErrorRate")
+        .unwrap();
+    for (label, value) in [
+        ("namespace", "shop"),
+        ("chatbot", "sav"),
+        ("job", "sav"),
+        ("severity", "critical"),
+    ] {
+        assert_eq!(alert["labels"][label], value, "{alert}");
+    }
+    assert!(
+        alert["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/HighErrorRate.md"),
+        "{alert}"
+    );
+    after
+}
+
+/// A binary of the test crate itself, built as the tests are.
+fn e2e_binary(name: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(root())
+        .args(["build", "-q", "-p", "e2e-tests", "--bin", name])
+        .status()
+        .expect("cargo builds the binary");
+    assert!(status.success(), "cargo build -p e2e-tests --bin {name}");
+    debug_binaries().join(name)
 }
 
 /// Prometheus' API of monitoring/kps, from the host over the node's link (under its route prefix).
