@@ -165,6 +165,9 @@ pub struct PrometheusSpec {
     pub rule_selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_namespace_selector: Option<LabelSelector>,
+    /// Servers that each scrape a share of the targets (hashed by address); every shard loads every rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<i32>,
     #[serde(flatten)]
     pub served: Served,
 }

@@ -7,8 +7,20 @@ use kube::ResourceExt;
 
 use crate::prometheus_operator::{Alertmanager, Prometheus, Served};
 
-/// The API's base URL of `prometheus`, or why nothing outside its pods can reach it.
+/// The API's base URL of `prometheus`, or why nothing outside its pods can reach it, or why one of its servers does
+/// not answer for it.
 pub fn prometheus_url(prometheus: &Prometheus) -> Result<String, String> {
+    // Shard 0 scrapes only its share of the targets: asked alone, it would call the chatbot unscraped, or scraped
+    // when only some of its pods are.
+    if let Some(shards) = prometheus.spec.shards.filter(|n| *n > 1) {
+        return Err(format!(
+            "Prometheus {}/{} runs {shards} shards, each scraping a share of the targets, and one of them cannot \
+             answer for all: name a URL that queries every shard (Thanos Query or another query frontend) in the \
+             resource or the operator's flags",
+            prometheus.namespace().unwrap_or_default(),
+            prometheus.name_any()
+        ));
+    }
     base_url(
         &Server {
             kind: "Prometheus",
@@ -112,6 +124,15 @@ mod tests {
     fn listen_local_is_unreachable_and_says_so() {
         let e = prometheus_url(&prometheus(json!({"listenLocal": true}))).unwrap_err();
         assert!(e.starts_with("Prometheus monitoring/kps has listenLocal: true"), "{e}");
+    }
+
+    /// Found reading the Prometheus Operator's sharding: shard 0 scrapes a share of the targets, so asking it alone
+    /// reported a chatbot on another shard as not scraped.
+    #[test]
+    fn a_sharded_prometheus_needs_a_url_that_queries_every_shard() {
+        let e = prometheus_url(&prometheus(json!({"shards": 3}))).unwrap_err();
+        assert!(e.starts_with("Prometheus monitoring/kps runs 3 shards"), "{e}");
+        assert!(prometheus_url(&prometheus(json!({"shards": 1}))).is_ok());
     }
 
     #[test]
