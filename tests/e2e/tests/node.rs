@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 const CHATBOT_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot:0.1.0";
 const OPERATOR_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot-operator:0.1.0";
+/// The same operator under the next version's tag: an upgrade as `helm upgrade` makes it (a new image, a rollout).
+const OPERATOR_NEXT_TAG: &str = "0.1.1";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -108,20 +110,27 @@ fn the_product_on_a_real_node() {
     let (monitored, first_sample) =
         the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
     the_routes_and_the_latency_objective_read_as_the_contract_says(&node);
-    let notified = a_fault_pages_the_teams_receiver_pod(&node);
+    let paged = a_fault_pages_the_teams_receiver_pod(&node);
+    let fault_removed = Instant::now();
+    a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(&node);
+    let resolved = the_page_resolves_once_the_fault_is_gone(&node, fault_removed);
+    let handover = an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(&node);
     a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
     eprintln!(
         "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
          chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus \
          Operator started to the resource Ready {:.1} s, its first sample {:.1} s; first failed chat to the \
-         receiver pod paged {:.1} s; {:.0} s in all",
+         receiver pod paged {:.1} s, fault removed to resolved {:.1} s; operator upgrade to the new leader {:.1} s; {:.0} \
+         s in all",
         up.as_secs_f64(),
         chatbot_ready.as_secs_f64(),
         operator_ready.as_secs_f64(),
         resource_ready.as_secs_f64(),
         monitored.as_secs_f64(),
         first_sample.as_secs_f64(),
-        notified.as_secs_f64(),
+        paged.as_secs_f64(),
+        resolved.as_secs_f64(),
+        handover.as_secs_f64(),
         node.started.elapsed().as_secs_f64()
     );
 }
@@ -625,6 +634,75 @@ fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
     assert!(routes.is_empty(), "a route left in exported_endpoint: {routes:?}");
 }
 
+/// The `sav` resource with notifications to the receiver pod, every chat failing while `faulty`.
+fn notified_resource(faulty: bool) -> String {
+    let env = if faulty {
+        json!([{"name": "CHATBOT_FAULT_EVERY", "value": "1"}])
+    } else {
+        json!([])
+    };
+    json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+           "metadata": {"name": "sav", "namespace": "shop"},
+           "spec": {"chatbot": {"imagePullPolicy": "Never", "env": env},
+                    "alerts": {"errorRate": {"threshold": 0.01, "for": "5s"},
+                               "slo": {"latency": {"target": 99, "threshold": 2}}},
+                    "notifications": {
+                        "receivers": [
+                            {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "paging"}}},
+                            {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}}],
+                        "groupWait": "1s", "groupInterval": "5s"}}})
+    .to_string()
+}
+
+/// What the receiver pod was sent: (path, notification).
+fn received(node: &Node) -> Vec<(String, Value)> {
+    let receiver = jsonpath(
+        node,
+        &["-n", "shop", "get", "pods", "-l", "app=receiver"],
+        "{.items[0].status.podIP}",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let all: Value = rt.block_on(async {
+        match reqwest::get(format!("http://{receiver}:8080/received")).await {
+            Ok(r) => r.json().await.unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
+    });
+    all.as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| (n["path"].as_str().unwrap_or("").to_owned(), n["body"].clone()))
+        .collect()
+}
+
+/// The notification to `path` with `alertname` in `status` (`firing`, `resolved`), if there was one.
+fn notified(received: &[(String, Value)], path: &str, alertname: &str, status: &str) -> Option<Value> {
+    received.iter().filter(|(p, _)| p == path).find_map(|(_, body)| {
+        body["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|a| a["labels"]["alertname"] == alertname && a["status"] == status)
+            .then(|| body.clone())
+    })
+}
+
+/// The fault removed (the chatbot rolled back to healthy), the page resolves: once the failed chats leave
+/// `HighErrorRate`'s 5-minute window, the receiver pod is told. Returns the time from the fault's removal.
+fn the_page_resolves_once_the_fault_is_gone(node: &Node, removed: Instant) -> Duration {
+    if wait_for("HighErrorRate resolved", Duration::from_secs(420), || {
+        notified(&received(node), "/paging", "HighErrorRate", "resolved").is_some()
+    })
+    .is_err()
+    {
+        panic!(
+            "no resolved page within 7 min of the fault's removal: {:?}",
+            received(node)
+        );
+    }
+    removed.elapsed()
+}
+
 /// The whole alerting chain: the resource gets notifications to the team's receiver pod and a fault (every chat
 /// answered 503, through the chatbot's fault injection); the real Prometheus Operator loads the AlertmanagerConfig
 /// into its Alertmanager (`Routed` True), Prometheus fires `HighErrorRate`, and the receiver pod gets the page with the
@@ -648,21 +726,7 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> Duration {
     .unwrap();
     node.import_image(&archive).unwrap();
     node.kubectl_apply(RECEIVER).unwrap();
-    node.kubectl_apply(
-        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
-                "metadata": {"name": "sav", "namespace": "shop"},
-                "spec": {"chatbot": {"imagePullPolicy": "Never",
-                                     "env": [{"name": "CHATBOT_FAULT_EVERY", "value": "1"}]},
-                         "alerts": {"errorRate": {"threshold": 0.01, "for": "5s"},
-                                    "slo": {"latency": {"target": 99, "threshold": 2}}},
-                         "notifications": {
-                             "receivers": [
-                                 {"name": "paging", "webhook": {"urlSecretRef": {"name": "alerting", "key": "paging"}}},
-                                 {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}}],
-                             "groupWait": "1s", "groupInterval": "5s"}}})
-        .to_string(),
-    )
-    .unwrap();
+    node.kubectl_apply(&notified_resource(true)).unwrap();
     let status = |type_: &str| {
         jsonpath(
             node,
@@ -701,61 +765,25 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> Duration {
         &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
         "{.items[0].status.podIP}",
     );
-    let receiver = jsonpath(
-        node,
-        &["-n", "shop", "get", "pods", "-l", "app=receiver"],
-        "{.items[0].status.podIP}",
-    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let http = reqwest::Client::new();
     let faulted = Instant::now();
-    let page = rt.block_on(async {
-        while faulted.elapsed() < Duration::from_secs(180) {
-            let status = http
-                .post(format!("http://{chatbot}:8000/chat"))
+    let mut page = None;
+    while page.is_none() && faulted.elapsed() < Duration::from_secs(180) {
+        let status = rt.block_on(async {
+            http.post(format!("http://{chatbot}:8000/chat"))
                 .json(&json!({"message": "Where is my order?"}))
                 .send()
                 .await
-                .map(|r| r.status().as_u16());
-            assert_eq!(status.ok(), Some(503), "the fault injection answers 503");
-            let received: Value = match http.get(format!("http://{receiver}:8080/received")).send().await {
-                Ok(r) => r.json().await.unwrap_or(Value::Null),
-                Err(_) => Value::Null,
-            };
-            let page = received.as_array().into_iter().flatten().find(|n| {
-                n["path"] == "/paging"
-                    && n["body"]["alerts"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|a| a["labels"]["alertname"] == "HighErrorRate" && a["status"] == "firing")
-            });
-            if let Some(page) = page {
-                return Some((page.clone(), faulted.elapsed()));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        None
-    });
-    let Some((page, after)) = page else {
-        panic!(
-            "no page within 180 s; Alertmanager's alerts: {}",
-            node.kubectl(&[
-                "-n",
-                "monitoring",
-                "exec",
-                "alertmanager-kps-0",
-                "-c",
-                "alertmanager",
-                "--",
-                "wget",
-                "-qO-",
-                "http://localhost:9093/api/v2/alerts"
-            ])
-            .unwrap_or_else(|e| e.to_string())
-        );
+                .map(|r| r.status().as_u16())
+        });
+        assert_eq!(status.ok(), Some(503), "the fault injection answers 503");
+        page = notified(&received(node), "/paging", "HighErrorRate", "firing").map(|body| (body, faulted.elapsed()));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let Some((body, after)) = page else {
+        panic!("no page within 180 s; the receiver pod got {:?}", received(node));
     };
-    let body = &page["body"];
     assert_eq!(body["receiver"], "shop/sav/paging", "{body}");
     let alert = body["alerts"]
         .as_array()
@@ -778,7 +806,223 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> Duration {
             .ends_with("/HighErrorRate.md"),
         "{alert}"
     );
+    node.kubectl_apply(&notified_resource(false)).unwrap();
     after
+}
+
+/// A team holding only the namespace's `edit` role (the chart aggregates the kind into it) applies a resource whose
+/// agent tokens Secret does not exist yet: the resource says `SecretMissing`; the team creates the Secret, the
+/// chatbot runs, a customer's escalation opens a ticket, and an agent reads it with a token of the Secret (without
+/// one, 401).
+fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
+    restricted_namespace(node, "team");
+    node.kubectl(&[
+        "-n",
+        "team",
+        "create",
+        "rolebinding",
+        "alice-edit",
+        "--clusterrole=edit",
+        "--user=alice",
+    ])
+    .unwrap();
+    let as_alice = |yaml: &str| {
+        node.kubectl_apply_as("alice", yaml)
+            .unwrap_or_else(|e| panic!("alice (edit) cannot apply: {e}"))
+    };
+    as_alice(
+        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                "metadata": {"name": "helpdesk", "namespace": "team"},
+                "spec": {"chatbot": {"imagePullPolicy": "Never",
+                                     "agentTokensSecretRef": {"name": "agents", "key": "tokens"}},
+                         "monitoring": {"prometheus": {"mode": "none"}}}})
+        .to_string(),
+    );
+    let condition = || {
+        jsonpath(
+            node,
+            &["-n", "team", "get", "chatbotmonitoring", "helpdesk"],
+            "{.status.conditions[?(@.type==\"DeploymentReady\")].status}/\
+             {.status.conditions[?(@.type==\"DeploymentReady\")].reason}",
+        )
+    };
+    wait_or_explain(
+        node,
+        "team",
+        "DeploymentReady False/SecretMissing",
+        Duration::from_secs(120),
+        || condition() == "False/SecretMissing",
+    );
+    as_alice(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: agents, namespace: team}\n\
+         stringData: {tokens: \"first-agent-token-0123456789abcdef0123456789,second-agent-token-0123456789abcdef012345678\"}\n",
+    );
+    wait_or_explain(node, "team", "DeploymentReady True", Duration::from_secs(120), || {
+        condition() == "True/Available"
+    });
+    let ip = jsonpath(
+        node,
+        &[
+            "-n",
+            "team",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/instance=helpdesk",
+            "--field-selector=status.phase=Running",
+        ],
+        "{.items[0].status.podIP}",
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let answer: Value = http
+            .post(format!("http://{ip}:8000/chat"))
+            .json(&json!({"message": "Je veux parler à un conseiller"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let ticket = answer["ticket_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ticket: {answer}"));
+        let url = format!("http://{ip}:8000/tickets/{ticket}");
+        let anonymous = http.get(&url).send().await.unwrap().status().as_u16();
+        assert_eq!(anonymous, 401, "a ticket without an agent token");
+        let agent = http
+            .get(&url)
+            .bearer_auth("second-agent-token-0123456789abcdef012345678")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(agent.status().as_u16(), 200, "a ticket with the Secret's second token");
+        let read: Value = agent.json().await.unwrap();
+        assert_eq!(read["ticket_id"], ticket, "{read}");
+        assert_eq!(read["message"], "Je veux parler à un conseiller", "{read}");
+    });
+}
+
+/// The operator upgraded (two replicas with leader election, a new image tag, a rolling update): the Lease passes to
+/// a pod of the new version, which reconciles every resource again and rewrites none of the children, so an upgrade
+/// neither restarts a chatbot nor touches its monitoring. Returns the time from the upgrade to the new leader.
+fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -> Duration {
+    let values = |tag: &str| json!({"replicaCount": 2, "image": {"pullPolicy": "Never", "tag": tag}, "verify": {"period": "10s"}});
+    let (_, before_upgrade) = install_chart(node, &values("0.1.0"), &[]);
+    let pods = |tag: &str| -> Vec<String> {
+        let all = jsonpath(
+            node,
+            &[
+                "-n",
+                "chatbot-operator",
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/name=chatbot-monitoring-operator",
+            ],
+            "{range .items[*]}{.metadata.name}={.spec.containers[0].image}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
+        );
+        all.split_whitespace()
+            .filter_map(|p| {
+                let mut parts = p.split('=');
+                let (name, image, ready) = (parts.next()?, parts.next()?, parts.next()?);
+                (image.ends_with(&format!(":{tag}")) && ready == "True").then(|| name.to_owned())
+            })
+            .collect()
+    };
+    let holder = || {
+        jsonpath(
+            node,
+            &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
+            "{.spec.holderIdentity}",
+        )
+    };
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "two pods of 0.1.0, one leading",
+        Duration::from_secs(120),
+        || {
+            let current = pods("0.1.0");
+            current.len() == 2 && current.contains(&holder())
+        },
+    );
+    let children = [
+        "deployment/sav",
+        "service/sav",
+        "servicemonitor/sav",
+        "prometheusrule/sav",
+        "networkpolicy/sav",
+        "configmap/sav-dashboard-overview",
+        "alertmanagerconfig/sav",
+    ];
+    let mut args = vec!["-n", "shop", "get"];
+    args.extend(children);
+    let versions = || {
+        jsonpath(
+            node,
+            &args,
+            "{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion} {end}",
+        )
+    };
+    let before = versions();
+    assert_eq!(before.split_whitespace().count(), children.len(), "{before}");
+
+    let next = format!("ghcr.io/chatbot-sav/chatbot-operator:{OPERATOR_NEXT_TAG}");
+    import_product_image(
+        node,
+        "chatbot-operator",
+        "chatbot-operator",
+        "operator/Dockerfile",
+        &next,
+    );
+    let upgraded = Instant::now();
+    install_chart(node, &values(OPERATOR_NEXT_TAG), &before_upgrade);
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "a pod of the new version leading",
+        Duration::from_secs(180),
+        || {
+            let current = pods(OPERATOR_NEXT_TAG);
+            current.len() == 2 && current.contains(&holder()) && pods("0.1.0").is_empty()
+        },
+    );
+    let handover = upgraded.elapsed();
+    // The new leader has reconciled every resource of the cluster at least once (its own count).
+    let resources = node
+        .kubectl(&["get", "chatbotmonitorings", "-A", "-o", "name"])
+        .unwrap()
+        .lines()
+        .count() as f64;
+    let leader_ip = jsonpath(
+        node,
+        &["-n", "chatbot-operator", "get", "pod", &holder()],
+        "{.status.podIP}",
+    );
+    let reconciled = || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let text = rt.block_on(async {
+            match reqwest::get(format!("http://{leader_ip}:8080/metrics")).await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            }
+        });
+        text.lines()
+            .filter(|l| l.starts_with("chatbot_operator_reconciliations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    wait_or_explain(
+        node,
+        "chatbot-operator",
+        "every resource reconciled by the new leader",
+        Duration::from_secs(120),
+        || reconciled() >= resources,
+    );
+    assert_eq!(versions(), before, "an operator upgrade rewrote children of shop/sav");
+    handover
 }
 
 /// A binary of the test crate itself, built as the tests are.
@@ -813,15 +1057,23 @@ fn prometheus(node: &Node, path: &str) -> Value {
     })
 }
 
-fn chatbot_targets(node: &Node) -> usize {
-    prometheus(node, "targets?state=active")["activeTargets"]
-        .as_array()
-        .map(|t| {
-            t.iter()
-                .filter(|t| t["labels"]["namespace"] == "shop" && t["labels"]["job"] == "sav")
-                .count()
-        })
-        .unwrap_or(0)
+/// The pods of the chatbot's active targets in Prometheus with their health (`up`), or `None` when Prometheus
+/// could not be asked (so that "no target" is never read from an error).
+fn chatbot_targets(node: &Node) -> Option<Vec<(String, String)>> {
+    let answer = prometheus(node, "targets?state=active");
+    let targets = answer["activeTargets"].as_array()?;
+    Some(
+        targets
+            .iter()
+            .filter(|t| t["labels"]["namespace"] == "shop" && t["labels"]["job"] == "sav")
+            .map(|t| {
+                (
+                    t["labels"]["pod"].as_str().unwrap_or("").to_owned(),
+                    t["health"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Day two: the chatbot's pod killed is replaced and scraped again; the resource deleted, everything it made is
@@ -856,7 +1108,7 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &
             &["-n", "shop", "get", "chatbotmonitoring", "sav"],
             "{.status.conditions[?(@.type==\"Scraped\")].message}",
         ) == "1/1 up"
-            && chatbot_targets(node) == 1
+            && chatbot_targets(node).is_some_and(|t| t.len() == 1 && t[0].0 != old && t[0].1 == "up")
     });
 
     node.kubectl(&["-n", "shop", "delete", "chatbotmonitoring", "sav"])
@@ -890,7 +1142,7 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &
             let rules = prometheus(node, "rules");
             let groups = rules["groups"].as_array().cloned().unwrap_or_default();
             rules.is_object()
-                && chatbot_targets(node) == 0
+                && chatbot_targets(node).is_some_and(|t| t.is_empty())
                 && !groups
                     .iter()
                     .any(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))

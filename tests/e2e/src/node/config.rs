@@ -85,11 +85,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     )
 }
 
+/// The CNI network's name: libcni caches each attachment's result as `/var/lib/cni/results/<name>-…`.
+pub const CNI_NETWORK: &str = "cbnode";
+
 /// A bridge network with host-local addresses on the pod range.
 pub fn cni(run: &Path, a: &Addresses) -> String {
     serde_json::json!({
         "cniVersion": "0.4.0",
-        "name": "cbnode",
+        "name": CNI_NETWORK,
         "plugins": [
             {"type": "bridge", "bridge": "cbcni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
              "ipam": {"type": "host-local", "ranges": [[{"subnet": a.pod_cidr, "gateway": a.pod_gateway}]],

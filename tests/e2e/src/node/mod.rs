@@ -97,6 +97,11 @@ impl NodeAssets {
         if unsafe { libc::geteuid() } != 0 {
             return Err("not root".into());
         }
+        // The harness makes and removes the kubelet's cgroups in each cgroup v1 hierarchy; a unified (v2) hierarchy
+        // has none, and would leave the pods' cgroups behind.
+        if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            return Err("this host mounts cgroup v2 only; the harness handles cgroup v1 hierarchies".into());
+        }
         Ok(assets)
     }
 }
@@ -228,6 +233,20 @@ impl Node {
         }
         run_ok(in_netns("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
         run_ok(in_netns("sysctl").args(["-qw", "net.bridge.bridge-nf-call-iptables=1"]))?;
+        // Pods reach nothing outside the namespace, the host included: a connection they open through the veth is
+        // refused (the test's own connections into pods come back through it as established).
+        run_ok(in_netns("iptables").args([
+            "-I",
+            "FORWARD",
+            "-o",
+            NETNS_LINK,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "NEW",
+            "-j",
+            "REJECT",
+        ]))?;
         Ok(())
     }
 
@@ -486,9 +505,19 @@ impl Node {
 
     /// `kubectl apply` of YAML as the administrator.
     pub fn kubectl_apply(&self, yaml: &str) -> anyhow::Result<String> {
+        self.apply(yaml, None)
+    }
+
+    /// `kubectl apply` of YAML as `user` (impersonated by the administrator): what that user's RBAC allows.
+    pub fn kubectl_apply_as(&self, user: &str, yaml: &str) -> anyhow::Result<String> {
+        self.apply(yaml, Some(user))
+    }
+
+    fn apply(&self, yaml: &str, user: Option<&str>) -> anyhow::Result<String> {
         use std::io::Write;
         let mut child = in_netns("kubectl")
             .arg(format!("--kubeconfig={}", self.path("kubeconfig/admin.kubeconfig")))
+            .args(user.map(|u| format!("--as={u}")))
             .args(["apply", "--server-side", "-f", "-"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -657,7 +686,8 @@ impl Drop for Node {
             self.addresses.pod_cidr,
             self.addresses.service_cidr,
         ] {
-            let _ = ip(&["route", "del", range]);
+            // Only the route this node added (via its veth): one of the host's own for the range stays.
+            let _ = ip(&["route", "del", range, "via", self.addresses.netns_link_ip]);
         }
         let _ = ip(&["link", "del", HOST_LINK]);
         for (key, value) in &self.sysctls {
@@ -667,6 +697,17 @@ impl Drop for Node {
         for link in std::fs::read_dir("/var/log/containers").into_iter().flatten().flatten() {
             if std::fs::read_link(link.path()).is_ok_and(|t| t.starts_with(&self.run)) {
                 let _ = std::fs::remove_file(link.path());
+            }
+        }
+        // libcni's cache of this network's attachments (its directory is not configurable through containerd).
+        let ours = format!("{}-", config::CNI_NETWORK);
+        for cached in std::fs::read_dir("/var/lib/cni/results")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if cached.file_name().to_string_lossy().starts_with(&ours) {
+                let _ = std::fs::remove_file(cached.path());
             }
         }
     }
