@@ -113,6 +113,7 @@ fn the_product_on_a_real_node() {
     let paged = a_fault_pages_the_teams_receiver_pod(&node);
     let fault_removed = Instant::now();
     a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(&node);
+    two_replicas_on_postgresql_share_their_conversations(&node);
     let resolved = the_page_resolves_once_the_fault_is_gone(&node, fault_removed);
     let handover = an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(&node);
     a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
@@ -502,16 +503,7 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
     ])
     .unwrap();
     let started = Instant::now();
-    node.spawn_with_env(
-        "prometheus-operator",
-        &assets.bin.join("operator"),
-        &[
-            "--feature-gates=StatusForConfigurationResources=true".into(),
-            "--web.listen-address=127.0.0.1:18085".into(),
-        ],
-        &[],
-    )
-    .unwrap();
+    install_the_prometheus_operator(node, assets);
     node.kubectl_apply(MONITORING).unwrap();
     let conditions = || {
         let text = jsonpath(
@@ -530,7 +522,8 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
             node.kubectl(&["-n", "monitoring", "describe", "pods"])
                 .map(|t| tail(&t, 40))
                 .unwrap_or_default(),
-            node.log("prometheus-operator")
+            node.kubectl(&["-n", "default", "logs", "deployment/prometheus-operator", "--tail=200"])
+                .unwrap_or_default()
                 .lines()
                 .filter(|l| !l.contains("level=info") || l.contains("kps") || l.contains("monitoring/"))
                 .take(40)
@@ -593,19 +586,9 @@ fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
         &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
         "{.items[0].status.podIP}",
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let http = reqwest::Client::new();
-        for _ in 0..5 {
-            let status = http
-                .post(format!("http://{ip}:8000/chat"))
-                .json(&json!({"message": "Où est ma commande ?"}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16());
-            assert_eq!(status.ok(), Some(200));
-        }
-    });
+    for _ in 0..5 {
+        assert_eq!(chat(&ip, json!({"message": "Où est ma commande ?"})).0, 200);
+    }
     let query = |q: &str| {
         let encoded: String = q
             .bytes()
@@ -652,6 +635,21 @@ fn notified_resource(faulty: bool) -> String {
                             {"name": "chat", "webhook": {"urlSecretRef": {"name": "alerting", "key": "chat"}}}],
                         "groupWait": "1s", "groupInterval": "5s"}}})
     .to_string()
+}
+
+/// `POST /chat` to the chatbot pod at `ip`: the status and the JSON answer (null when there is none).
+fn chat(ip: &str, body: Value) -> (u16, Value) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("http://{ip}:8000/chat"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST http://{ip}:8000/chat: {e}"));
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    })
 }
 
 /// What the receiver pod was sent: (path, notification).
@@ -765,19 +763,11 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> Duration {
         &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
         "{.items[0].status.podIP}",
     );
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let http = reqwest::Client::new();
     let faulted = Instant::now();
     let mut page = None;
     while page.is_none() && faulted.elapsed() < Duration::from_secs(180) {
-        let status = rt.block_on(async {
-            http.post(format!("http://{chatbot}:8000/chat"))
-                .json(&json!({"message": "Where is my order?"}))
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-        });
-        assert_eq!(status.ok(), Some(503), "the fault injection answers 503");
+        let (status, _) = chat(&chatbot, json!({"message": "Where is my order?"}));
+        assert_eq!(status, 503, "the fault injection answers 503");
         page = notified(&received(node), "/paging", "HighErrorRate", "firing").map(|body| (body, faulted.elapsed()));
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -873,21 +863,13 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
         ],
         "{.items[0].status.podIP}",
     );
+    let (_, answer) = chat(&ip, json!({"message": "Je veux parler à un conseiller"}));
+    let ticket = answer["ticket_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no ticket: {answer}"));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
-        let answer: Value = http
-            .post(format!("http://{ip}:8000/chat"))
-            .json(&json!({"message": "Je veux parler à un conseiller"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let ticket = answer["ticket_id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no ticket: {answer}"));
         let url = format!("http://{ip}:8000/tickets/{ticket}");
         let anonymous = http.get(&url).send().await.unwrap().status().as_u16();
         assert_eq!(anonymous, 401, "a ticket without an agent token");
@@ -902,6 +884,70 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
         assert_eq!(read["ticket_id"], ticket, "{read}");
         assert_eq!(read["message"], "Je veux parler à un conseiller", "{read}");
     });
+}
+
+/// The second storage: a PostgreSQL server in the node's network (on the node's address, admitting the pod range
+/// with a password), its URL in a Secret, and a resource with two replicas on it: both Ready, and a conversation begun
+/// on one pod goes on on the other.
+fn two_replicas_on_postgresql_share_their_conversations(node: &Node) {
+    let pg = testsupport::postgres::TestPostgres::start_with(testsupport::postgres::Listen {
+        netns: Some(e2e_tests::node::NETNS.into()),
+        address: e2e_tests::node::config::ADDRESSES.node_ip.into(),
+        port: Some(5432),
+        clients: Some(e2e_tests::node::config::ADDRESSES.pod_cidr.into()),
+    })
+    .unwrap_or_else(|e| panic!("PostgreSQL in the node's network: {e:#}"));
+    restricted_namespace(node, "store");
+    node.kubectl_apply(
+        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "store"},
+                "stringData": {"url": pg.client_url()}})
+        .to_string(),
+    )
+    .unwrap();
+    node.kubectl_apply(
+        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+                "metadata": {"name": "support", "namespace": "store"},
+                "spec": {"chatbot": {"imagePullPolicy": "Never", "replicas": 2,
+                                     "database": {"type": "postgres",
+                                                  "postgres": {"urlSecretRef": {"name": "db", "key": "url"}}}},
+                         "monitoring": {"prometheus": {"mode": "none"}}}})
+        .to_string(),
+    )
+    .unwrap();
+    wait_or_explain(
+        node,
+        "store",
+        "two replicas on PostgreSQL Ready",
+        Duration::from_secs(120),
+        || {
+            jsonpath(
+                node,
+                &["-n", "store", "get", "chatbotmonitoring", "support"],
+                "{.status.replicas}/{.status.conditions[?(@.type==\"DeploymentReady\")].status}",
+            ) == "2/2/True"
+        },
+    );
+    let ips = jsonpath(
+        node,
+        &["-n", "store", "get", "pods", "-l", "app.kubernetes.io/instance=support"],
+        "{.items[*].status.podIP}",
+    );
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    let (_, first) = chat(ips[0], json!({"message": "Où est ma commande ?"}));
+    let session = first["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {first}"));
+    let (status, next) = chat(
+        ips[1],
+        json!({"message": "Et mon remboursement ?", "session_id": session}),
+    );
+    assert_eq!(status, 200, "the other replica knows the session: {next}");
+    assert_eq!(next["session_id"], session, "{next}");
+    // Gone before its database, so that no pod is left failing against it.
+    node.kubectl(&["-n", "store", "delete", "chatbotmonitoring", "support"])
+        .unwrap();
+    drop(pg);
 }
 
 /// The operator upgraded (two replicas with leader election, a new image tag, a rolling update): the Lease passes to
@@ -1034,6 +1080,41 @@ fn e2e_binary(name: &str) -> PathBuf {
         .expect("cargo builds the binary");
     assert!(status.success(), "cargo build -p e2e-tests --bin {name}");
     debug_binaries().join(name)
+}
+
+/// The Prometheus Operator as its own bundle installs it (ServiceAccount, ClusterRole and binding, Deployment in
+/// `default`), a pod from its image, with one flag added: the status of the configuration resources (`bindings`).
+fn install_the_prometheus_operator(node: &Node, assets: &NodeAssets) {
+    let mut files: Vec<_> = std::fs::read_dir(&assets.prometheus_operator_bundle)
+        .unwrap()
+        .flatten()
+        .map(|f| f.path())
+        .collect();
+    files.sort();
+    for file in files {
+        let mut object: Value = serde_yaml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        if object["kind"] == "Deployment" {
+            object["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("--feature-gates=StatusForConfigurationResources=true"));
+        }
+        node.kubectl_apply(&object.to_string())
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    }
+    wait_or_explain(
+        node,
+        "default",
+        "the Prometheus Operator's pod Ready",
+        Duration::from_secs(120),
+        || {
+            jsonpath(
+                node,
+                &["-n", "default", "get", "deployment", "prometheus-operator"],
+                "{.status.readyReplicas}",
+            ) == "1"
+        },
+    );
 }
 
 /// Prometheus' API of monitoring/kps, from the host over the node's link (under its route prefix).

@@ -15,11 +15,42 @@ pub struct TestPostgres {
     port: u16,
     /// initdb refuses to run as root: when we are root, every command runs as the `postgres` system user.
     run_as: Option<&'static str>,
+    listen: Listen,
 }
 
+/// Where the server listens and whom else it admits.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// A network namespace to run it in (`ip netns exec`), for clients that live there.
+    pub netns: Option<String>,
+    pub address: String,
+    pub port: Option<u16>,
+    /// Clients from this CIDR may log in as `chatbot` (password `chatbot-password`) to the `chatbot` database.
+    pub clients: Option<String>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            netns: None,
+            address: "127.0.0.1".into(),
+            port: None,
+            clients: None,
+        }
+    }
+}
+
+/// The password of the `chatbot` role that [`Listen::clients`] log in with.
+pub const CLIENT_PASSWORD: &str = "chatbot-password";
+
 impl TestPostgres {
-    /// Creates and starts a cluster. Fails with an explanation when PostgreSQL is not installed.
+    /// Creates and starts a cluster on 127.0.0.1. Fails with an explanation when PostgreSQL is not installed.
     pub fn start() -> anyhow::Result<TestPostgres> {
+        Self::start_with(Listen::default())
+    }
+
+    /// Creates and starts a cluster listening as `listen` says.
+    pub fn start_with(listen: Listen) -> anyhow::Result<TestPostgres> {
         let bin = find_bin_dir().context(
             "PostgreSQL server binaries not found (initdb, pg_ctl): install Debian's `postgresql` package, \
              e.g. with scripts/install-deps.sh",
@@ -29,11 +60,16 @@ impl TestPostgres {
         if let Some(user) = run_as {
             run(Command::new("chown").args(["-R", user]).arg(dir.path()))?;
         }
+        let port = match listen.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let pg = TestPostgres {
             bin,
             dir,
-            port: free_port()?,
+            port,
             run_as,
+            listen,
         };
         pg.command("initdb")
             .args([
@@ -48,8 +84,46 @@ impl TestPostgres {
             .output()
             .context("running initdb")
             .and_then(check)?;
+        if let Some(cidr) = &pg.listen.clients {
+            use std::io::Write;
+            let mut hba = std::fs::OpenOptions::new()
+                .append(true)
+                .open(pg.data_dir().join("pg_hba.conf"))?;
+            writeln!(hba, "host chatbot chatbot {cidr} scram-sha-256")?;
+        }
         pg.start_server()?;
+        if pg.listen.clients.is_some() {
+            for sql in [
+                format!("CREATE ROLE chatbot LOGIN PASSWORD '{CLIENT_PASSWORD}'"),
+                "CREATE DATABASE chatbot OWNER chatbot".to_owned(),
+            ] {
+                pg.command("psql")
+                    .args(["-h"])
+                    .arg(pg.dir.path())
+                    .args([
+                        "-p",
+                        &pg.port.to_string(),
+                        "-U",
+                        "postgres",
+                        "-d",
+                        "postgres",
+                        "-c",
+                        &sql,
+                    ])
+                    .output()
+                    .context("running psql")
+                    .and_then(check)?;
+            }
+        }
         Ok(pg)
+    }
+
+    /// The URL the admitted clients use: the `chatbot` database as its owner, over the network.
+    pub fn client_url(&self) -> String {
+        format!(
+            "postgres://chatbot:{CLIENT_PASSWORD}@{}:{}/chatbot",
+            self.listen.address, self.port
+        )
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -58,20 +132,31 @@ impl TestPostgres {
 
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        match self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(path);
+        let mut c = match &self.listen.netns {
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", netns]);
                 c
             }
-            None => Command::new(path),
-        }
+            None => match self.run_as {
+                Some(_) => Command::new("runuser"),
+                None => Command::new(&path),
+            },
+        };
+        match (&self.listen.netns, self.run_as) {
+            (Some(_), Some(user)) => c.args(["runuser", "-u", user, "--"]).arg(path),
+            (Some(_), None) => c.arg(path),
+            (None, Some(user)) => c.args(["-u", user, "--"]).arg(path),
+            (None, None) => &mut c,
+        };
+        c
     }
 
     /// Starts (or restarts) the server and waits until it accepts connections.
     pub fn start_server(&self) -> anyhow::Result<()> {
         let options = format!(
-            "-h 127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off",
+            "-h {} -p {} -k {} -c fsync=off -c full_page_writes=off",
+            self.listen.address,
             self.port,
             self.dir.path().display()
         );
@@ -102,7 +187,7 @@ impl TestPostgres {
 
     /// A URL for the `postgres` database as the `postgres` superuser.
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+        format!("postgres://postgres@{}:{}/postgres", self.listen.address, self.port)
     }
 
     pub fn log(&self) -> String {

@@ -20,7 +20,8 @@ use anyhow::{Context as _, bail};
 
 use config::{ADDRESSES, Addresses};
 
-const NETNS: &str = "cbnode";
+/// The network namespace the node lives in.
+pub const NETNS: &str = "cbnode";
 pub const NODE_NAME: &str = "cbnode";
 const CGROUP_ROOT: &str = "/cbnode";
 const HOST_LINK: &str = "cbveth-h";
@@ -34,6 +35,9 @@ pub struct NodeAssets {
     pub images: PathBuf,
     /// The Prometheus Operator's CRDs (its `example/prometheus-operator-crd/`).
     pub prometheus_operator_crds: PathBuf,
+    /// Its own installation manifests (`example/rbac/prometheus-operator/`: ServiceAccount, ClusterRole and
+    /// binding, Deployment), which run it as a pod from its image.
+    pub prometheus_operator_bundle: PathBuf,
 }
 
 impl NodeAssets {
@@ -51,6 +55,7 @@ impl NodeAssets {
             bin: node.join("bin"),
             images: node.join("images"),
             prometheus_operator_crds: node.join("prometheus-operator-crds"),
+            prometheus_operator_bundle: node.join("prometheus-operator-bundle"),
         };
         for (dir, name) in [
             (&assets.control_plane, "etcd"),
@@ -60,7 +65,10 @@ impl NodeAssets {
             (&assets.bin, "kube-scheduler"),
             (&assets.bin, "kube-proxy"),
             (&assets.bin, "coredns"),
-            (&assets.bin, "operator"),
+            (
+                &assets.prometheus_operator_bundle,
+                "prometheus-operator-deployment.yaml",
+            ),
             (
                 &assets.prometheus_operator_crds,
                 "monitoring.coreos.com_servicemonitors.yaml",
