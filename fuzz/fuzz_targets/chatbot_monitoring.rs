@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     render::to_yaml_stream(&desired).expect("every child serializes");
-    let _ = local_prometheus::config(&desired, "127.0.0.1:8081", None, Some("127.0.0.1:9093"));
+    let _ = local_prometheus::config(&desired, &["127.0.0.1:8081".to_owned()], None, Some("127.0.0.1:9093"));
     if let Some(rule) = &desired.prometheus_rule {
         let _ = local_prometheus::rules(rule);
         let _ = promtool_tests::tests(&cbm.spec, rule, "default", "bot");

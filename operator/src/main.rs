@@ -85,8 +85,8 @@ enum Command {
         local_prometheus: Option<PathBuf>,
         /// host:port of the chatbot's internal listener (its /metrics) for --local-prometheus; several, separated by
         /// commas, for several pods.
-        #[arg(long, requires = "local_prometheus")]
-        target: Option<String>,
+        #[arg(long, requires = "local_prometheus", value_delimiter = ',')]
+        target: Vec<String>,
         /// Scrape and evaluation interval for --local-prometheus, instead of the resource's.
         #[arg(long, requires = "local_prometheus")]
         scrape_interval: Option<String>,
@@ -234,8 +234,8 @@ fn main() -> ExitCode {
                 write_promtool_tests(&dir, &cbm, &desired)?;
                 write_amtool_tests(&dir, &cbm, &desired)?;
             }
-            match (local_prometheus, target) {
-                (Some(dir), Some(target)) => {
+            match local_prometheus {
+                Some(dir) => {
                     let secrets = match secrets {
                         Some(path) => Some(read_secrets(&path)?),
                         None => None,
@@ -247,7 +247,7 @@ fn main() -> ExitCode {
                     local_prometheus::write(&dir, &desired, &target, scrape_interval.as_deref(), alerting)
                         .with_context(|| format!("writing {}", dir.display()))
                 }
-                _ => write_stdout(&to_yaml_stream(&desired)?),
+                None => write_stdout(&to_yaml_stream(&desired)?),
             }
         }),
     };

@@ -31,26 +31,26 @@ pub struct AlertsSpec {
         "alerts.runbookBaseUrl must be an http(s) URL"
     ))]
     pub runbook_base_url: String,
-    /// HighErrorRate: 5xx responses per second (default 0.1 for 2m, critical).
+    /// HighErrorRate: 5xx responses per second.
     #[serde(default)]
     pub error_rate: Alert<ErrorRate>,
-    /// HighResponseTime: p95 of the HTTP request duration, in seconds (default 2 for 2m, warning).
+    /// HighResponseTime: p95 of the HTTP request duration, in seconds.
     #[serde(default)]
     pub latency: Alert<Latency>,
-    /// HighMemoryUsage: resident memory against the pod's memory limit (limitPercent, default 90), or in bytes
-    /// (threshold, default 500 MiB) where the pod has no limit; for 5m, warning.
+    /// HighMemoryUsage: resident memory against the pod's memory limit (limitPercent), or in bytes (threshold) where
+    /// the pod has no limit.
     #[serde(default)]
     pub memory: MemoryAlert,
-    /// HighChatResponseTime: p95 of the time to answer a chat message, in seconds (default 3 for 5m, warning).
+    /// HighChatResponseTime: p95 of the time to answer a chat message, in seconds.
     #[serde(default)]
     pub chat_latency: Alert<ChatLatency>,
-    /// AIModelErrorsHigh: share (0 to 1) of model calls that fail or time out (default 0.1 for 10m, warning).
+    /// AIModelErrorsHigh: share (0 to 1) of model calls that fail or time out.
     #[serde(default)]
     pub model_errors: Alert<ModelErrors>,
-    /// DatabaseConnectionsSaturated: share (0 to 1) of the pool's connections in use (default 0.9 for 10m, warning).
+    /// DatabaseConnectionsSaturated: share (0 to 1) of the pool's connections in use.
     #[serde(default)]
     pub database_saturation: Alert<DatabaseSaturation>,
-    /// HighEscalationRate: share (0 to 1) of answered chats handed to a human (default 0.5 for 30m, info).
+    /// HighEscalationRate: share (0 to 1) of answered chats handed to a human.
     #[serde(default)]
     pub escalations: Alert<Escalations>,
     /// ChatbotDown and ChatbotTargetsDown: availability judged by the share of the chatbot's targets that are up.
@@ -126,18 +126,6 @@ impl<D: AlertDefaults> Default for Alert<D> {
             threshold: D::THRESHOLD,
             for_: D::FOR.into(),
             severity: D::SEVERITY,
-            defaults: PhantomData,
-        }
-    }
-}
-
-impl<D: AlertDefaults> Alert<D> {
-    /// The alert with these values (tests and tools; a resource gets them from its YAML).
-    pub fn new(threshold: f64, for_: &str, severity: Severity) -> Self {
-        Alert {
-            threshold,
-            for_: for_.into(),
-            severity,
             defaults: PhantomData,
         }
     }

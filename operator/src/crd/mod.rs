@@ -533,20 +533,37 @@ pub struct Children {
     pub alertmanager_config: Option<String>,
 }
 
-/// Appends each scalar default to its field's description: `kubectl explain` shows descriptions, not defaults, and
-/// a user writing one field of an object wants to know what the others will be.
+/// Appends each default to its field's description: `kubectl explain` shows descriptions, not defaults, and a user
+/// writing one field of an object wants to know what the others will be. An object's default is shown when its
+/// values are scalars (an alert's `threshold`, `for`, `severity`); a deeper one is read from its fields'.
 fn describe_defaults(schema: &mut schemars::Schema) {
-    fn walk(node: &mut serde_json::Value) {
+    use serde_json::Value;
+    fn scalar(value: &Value) -> Option<String> {
+        match value {
+            Value::String(s) => Some(s.clone()),
+            // `50`, not the schema's `50.0`.
+            Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
+                Some(format!("{}", n.as_f64().unwrap_or_default() as i64))
+            }
+            Value::Object(_) | Value::Array(_) => None,
+            other => Some(other.to_string()),
+        }
+    }
+    fn shown(default: &Value) -> Option<String> {
+        match default {
+            Value::Object(fields) if !fields.is_empty() => {
+                let fields: Option<Vec<String>> = fields
+                    .iter()
+                    .map(|(k, v)| scalar(v).map(|v| format!("{k}: {v}")))
+                    .collect();
+                fields.map(|f| f.join(", "))
+            }
+            other => scalar(other),
+        }
+    }
+    fn walk(node: &mut Value) {
         let Some(map) = node.as_object_mut() else { return };
-        if let Some(default) = map.get("default").filter(|d| !d.is_object() && !d.is_array()) {
-            let shown = match default {
-                serde_json::Value::String(s) => s.clone(),
-                // `50`, not the schema's `50.0`.
-                serde_json::Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
-                    format!("{}", n.as_f64().unwrap_or_default() as i64)
-                }
-                other => other.to_string(),
-            };
+        if let Some(shown) = map.get("default").and_then(shown) {
             let described = match map.get("description").and_then(|d| d.as_str()) {
                 Some(d) => format!("{d} Default: `{shown}`."),
                 None => format!("Default: `{shown}`."),
@@ -555,18 +572,16 @@ fn describe_defaults(schema: &mut schemars::Schema) {
         }
         for key in ["properties", "additionalProperties", "items"] {
             match map.get_mut(key) {
-                Some(serde_json::Value::Object(children)) if key == "properties" => {
-                    children.values_mut().for_each(walk)
-                }
+                Some(Value::Object(children)) if key == "properties" => children.values_mut().for_each(walk),
                 Some(child) => walk(child),
                 None => {}
             }
         }
     }
     if let Some(map) = schema.as_object_mut() {
-        let mut node = serde_json::Value::Object(std::mem::take(map));
+        let mut node = Value::Object(std::mem::take(map));
         walk(&mut node);
-        if let serde_json::Value::Object(walked) = node {
+        if let Value::Object(walked) = node {
             *map = walked;
         }
     }

@@ -12,12 +12,12 @@ use crate::prometheus_operator::{PrometheusRule, RelabelConfig};
 /// File name of the rules next to `prometheus.yml`.
 pub const RULES_FILE: &str = "rules.yml";
 
-/// `prometheus.yml` scraping `targets` (host:port, several separated by commas, as several pods of the chatbot) with
-/// the ServiceMonitor's settings and the target labels the Prometheus Operator sets (`job` = Service name,
+/// `prometheus.yml` scraping `targets` (host:port; several as several pods of the chatbot) with the ServiceMonitor's
+/// settings and the target labels the Prometheus Operator sets (`job` = Service name,
 /// `namespace`, `service`, `endpoint`, `pod`, `container`), so every rule and dashboard query matches as in a
 /// cluster. `interval` overrides the ServiceMonitor's (tests scrape every second). Alerts go to the Alertmanager at
 /// `alertmanager` (host:port), if any.
-pub fn config(desired: &Desired, targets: &str, interval: Option<&str>, alertmanager: Option<&str>) -> Value {
+pub fn config(desired: &Desired, targets: &[String], interval: Option<&str>, alertmanager: Option<&str>) -> Value {
     let name = desired.service.metadata.name.clone().unwrap_or_default();
     let namespace = desired.service.metadata.namespace.clone().unwrap_or_default();
     let endpoint = desired
@@ -57,8 +57,7 @@ pub fn config(desired: &Desired, targets: &str, interval: Option<&str>, alertman
 }
 
 /// One static configuration per target, each a pod of its own: `<name>-local`, or `<name>-local-<i>` for several.
-fn static_configs(targets: &str, name: &str, namespace: &str) -> Vec<Value> {
-    let targets: Vec<&str> = targets.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+fn static_configs(targets: &[String], name: &str, namespace: &str) -> Vec<Value> {
     let several = targets.len() > 1;
     targets
         .iter()
@@ -119,7 +118,7 @@ pub struct LocalAlerting<'a> {
 pub fn write(
     dir: &std::path::Path,
     desired: &Desired,
-    targets: &str,
+    targets: &[String],
     interval: Option<&str>,
     alerting: Option<LocalAlerting>,
 ) -> anyhow::Result<()> {

@@ -359,7 +359,7 @@ fn slo_rules(ctx: &Context, a: &AlertsSpec, slo: &SloSpec) -> Vec<Rule> {
 
 /// The `le` matcher of a bucket bound. Prometheus 3 stores `le="2.0"` where the chatbot writes `le="2"` (and
 /// Prometheus 2 kept it as written): both are matched.
-pub fn le_matcher(bound: f64) -> String {
+pub(super) fn le_matcher(bound: f64) -> String {
     if bound.fract() == 0.0 {
         format!("le=~\"{bound}|{bound}.0\"")
     } else {

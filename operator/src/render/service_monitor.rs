@@ -39,7 +39,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> ServiceMoni
 }
 
 /// `exported_endpoint` (the chatbot's route, renamed by Prometheus) back into `endpoint`, where it was exported.
-pub fn route_label_restored() -> Vec<RelabelConfig> {
+fn route_label_restored() -> Vec<RelabelConfig> {
     vec![
         RelabelConfig {
             source_labels: vec!["exported_endpoint".into()],

@@ -1067,6 +1067,9 @@ fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -
         Duration::from_secs(120),
         || reconciled() >= resources,
     );
+    // Its count does not say which resources it reconciled: one verification period (10 s, after which each
+    // resource is looked at again) more makes sure shop/sav was among them.
+    std::thread::sleep(Duration::from_secs(11));
     assert_eq!(versions(), before, "an operator upgrade rewrote children of shop/sav");
     handover
 }

@@ -66,7 +66,7 @@ fn resource(mut spec: Value) -> ChatbotMonitoring {
 /// (quickened), the receivers' URLs pointing at `sink`; and the directory of their configuration, to keep.
 fn start_alerting(
     cbm: &ChatbotMonitoring,
-    targets: &str,
+    targets: &[String],
     sink: &str,
 ) -> (Desired, TestPrometheus, TestAlertmanager, TempDir) {
     let mut desired = render(cbm, &RenderOptions::default()).unwrap();
@@ -194,7 +194,7 @@ async fn alerts_reach_their_receivers_resolve_and_inhibit_their_symptoms() {
     let (api, internal, stop, server) = start_chatbot(db.path(), any, any, false).await;
 
     let cbm = resource(json!({"alerts": {"errorRate": {"threshold": 0.5, "for": "1s", "severity": "critical"}}}));
-    let (desired, prom, am, _config) = start_alerting(&cbm, &internal.to_string(), &sink);
+    let (desired, prom, am, _config) = start_alerting(&cbm, &[internal.to_string()], &sink);
     let client = reqwest::Client::new();
 
     // Healthy: the path is routed (what `Routed` and `verify --alertmanager-url` check), and nobody is told.
@@ -362,7 +362,7 @@ async fn one_pod_down_among_three_warns_the_chat_and_mutes_nothing() {
     }
     let targets: Vec<String> = pods.iter().map(|(_, internal, _, _)| internal.to_string()).collect();
 
-    let (_, prom, am, _config) = start_alerting(&three_pods(), &targets.join(","), &sink);
+    let (_, prom, am, _config) = start_alerting(&three_pods(), &targets, &sink);
     wait_for("the three pods scraped", Duration::from_secs(20), || {
         prom.query("count(up{job=\"chatbot\"} == 1) == 3")
             .ok()

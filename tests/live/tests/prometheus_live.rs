@@ -109,7 +109,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     // What the operator renders, as a plain Prometheus would load it, scraping every second.
     let desired = render(&resource(), &RenderOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    local_prometheus::write(dir.path(), &desired, &address, Some("1s"), None).unwrap();
+    local_prometheus::write(dir.path(), &desired, std::slice::from_ref(&address), Some("1s"), None).unwrap();
     let prom = TestPrometheus::start(dir.path()).expect("start Prometheus");
 
     let client = reqwest::Client::new();

@@ -42,7 +42,7 @@ async fn verify_passes_on_a_healthy_chatbot_and_names_each_failure() {
 
     let desired = render(&resource(), &RenderOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    local_prometheus::write(dir.path(), &desired, &address, Some("1s"), None).unwrap();
+    local_prometheus::write(dir.path(), &desired, std::slice::from_ref(&address), Some("1s"), None).unwrap();
     let prom = TestPrometheus::start(dir.path()).expect("start Prometheus");
     let api = PrometheusApi::new(&prom.url, Duration::from_secs(5));
     let client = reqwest::Client::new();

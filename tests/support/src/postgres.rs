@@ -130,25 +130,18 @@ impl TestPostgres {
         self.dir.path().join("data")
     }
 
+    /// `program` as the server's user (`postgres` when we are root: initdb refuses root), in its network namespace.
     fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        let mut c = match &self.listen.netns {
-            Some(netns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", netns]);
-                c
-            }
-            None => match self.run_as {
-                Some(_) => Command::new("runuser"),
-                None => Command::new(&path),
-            },
-        };
-        match (&self.listen.netns, self.run_as) {
-            (Some(_), Some(user)) => c.args(["runuser", "-u", user, "--"]).arg(path),
-            (Some(_), None) => c.arg(path),
-            (None, Some(user)) => c.args(["-u", user, "--"]).arg(path),
-            (None, None) => &mut c,
-        };
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(netns) = &self.listen.netns {
+            argv.extend(["ip", "netns", "exec", netns].map(Into::into));
+        }
+        if let Some(user) = self.run_as {
+            argv.extend(["runuser", "-u", user, "--"].map(Into::into));
+        }
+        argv.push(self.bin.join(program).into());
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
         c
     }
 
