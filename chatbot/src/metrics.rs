@@ -149,7 +149,7 @@ impl Metrics {
             retention_deleted_rows_total: IntCounterVec::new(
                 Opts::new(
                     "retention_deleted_rows_total",
-                    "Rows deleted by the retention purge, by table (messages, tickets, sessions).",
+                    "Rows deleted by the retention purge, by table (messages, tickets, sessions, erased_sessions).",
                 ),
                 &["table"],
             )
@@ -212,7 +212,7 @@ impl Metrics {
         for reason in ["customer_request", "low_confidence"] {
             m.escalations_total.with_label_values(&[reason]);
         }
-        for table in ["messages", "tickets", "sessions"] {
+        for table in crate::store::Purged::TABLES {
             m.retention_deleted_rows_total.with_label_values(&[table]);
         }
         for reason in crate::limits::Limited::REASONS {

@@ -23,6 +23,7 @@ pub async fn run(store: Store, metrics: Metrics, retention: Duration, every: Dur
                 messages = p.messages,
                 tickets = p.tickets,
                 sessions = p.sessions,
+                erased_sessions = p.erased_sessions,
                 "retention: purged what was older than the retention"
             ),
             Ok(_) => {}
@@ -41,20 +42,14 @@ pub async fn purge_older_than(
     let mut all = Purged::default();
     loop {
         let p = store.purge(cutoff, BATCH).await?;
-        for (table, n) in [
-            ("messages", p.messages),
-            ("tickets", p.tickets),
-            ("sessions", p.sessions),
-        ] {
+        for (table, n) in p.by_table() {
             metrics
                 .retention_deleted_rows_total
                 .with_label_values(&[table])
                 .inc_by(n);
         }
-        all.messages += p.messages;
-        all.tickets += p.tickets;
-        all.sessions += p.sessions;
-        if p.messages < BATCH as u64 && p.tickets < BATCH as u64 && p.sessions < BATCH as u64 {
+        all.add(&p);
+        if p.by_table().iter().all(|(_, n)| *n < BATCH as u64) {
             return Ok(all);
         }
         tokio::time::sleep(BETWEEN_BATCHES).await;

@@ -3,88 +3,16 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use common::{TestServer, config, sqlite_url};
-use serde_json::{Value, json};
-
-#[derive(Clone)]
-enum Behaviour {
-    Answer(Value),
-    Slow(Duration),
-    Status(u16),
-    Content(&'static str),
-}
-
-#[derive(Clone)]
-struct Fake {
-    behaviour: Arc<Mutex<Behaviour>>,
-    requests: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
-}
-
-impl Fake {
-    async fn start(behaviour: Behaviour) -> (Fake, String) {
-        let fake = Fake {
-            behaviour: Arc::new(Mutex::new(behaviour)),
-            requests: Arc::default(),
-        };
-        let app = axum::Router::new()
-            .route("/v1/chat/completions", post(completions))
-            .with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/v1", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (fake, base)
-    }
-
-    fn set(&self, b: Behaviour) {
-        *self.behaviour.lock().unwrap() = b;
-    }
-
-    fn calls(&self) -> usize {
-        self.requests.lock().unwrap().len()
-    }
-}
-
-async fn completions(State(fake): State<Fake>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
-    fake.requests.lock().unwrap().push((headers, body));
-    let behaviour = fake.behaviour.lock().unwrap().clone();
-    let content = match behaviour {
-        Behaviour::Answer(v) => v.to_string(),
-        Behaviour::Content(c) => c.to_owned(),
-        Behaviour::Slow(d) => {
-            tokio::time::sleep(d).await;
-            return StatusCode::GATEWAY_TIMEOUT.into_response();
-        }
-        Behaviour::Status(s) => {
-            return (StatusCode::from_u16(s).unwrap(), "upstream trouble").into_response();
-        }
-    };
-    Json(json!({
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-    }))
-    .into_response()
-}
-
-fn refund_answer() -> Value {
-    json!({"intent": "refund", "confidence": 0.92, "language": "en", "reply": "Refunds take 5 to 10 days."})
-}
+use axum::http::StatusCode;
+use common::fake_openai::{Behaviour, Fake, openai_config, refund_answer};
+use common::{TestServer, sqlite_url};
+use serde_json::json;
 
 async fn server(base: &str, retries: u32, timeout: Duration) -> (tempfile::TempDir, TestServer) {
     let (dir, url) = sqlite_url();
-    let mut c = config(&url);
-    c.model_backend = chatbot::config::ModelBackend::Openai;
-    c.openai_base_url = base.to_owned();
-    c.openai_model = "shop-assistant-1".into();
-    c.openai_api_key = Some("sk-test-key".into());
+    let mut c = openai_config(&url, base);
     c.openai_max_retries = retries;
     c.openai_timeout = timeout;
     (dir, TestServer::start(c).await)
@@ -101,7 +29,7 @@ async fn answers_with_the_remote_model() {
     assert_eq!(body["reply"], "Refunds take 5 to 10 days.");
     assert_eq!(body["escalated"], false);
 
-    let requests = fake.requests.lock().unwrap().clone();
+    let requests = fake.requests();
     assert_eq!(requests.len(), 1);
     let (headers, sent) = &requests[0];
     assert_eq!(headers["authorization"], "Bearer sk-test-key");

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::fake_openai::{Behaviour, Fake, openai_config, refund_answer};
 use common::{AGENT_TOKEN, TestServer, config, sql_count as count, sql_execute as execute, sqlite_url};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -32,6 +33,12 @@ fn seed(now: i64) -> Vec<String> {
         for role in ["user", "assistant"] {
             s.push(format!(
                 "INSERT INTO messages (session_id, role, content, created_at) VALUES ('old-{i}', '{role}', 'ancien', {t})"
+            ));
+        }
+        if i % 100 == 0 {
+            // A conversation erased two hours ago: its tombstone goes with the retention, a recent one stays.
+            s.push(format!(
+                "INSERT INTO erased_sessions (id, erased_at) VALUES ('erased-{i}', {t}), ('erased-now-{i}', {now})"
             ));
         }
         if i % 10 == 0 {
@@ -100,6 +107,14 @@ async fn retention_purges_exactly_what_is_old(url: &str) {
     );
     assert_eq!(deleted("tickets"), (OLD_SESSIONS / 10) as f64);
     assert_eq!(deleted("sessions"), OLD_SESSIONS as f64);
+    let erased = |like: &str| format!("SELECT COUNT(*) FROM erased_sessions WHERE id LIKE '{like}'");
+    assert_eq!(count(url, &erased("erased-now-%")).await, OLD_SESSIONS / 100);
+    assert_eq!(
+        count(url, &erased("erased-%")).await,
+        OLD_SESSIONS / 100,
+        "only recent tombstones"
+    );
+    assert_eq!(deleted("erased_sessions"), (OLD_SESSIONS / 100) as f64);
     server.stop().await.unwrap();
 }
 
@@ -156,6 +171,134 @@ async fn an_agent_erases_a_conversation(url: &str) {
     let m = server.metrics().await;
     assert_eq!(m.value("conversations_erased_total", &[]), 1.0);
     server.stop().await.unwrap();
+}
+
+/// A chat in flight while its conversation is erased must not bring the conversation back. The model's answer is
+/// held until the erasure has returned, then let go: the chat is refused, and so is any later one for that session.
+/// With `replicas` 2 (PostgreSQL), another replica erases the conversation.
+async fn an_erased_conversation_stays_erased(url: &str, replicas: usize) {
+    let (fake, base) = Fake::start(Behaviour::Answer(refund_answer())).await;
+    let server = TestServer::start(openai_config(url, &base)).await;
+    let other = match replicas {
+        1 => None,
+        _ => Some(TestServer::start(config(url)).await),
+    };
+    let eraser = other.as_ref().unwrap_or(&server);
+    let (_, first) = server.chat(json!({"message": "When is my money back?"})).await;
+    let session = first["session_id"].as_str().unwrap().to_owned();
+
+    fake.hold();
+    let racing = {
+        let (client, chat) = (server.client.clone(), server.url("/chat"));
+        let body = json!({"message": "And for a gift card?", "session_id": session});
+        tokio::spawn(async move {
+            let r = client.post(chat).json(&body).send().await.unwrap();
+            (r.status(), r.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    fake.wait_for_calls(2).await;
+    assert_eq!(
+        eraser.delete(&format!("/conversations/{session}")).await,
+        StatusCode::NO_CONTENT
+    );
+    fake.release(1);
+    let (status, body) = racing.await.unwrap();
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["field"], "session_id", "{body}");
+
+    for table in ["messages", "tickets"] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE session_id = '{session}'");
+        assert_eq!(count(url, &sql).await, 0, "{table} written after the erasure");
+    }
+    let sql = format!("SELECT COUNT(*) FROM sessions WHERE id = '{session}'");
+    assert_eq!(count(url, &sql).await, 0, "the session came back");
+    assert_eq!(
+        server.get(&format!("/conversations/{session}")).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Later, the same session id is refused the same way, and nothing is stored for it.
+    fake.release(10);
+    let (status, body) = server
+        .chat(json!({"message": "Hello again", "session_id": session}))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::GONE, Some("session_id")),
+        "{body}"
+    );
+    assert_eq!(count(url, &sql).await, 0);
+    // A refusal is the client's to act on (start a new conversation), not a failed chat.
+    let m = server.metrics().await;
+    assert_eq!(
+        m.value("chat_requests_total", &[("user_type", "customer"), ("status", "error")]),
+        0.0
+    );
+    server.stop().await.unwrap();
+    if let Some(other) = other {
+        other.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_erased_conversation_stays_erased() {
+    let (_dir, url) = sqlite_url();
+    an_erased_conversation_stays_erased(&url, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_erased_conversation_stays_erased() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    an_erased_conversation_stays_erased(&pg.url(), 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_conversation_erased_by_another_replica_stays_erased() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    an_erased_conversation_stays_erased(&pg.url(), 2).await;
+}
+
+/// Chats and erasures racing freely on two replicas of one PostgreSQL database: every erasure succeeds, every chat is
+/// answered or refused as erased, and no erased conversation keeps a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_chats_racing_erasures_on_two_replicas_leave_nothing() {
+    let pg = TestPostgres::start().expect("start PostgreSQL");
+    let url = pg.url();
+    let (a, b) = (
+        TestServer::start(config(&url)).await,
+        TestServer::start(config(&url)).await,
+    );
+    let mut sessions = Vec::new();
+    for i in 0..20 {
+        let (_, body) = a.chat(json!({"message": format!("Où est ma commande {i} ?")})).await;
+        sessions.push(body["session_id"].as_str().unwrap().to_owned());
+    }
+    let (ra, rb) = (&a, &b);
+    let races = sessions.iter().map(|session| async move {
+        let chats = (0..8).map(|i| rb.chat(json!({"message": format!("Et ma facture {i} ?"), "session_id": session})));
+        let path = format!("/conversations/{session}");
+        futures::join!(futures::future::join_all(chats), ra.delete(&path))
+    });
+    for (chats, erased) in futures::future::join_all(races).await {
+        assert_eq!(erased, StatusCode::NO_CONTENT);
+        for (status, body) in chats {
+            assert!(
+                status == StatusCode::OK || status == StatusCode::GONE,
+                "{status} {body}"
+            );
+        }
+    }
+    let list = sessions.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    for (table, column) in [
+        ("messages", "session_id"),
+        ("tickets", "session_id"),
+        ("sessions", "id"),
+    ] {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} IN ({list})");
+        assert_eq!(count(&url, &sql).await, 0, "{table} of erased conversations");
+    }
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::chat::{ChatRequest, ChatResponse, Language};
 use crate::error::ApiError;
 use crate::limits::{Limited, Peer};
-use crate::store::{NewExchange, NewMessage, NewSession, NewTicket, now_millis};
+use crate::store::{NewExchange, NewMessage, NewSession, NewTicket, StoreError, now_millis};
 
 pub async fn post_chat(
     State(state): State<AppState>,
@@ -80,13 +80,11 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
         return Err(ApiError::unavailable("injected fault (--fault-every)"));
     }
     let existing = match &request.session_id {
-        Some(id) => Some(
-            state
-                .store
-                .session(id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("session_id", format!("no session {id:?}")))?,
-        ),
+        Some(id) => match state.store.session(id).await? {
+            Some(session) => Some(session),
+            None if state.store.erased(id).await? => return Err(StoreError::Erased.into()),
+            None => return Err(ApiError::not_found("session_id", format!("no session {id:?}"))),
+        },
         None => None,
     };
     // Made-up session ids never take room in the session table: only a session that exists is counted.

@@ -86,6 +86,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(_) => ApiError::unavailable("database unavailable, retry later"),
+            StoreError::Erased => ApiError::new(
+                StatusCode::GONE,
+                "this conversation was erased; start a new one (send no session_id)",
+                Some("session_id"),
+            ),
             StoreError::Query(message) => {
                 tracing::error!(%message, "database refused a statement");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error", None)

@@ -9,11 +9,34 @@ pub struct Purged {
     pub messages: u64,
     pub tickets: u64,
     pub sessions: u64,
+    /// Ids of erased sessions kept so that they stay erased (see [`erase_session`]).
+    pub erased_sessions: u64,
 }
 
 impl Purged {
+    /// The tables the purge deletes from, as the `table` label names them.
+    pub const TABLES: [&'static str; 4] = ["messages", "tickets", "sessions", "erased_sessions"];
+
+    /// Rows deleted, by table, in the order of [`Purged::TABLES`].
+    pub fn by_table(&self) -> [(&'static str, u64); 4] {
+        let [m, t, s, e] = Self::TABLES;
+        [
+            (m, self.messages),
+            (t, self.tickets),
+            (s, self.sessions),
+            (e, self.erased_sessions),
+        ]
+    }
+
     pub fn total(&self) -> u64 {
-        self.messages + self.tickets + self.sessions
+        self.by_table().iter().map(|(_, n)| n).sum()
+    }
+
+    pub fn add(&mut self, other: &Purged) {
+        self.messages += other.messages;
+        self.tickets += other.tickets;
+        self.sessions += other.sessions;
+        self.erased_sessions += other.erased_sessions;
     }
 }
 
@@ -44,16 +67,33 @@ pub(super) async fn purge_batch(pool: &Pool, cutoff: i64, limit: i64) -> Result<
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        let erased_sessions = sqlx::query(
+            "DELETE FROM erased_sessions WHERE id IN \
+             (SELECT id FROM erased_sessions WHERE erased_at < $1 ORDER BY erased_at LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
-        Ok(Purged { messages, tickets, sessions })
+        Ok(Purged { messages, tickets, sessions, erased_sessions })
     })
 }
 
-/// Deletes a conversation: its messages, its tickets (which hold the customer's words) and the session. `false` when
-/// there was no such session.
-pub(super) async fn erase_session(pool: &Pool, id: &str) -> Result<bool, StoreError> {
+/// Deletes a conversation: its messages, its tickets (which hold the customer's words) and the session, and records
+/// its id as erased so that an exchange answered meanwhile is refused (see `insert_exchanges`). `false` when there
+/// was no such session.
+pub(super) async fn erase_session(pool: &Pool, id: &str, now: i64) -> Result<bool, StoreError> {
+    // PostgreSQL: the session row first, for update. A replica writing an exchange for it holds a key-share lock on
+    // it until its commit; the erasure waits for that commit and then deletes what it wrote, or it goes first and the
+    // writer finds the tombstone. SQLite has one writer, which serialises both already.
+    let lock = matches!(pool, Pool::Postgres(_)).then_some("SELECT id FROM sessions WHERE id = $1 FOR UPDATE");
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
+        if let Some(lock) = lock {
+            sqlx::query(lock).bind(id).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM messages WHERE session_id = $1").bind(id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM tickets WHERE session_id = $1").bind(id).execute(&mut *tx).await?;
         let sessions = sqlx::query("DELETE FROM sessions WHERE id = $1")
@@ -61,7 +101,22 @@ pub(super) async fn erase_session(pool: &Pool, id: &str) -> Result<bool, StoreEr
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        if sessions > 0 {
+            sqlx::query("INSERT INTO erased_sessions (id, erased_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(sessions > 0)
     })
+}
+
+/// Whether `id` names a conversation that was erased (and whose tombstone the retention has not purged yet).
+pub(super) async fn is_erased(pool: &Pool, id: &str) -> Result<bool, StoreError> {
+    let row: Option<(String,)> = on_pool!(pool, p => {
+        sqlx::query_as("SELECT id FROM erased_sessions WHERE id = $1").bind(id).fetch_optional(p).await
+    })?;
+    Ok(row.is_some())
 }

@@ -47,6 +47,9 @@ pub enum StoreError {
     /// The database refused the statement: a bug, not an outage.
     #[error("database error: {0}")]
     Query(String),
+    /// The conversation was erased (possibly while this exchange was being answered): nothing was stored for it.
+    #[error("the conversation was erased")]
+    Erased,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -254,6 +257,13 @@ impl Store {
         self.schema_ready()?;
         let _timer = self.metrics.db_timer("load_session").start_timer();
         records::load_session(&self.pool, id).await
+    }
+
+    /// Whether `id` is a conversation erased on request (within the retention).
+    pub async fn erased(&self, id: &str) -> Result<bool, StoreError> {
+        self.schema_ready()?;
+        let _timer = self.metrics.db_timer("load_erased").start_timer();
+        deletion::is_erased(&self.pool, id).await
     }
 
     pub async fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {

@@ -1,5 +1,7 @@
 //! What is stored (sessions, messages, tickets), how it reads back, and the batched insert used by the writer.
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
@@ -270,13 +272,47 @@ pub(super) async fn load_ticket(pool: &Pool, id: &str) -> Result<Option<Ticket>,
 }
 
 /// Inserts a batch of exchanges in one transaction: one multi-row INSERT per table, whatever the batch size.
-pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Result<(), StoreError> {
+/// Exchanges of a conversation erased meanwhile are left out: their session ids are returned.
+pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Result<HashSet<String>, StoreError> {
+    // PostgreSQL: key-share locks on the sessions first, so that an erasure in another replica either committed
+    // before (its tombstone is read below) or waits for this commit (see `erase_session`).
+    let lock = if matches!(pool, Pool::Postgres(_)) {
+        " FOR KEY SHARE"
+    } else {
+        ""
+    };
+    let mut seen = HashSet::new();
+    let ids: Vec<&str> = batch
+        .iter()
+        .map(|e| e.session_id.as_str())
+        .filter(|id| seen.insert(*id))
+        .collect();
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        // Every exchange's session, not only the new ones: one purged by retention (or erased) between the chat's
-        // read and this write is created again rather than the insert failing on its foreign key. The price: a chat
-        // in flight while its conversation is erased leaves that one exchange, accepted at the same moment.
-        let mut seen = std::collections::HashSet::new();
+        let mut q = QueryBuilder::new("SELECT id FROM sessions WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        q.push(")").push(lock);
+        q.build().persistent(false).execute(&mut *tx).await?;
+        let mut q = QueryBuilder::new("SELECT id FROM erased_sessions WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        let erased: HashSet<String> =
+            q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *tx).await?.into_iter().collect();
+        let batch: Vec<&NewExchange> =
+            batch.iter().copied().filter(|e| !erased.contains(&e.session_id)).collect();
+        if batch.is_empty() {
+            tx.commit().await?;
+            return Ok(erased);
+        }
+        // Every exchange's session, not only the new ones: one purged by retention between the chat's read and this
+        // write is created again rather than the insert failing on its foreign key (an erased one was left out above).
+        let mut seen = HashSet::new();
         let sessions: Vec<&NewExchange> = batch.iter().copied().filter(|e| seen.insert(e.session_id.as_str())).collect();
         let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");
         q.push_values(sessions, |mut row, e| {
@@ -326,6 +362,6 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
             q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(erased)
     })
 }

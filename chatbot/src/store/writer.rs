@@ -2,9 +2,12 @@
 //! each waiting request how it went. SQLite has a single writer anyway; this turns N commits into one. Deletions
 //! (a retention batch, an erasure) go through the same task, between two commits, so they never contend with it.
 
+use std::collections::HashSet;
+
 use tokio::sync::{mpsc, oneshot};
 
 use super::deletion::{Purged, erase_session, purge_batch};
+use super::now_millis;
 use super::records::{NewExchange, insert_exchanges};
 use super::{Pool, StoreError};
 use crate::metrics::Metrics;
@@ -56,7 +59,7 @@ async fn run(pool: Pool, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
                 Job::Erase { session_id, done } => {
                     save_all(&pool, &metrics, &mut saves).await;
                     let _timer = metrics.db_timer("erase").start_timer();
-                    let _ = done.send(erase_session(&pool, &session_id).await);
+                    let _ = done.send(erase_session(&pool, &session_id, now_millis()).await);
                 }
             }
         }
@@ -75,7 +78,7 @@ async fn save_all(pool: &Pool, metrics: &Metrics, saves: &mut Vec<Save>) {
         Err(StoreError::Query(_)) if saves.len() > 1 => {
             for save in saves.drain(..) {
                 let r = write(pool, metrics, std::slice::from_ref(&save)).await;
-                let _ = save.done.send(r);
+                answer(save, r);
             }
         }
         result => {
@@ -83,13 +86,22 @@ async fn save_all(pool: &Pool, metrics: &Metrics, saves: &mut Vec<Save>) {
                 tracing::warn!(error = %e, exchanges = saves.len(), "could not store exchanges");
             }
             for save in saves.drain(..) {
-                let _ = save.done.send(result.clone());
+                answer(save, result.clone());
             }
         }
     }
 }
 
-async fn write(pool: &Pool, metrics: &Metrics, saves: &[Save]) -> Result<(), StoreError> {
+/// Tells a request how its batch went: refused if its conversation was erased meanwhile.
+fn answer(save: Save, batch: Result<HashSet<String>, StoreError>) {
+    let result = batch.and_then(|erased| match erased.contains(&save.exchange.session_id) {
+        true => Err(StoreError::Erased),
+        false => Ok(()),
+    });
+    let _ = save.done.send(result);
+}
+
+async fn write(pool: &Pool, metrics: &Metrics, saves: &[Save]) -> Result<HashSet<String>, StoreError> {
     let _timer = metrics.db_timer("save_exchanges").start_timer();
     let batch: Vec<&NewExchange> = saves.iter().map(|j| &j.exchange).collect();
     insert_exchanges(pool, &batch).await

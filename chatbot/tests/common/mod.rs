@@ -1,6 +1,8 @@
 //! Starts the real chatbot server on an ephemeral 127.0.0.1 port and talks HTTP to it.
 #![allow(dead_code)]
 
+pub mod fake_openai;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -124,6 +126,18 @@ impl TestServer {
         let r = request.send().await.unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A DELETE as a support agent.
+    pub async fn delete(&self, path: &str) -> StatusCode {
+        let r = self
+            .client
+            .delete(self.url(path))
+            .bearer_auth(AGENT_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        r.status()
     }
 
     pub async fn metrics(&self) -> Exposition {
