@@ -12,6 +12,7 @@ use crate::limits::ChatLimits;
 use crate::metrics::Metrics;
 use crate::model::knowledge::KnowledgeBase;
 use crate::model::openai::{OpenAi, OpenAiConfig};
+use crate::model::prices::{self, Prices};
 use crate::model::{Backend, Model};
 use crate::routes::{self, AppState, FaultInjection};
 use crate::store::{Store, StoreConfig, redact};
@@ -55,17 +56,36 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let kb = Arc::new(knowledge_base(&config)?);
+    let prices = Prices::default();
+    let reload_prices = match &config.prices_file {
+        None => None,
+        Some(path) => {
+            let (table, bytes) = prices::load(path)?;
+            prices.replace(table);
+            metrics.prices_reloaded(true);
+            Some(tokio::spawn(prices::reload_forever(
+                path.clone(),
+                prices.clone(),
+                bytes,
+                metrics.clone(),
+                config.prices_reload_interval,
+            )))
+        }
+    };
     let backend = match config.model_backend {
         ModelBackend::Builtin => Backend::Builtin,
         ModelBackend::Openai => Backend::OpenAi(OpenAi::new(
             OpenAiConfig {
                 base_url: config.openai_base_url.clone(),
                 model: config.openai_model.clone(),
+                provider_name: config.openai_provider_name.clone(),
                 api_key: config.openai_api_key.clone(),
                 timeout: config.openai_timeout,
                 max_retries: config.openai_max_retries,
             },
             &kb,
+            prices,
+            metrics.clone(),
         )?),
     };
     let model = Arc::new(Model::new(kb, backend, config.answer_cache_size, metrics.clone()));
@@ -137,8 +157,8 @@ pub async fn serve(
         },
     );
     sampler.abort();
-    if let Some(purge) = purge {
-        purge.abort();
+    for task in [purge, reload_prices].into_iter().flatten() {
+        task.abort();
     }
     writer.shutdown().await;
     tracing::info!("stopped");

@@ -62,6 +62,19 @@ pub struct Config {
     #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
     pub openai_model: String,
 
+    /// `gen_ai.provider.name` in the GenAI metrics: `openai`, `azure.ai.openai`, or what serves the endpoint (`vllm`…).
+    #[arg(long, env = "OPENAI_PROVIDER_NAME", default_value = "openai")]
+    pub openai_provider_name: String,
+
+    /// Prices per million tokens by model (YAML, see README); read again when it changes. None: no spend estimated,
+    /// tokens counted as unpriced.
+    #[arg(long, env = "CHATBOT_PRICES_FILE")]
+    pub prices_file: Option<PathBuf>,
+
+    /// How often the price table file is read again (a mounted ConfigMap or Secret changes within a minute anyway).
+    #[arg(long, env = "CHATBOT_PRICES_RELOAD_INTERVAL", default_value = "10s", value_parser = positive_duration)]
+    pub prices_reload_interval: Duration,
+
     /// API key, read from the environment only so that it never shows in a process listing.
     #[arg(skip = std::env::var("OPENAI_API_KEY").ok().filter(|k| !k.is_empty()))]
     pub openai_api_key: Option<String>,

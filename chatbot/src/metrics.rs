@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// HTTP latency buckets: 5 ms to 10 s, with the 0.5/1/2/5 s boundaries that the latency alerts compare against.
@@ -16,6 +16,25 @@ pub const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 /// Model and database calls are faster than whole requests: start at 0.5 ms.
 const FAST_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// `gen_ai.client.token.usage`'s advisory bucket bounds in the OpenTelemetry GenAI semantic conventions (powers of 4).
+pub const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+/// `gen_ai.client.operation.duration`'s advisory bucket bounds, in seconds (doubling from 10 ms).
+pub const GEN_AI_DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// Labels of `gen_ai_client_token_usage`, as the OTLP translation names the conventions' attributes.
+const GEN_AI_TOKEN_LABELS: [&str; 5] = [
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_token_type",
+    "gen_ai_request_model",
+    "gen_ai_response_model",
 ];
 
 /// Label value for requests that matched no route, so that scanners cannot create series.
@@ -48,6 +67,15 @@ pub struct MetricSet {
     pub ai_model_calls_total: IntCounterVec,
     pub ai_model_call_duration_seconds: HistogramVec,
     pub ai_model_fallbacks_total: IntCounterVec,
+    pub gen_ai_client_token_usage: HistogramVec,
+    pub gen_ai_client_operation_duration_seconds: HistogramVec,
+    pub ai_model_usage_missing_total: IntCounterVec,
+    pub ai_model_estimated_cost_total: CounterVec,
+    pub ai_model_unpriced_tokens_total: IntCounterVec,
+    /// No labels; present only when a price table file is configured.
+    pub ai_model_prices_last_reload_successful: IntGaugeVec,
+    /// No labels; present once a price table was loaded.
+    pub ai_model_prices_last_reload_success_timestamp_seconds: GaugeVec,
     pub escalations_total: IntCounterVec,
     pub chat_requests_limited_total: IntCounterVec,
     pub retention_deleted_rows_total: IntCounterVec,
@@ -136,6 +164,71 @@ impl Metrics {
                     "Answers given by the builtin model because the configured model failed.",
                 ),
                 &["model"],
+            )
+            .unwrap(),
+            gen_ai_client_token_usage: HistogramVec::new(
+                HistogramOpts::new(
+                    "gen_ai_client_token_usage",
+                    "Tokens used per model call, by token type (input, output) (OpenTelemetry gen_ai.client.token.usage).",
+                )
+                .buckets(TOKEN_BUCKETS.to_vec()),
+                &GEN_AI_TOKEN_LABELS,
+            )
+            .unwrap(),
+            gen_ai_client_operation_duration_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "gen_ai_client_operation_duration_seconds",
+                    "Model call duration in seconds, error_type set on failure (OpenTelemetry \
+                     gen_ai.client.operation.duration).",
+                )
+                .buckets(GEN_AI_DURATION_BUCKETS.to_vec()),
+                &[
+                    "gen_ai_operation_name",
+                    "gen_ai_provider_name",
+                    "gen_ai_request_model",
+                    "gen_ai_response_model",
+                    "error_type",
+                ],
+            )
+            .unwrap(),
+            ai_model_usage_missing_total: IntCounterVec::new(
+                Opts::new(
+                    "ai_model_usage_missing_total",
+                    "Model answers that reported no token usage (their tokens are unknown, not zero).",
+                ),
+                &["gen_ai_provider_name", "gen_ai_request_model"],
+            )
+            .unwrap(),
+            ai_model_estimated_cost_total: CounterVec::new(
+                Opts::new(
+                    "ai_model_estimated_cost_total",
+                    "Estimated spend on the model from the price table, in units of the currency label.",
+                ),
+                &["gen_ai_provider_name", "gen_ai_request_model", "currency"],
+            )
+            .unwrap(),
+            ai_model_unpriced_tokens_total: IntCounterVec::new(
+                Opts::new(
+                    "ai_model_unpriced_tokens_total",
+                    "Tokens of models the price table has no price for, by token type (input, output).",
+                ),
+                &["gen_ai_provider_name", "gen_ai_request_model", "gen_ai_token_type"],
+            )
+            .unwrap(),
+            ai_model_prices_last_reload_successful: IntGaugeVec::new(
+                Opts::new(
+                    "ai_model_prices_last_reload_successful",
+                    "1 when the price table file last read was valid, 0 when it was refused (the previous one is kept).",
+                ),
+                &[],
+            )
+            .unwrap(),
+            ai_model_prices_last_reload_success_timestamp_seconds: GaugeVec::new(
+                Opts::new(
+                    "ai_model_prices_last_reload_success_timestamp_seconds",
+                    "When the price table in use was loaded, in seconds since the Unix epoch.",
+                ),
+                &[],
             )
             .unwrap(),
             chat_requests_limited_total: IntCounterVec::new(
@@ -230,6 +323,13 @@ impl Metrics {
             Box::new(m.ai_model_calls_total.clone()),
             Box::new(m.ai_model_call_duration_seconds.clone()),
             Box::new(m.ai_model_fallbacks_total.clone()),
+            Box::new(m.gen_ai_client_token_usage.clone()),
+            Box::new(m.gen_ai_client_operation_duration_seconds.clone()),
+            Box::new(m.ai_model_usage_missing_total.clone()),
+            Box::new(m.ai_model_estimated_cost_total.clone()),
+            Box::new(m.ai_model_unpriced_tokens_total.clone()),
+            Box::new(m.ai_model_prices_last_reload_successful.clone()),
+            Box::new(m.ai_model_prices_last_reload_success_timestamp_seconds.clone()),
             Box::new(m.escalations_total.clone()),
             Box::new(m.chat_requests_limited_total.clone()),
             Box::new(m.retention_deleted_rows_total.clone()),
@@ -259,6 +359,23 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+
+    /// Whether the price table file last read was valid.
+    pub fn prices_reloaded(&self, ok: bool) {
+        let none: &[&str] = &[];
+        self.ai_model_prices_last_reload_successful
+            .with_label_values(none)
+            .set(i64::from(ok));
+        if ok {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.ai_model_prices_last_reload_success_timestamp_seconds
+                .with_label_values(none)
+                .set(now);
+        }
     }
 
     /// Times one database operation; `operation` must come from the closed list in `store`.

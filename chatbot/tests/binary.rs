@@ -162,6 +162,36 @@ fn bad_configuration_exits_non_zero_with_a_message() {
         stderr.contains("kb.yaml") && stderr.contains("knowledge base"),
         "{stderr}"
     );
+
+    // A price table with a mistake names the file and the field; nothing is served on a wrong table.
+    let prices = dir.path().join("prices.yaml");
+    std::fs::write(
+        &prices,
+        "models:\n  gpt-4o-mini:\n    currency: USD\n    input: -0.15\n    output: 0.6\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .env_clear()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--internal-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "text",
+        ])
+        .arg("--prices-file")
+        .arg(&prices)
+        .arg("--database-url")
+        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prices.yaml") && stderr.contains("models.gpt-4o-mini.input"),
+        "{stderr}"
+    );
 }
 
 /// The memory limit a chatbot runs under, read back from `/metrics` when it runs in a cgroup this test makes with a

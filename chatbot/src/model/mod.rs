@@ -2,8 +2,10 @@
 //! builtin model when the configured one fails. Every call is measured here, once.
 
 pub mod builtin;
+pub mod genai;
 pub mod knowledge;
 pub mod openai;
+pub mod prices;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ModelAnswer;
+use super::genai::{Completed, GenAi};
 use super::knowledge::{KnowledgeBase, UNKNOWN_INTENT};
+use super::prices::{Prices, Tokens};
 use crate::chat::Language;
 use crate::metrics::Metrics;
 
@@ -22,6 +24,8 @@ pub struct OpenAiConfig {
     /// Base URL up to and including the version, e.g. `https://api.openai.com/v1`.
     pub base_url: String,
     pub model: String,
+    /// `gen_ai.provider.name`: `openai`, `azure.ai.openai`, or whatever serves the endpoint.
+    pub provider_name: String,
     pub api_key: Option<String>,
     /// Deadline of one attempt.
     pub timeout: Duration,
@@ -30,7 +34,7 @@ pub struct OpenAiConfig {
 }
 
 /// Why a call failed; `status_label` is the bounded `status` label of `ai_model_calls_total`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -57,20 +61,63 @@ impl CallError {
             _ => "error",
         }
     }
+
+    /// `error.type` of the GenAI metrics: the HTTP status when the endpoint answered one, else what went wrong.
+    pub fn error_type(&self) -> String {
+        match self {
+            CallError::Timeout(_) => "timeout".into(),
+            CallError::Transport(_) => "connection_error".into(),
+            CallError::Status { status, .. } => status.to_string(),
+            CallError::BadAnswer(_) => "invalid_response".into(),
+        }
+    }
 }
 
 /// The OpenAI-compatible client.
-#[derive(Debug, Clone)]
 pub struct OpenAi {
     config: OpenAiConfig,
     http: reqwest::Client,
     system_prompt: String,
     intents: Vec<String>,
+    genai: GenAi,
 }
 
 #[derive(Deserialize)]
 struct Completion {
     choices: Vec<Choice>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+/// The `usage` object of a completion. `cached_tokens` is reported by OpenAI and some compatible servers only.
+#[derive(Deserialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptTokensDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+impl Usage {
+    fn tokens(&self) -> Tokens {
+        Tokens {
+            input: self.prompt_tokens,
+            cached_input: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            output: self.completion_tokens,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,12 +139,13 @@ struct StructuredAnswer {
 }
 
 impl OpenAi {
-    pub fn new(config: OpenAiConfig, kb: &KnowledgeBase) -> anyhow::Result<Self> {
+    pub fn new(config: OpenAiConfig, kb: &KnowledgeBase, prices: Prices, metrics: Metrics) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(config.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("chatbot-sav/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(OpenAi {
+            genai: GenAi::new(&config.provider_name, &config.model, prices, metrics),
             system_prompt: system_prompt(kb),
             intents: kb.intents.iter().map(|i| i.name.clone()).collect(),
             config,
@@ -110,11 +158,22 @@ impl OpenAi {
         let mut attempt = 0;
         loop {
             let start = Instant::now();
-            let result = self.call_once(message).await;
+            let completion = self.call_once(message).await;
+            let result = completion
+                .as_ref()
+                .map_err(CallError::clone)
+                .and_then(|c| self.content(c));
+            let elapsed = start.elapsed();
+            let completed = completion.as_ref().ok().map(|c| Completed {
+                response_model: c.model.as_deref(),
+                usage: c.usage.as_ref().map(Usage::tokens),
+            });
+            let error_type = result.as_ref().err().map(CallError::error_type);
+            self.genai.record(elapsed, completed.as_ref(), error_type.as_deref());
             metrics
                 .ai_model_call_duration_seconds
                 .with_label_values(&[MODEL_LABEL])
-                .observe(start.elapsed().as_secs_f64());
+                .observe(elapsed.as_secs_f64());
             let status = match &result {
                 Ok(_) => "success",
                 Err(e) => e.status_label(),
@@ -134,7 +193,8 @@ impl OpenAi {
         }
     }
 
-    async fn call_once(&self, message: &str) -> Result<ModelAnswer, CallError> {
+    /// One request: the completion as the endpoint returned it.
+    async fn call_once(&self, message: &str) -> Result<Completion, CallError> {
         let url = format!("{}/chat/completions", self.config.base_url.trim_end_matches('/'));
         let body = json!({
             "model": self.config.model,
@@ -164,16 +224,19 @@ impl OpenAi {
                 .await
                 .map_err(|e| CallError::BadAnswer(format!("not a chat completion: {e}")))
         };
-        let completion = tokio::time::timeout(self.config.timeout, send)
+        tokio::time::timeout(self.config.timeout, send)
             .await
-            .map_err(|_| CallError::Timeout(self.config.timeout))??;
+            .map_err(|_| CallError::Timeout(self.config.timeout))?
+    }
+
+    /// The structured answer in a completion's first message.
+    fn content(&self, completion: &Completion) -> Result<ModelAnswer, CallError> {
         let content = completion
             .choices
-            .into_iter()
-            .next()
-            .and_then(|c| c.message.content)
+            .first()
+            .and_then(|c| c.message.content.as_deref())
             .ok_or_else(|| CallError::BadAnswer("no message content".into()))?;
-        self.parse_answer(&content)
+        self.parse_answer(content)
     }
 
     /// Checks the model's JSON against the knowledge base: unknown intents and out-of-range values are refused.
@@ -225,11 +288,12 @@ mod tests {
         let config = OpenAiConfig {
             base_url: "http://127.0.0.1:9/v1".into(),
             model: "m".into(),
+            provider_name: "openai".into(),
             api_key: None,
             timeout: Duration::from_secs(1),
             max_retries: 0,
         };
-        OpenAi::new(config, &KnowledgeBase::builtin()).unwrap()
+        OpenAi::new(config, &KnowledgeBase::builtin(), Prices::default(), Metrics::new()).unwrap()
     }
 
     #[test]
