@@ -47,6 +47,9 @@ fn main() {
     }
     for op in [
         "save_exchanges",
+        "save_feedback",
+        "conclude",
+        "load_erased",
         "load_session",
         "load_conversation",
         "load_ticket",
@@ -55,6 +58,24 @@ fn main() {
     ] {
         m.db_timer(op).observe(0.001);
     }
+    // The feedback and outcome series of every intent, and an openai backend's GenAI series (two response models).
+    let kb = chatbot::model::knowledge::KnowledgeBase::builtin();
+    m.declare_intents(kb.intent_names());
+    for response_model in ["gpt-4o-mini-2024-07-18", "gpt-4o-mini-2025-01-01"] {
+        for token_type in ["input", "output"] {
+            m.gen_ai_client_token_usage
+                .with_label_values(&["chat", "openai", token_type, "gpt-4o-mini", response_model])
+                .observe(300.0);
+        }
+        for error_type in ["", "timeout", "429", "invalid_response"] {
+            m.gen_ai_client_operation_duration_seconds
+                .with_label_values(&["chat", "openai", "gpt-4o-mini", response_model, error_type])
+                .observe(0.8);
+        }
+    }
+    m.ai_model_estimated_cost_total
+        .with_label_values(&["openai", "gpt-4o-mini", "USD"])
+        .inc_by(0.01);
     let text = m.render();
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
     let iterations = 2000;

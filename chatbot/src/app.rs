@@ -88,7 +88,13 @@ pub async fn serve(
             metrics.clone(),
         )?),
     };
-    let model = Arc::new(Model::new(kb, backend, config.answer_cache_size, metrics.clone()));
+    metrics.declare_intents(kb.intent_names());
+    let model = Arc::new(Model::new(
+        kb.clone(),
+        backend,
+        config.answer_cache_size,
+        metrics.clone(),
+    ));
     let store_config = StoreConfig {
         url: config.database_url.clone(),
         max_connections: config.db_max_connections,
@@ -106,6 +112,13 @@ pub async fn serve(
             config.retention_interval,
         ))
     });
+    let outcomes = tokio::spawn(crate::outcomes::run(
+        store.clone(),
+        metrics.clone(),
+        kb,
+        config.conversation_idle,
+        config.outcome_interval,
+    ));
 
     if config.fault_every > 0 {
         tracing::warn!(
@@ -157,7 +170,7 @@ pub async fn serve(
         },
     );
     sampler.abort();
-    for task in [purge, reload_prices].into_iter().flatten() {
+    for task in [purge, reload_prices, Some(outcomes)].into_iter().flatten() {
         task.abort();
     }
     writer.shutdown().await;

@@ -71,6 +71,91 @@ impl Language {
     }
 }
 
+/// Longest accepted feedback comment, in bytes of UTF-8.
+pub const MAX_COMMENT_BYTES: usize = 2048;
+
+/// A customer's rating of one answer: thumbs up or down. One click under each answer gets far more ratings than a
+/// survey at the end, and each rating belongs to the intent that produced the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rating {
+    Up,
+    Down,
+}
+
+impl Rating {
+    pub const ALL: [Rating; 2] = [Rating::Up, Rating::Down];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rating::Up => "up",
+            Rating::Down => "down",
+        }
+    }
+}
+
+/// `POST /conversations/{session_id}/feedback` body as sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFeedbackRequest {
+    exchange_id: Option<String>,
+    rating: Option<String>,
+    comment: Option<String>,
+}
+
+/// A validated rating of one answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackRequest {
+    pub exchange_id: String,
+    pub rating: Rating,
+    /// `None` when absent or blank.
+    pub comment: Option<String>,
+}
+
+impl FeedbackRequest {
+    /// Parses and validates a JSON body, naming the field at fault in the error.
+    pub fn from_json(body: &[u8]) -> Result<FeedbackRequest, ApiError> {
+        let raw: RawFeedbackRequest = decode_json(body)?;
+        let exchange_id = raw
+            .exchange_id
+            .filter(|id| !id.is_empty() && id.len() <= MAX_SESSION_ID_BYTES && !id.contains('\0'))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "exchange_id",
+                    format!("exchange_id is required: the exchange_id of the answer rated (1 to {MAX_SESSION_ID_BYTES} bytes)"),
+                )
+            })?;
+        let rating = match raw.rating.as_deref() {
+            Some("up") => Rating::Up,
+            Some("down") => Rating::Down,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "rating",
+                    format!("unknown rating {other:?}; expected up or down"),
+                ));
+            }
+            None => return Err(ApiError::invalid("rating", "rating is required: up or down")),
+        };
+        let comment = match raw.comment {
+            Some(c) if c.contains('\0') => {
+                return Err(ApiError::invalid("comment", "comment must not contain NUL characters"));
+            }
+            Some(c) if c.len() > MAX_COMMENT_BYTES => {
+                return Err(ApiError::invalid(
+                    "comment",
+                    format!("comment is {} bytes long; the limit is {MAX_COMMENT_BYTES}", c.len()),
+                ));
+            }
+            Some(c) if c.trim().is_empty() => None,
+            other => other,
+        };
+        Ok(FeedbackRequest {
+            exchange_id,
+            rating,
+            comment,
+        })
+    }
+}
+
 /// `POST /chat` body as sent. Fields are optional here so that a missing one is reported by name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,33 +176,7 @@ pub struct ChatRequest {
 impl ChatRequest {
     /// Parses and validates a JSON body, naming the field at fault in the error.
     pub fn from_json(body: &[u8]) -> Result<ChatRequest, ApiError> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        let raw: RawChatRequest = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    format!("malformed JSON: {inner}"),
-                    None,
-                )
-            } else if path == "." {
-                // Unknown fields and a body that is not an object land here; serde names the field in the text.
-                let field = unknown_field_name(&inner.to_string());
-                ApiError::invalid(field.as_deref().unwrap_or("body"), inner.to_string())
-            } else {
-                ApiError::invalid(&path, inner.to_string())
-            }
-        })?;
-
-        // `{"message":"hi"} trailing` is not one JSON document.
-        de.end().map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                format!("malformed JSON: {e}"),
-                None,
-            )
-        })?;
+        let raw: RawChatRequest = decode_json(body)?;
         let message = raw
             .message
             .ok_or_else(|| ApiError::invalid("message", "message is required"))?;
@@ -164,6 +223,37 @@ impl ChatRequest {
     }
 }
 
+/// Decodes one JSON document into `T`: malformed JSON is a 400, a field of the wrong type or unknown a 422 naming it.
+fn decode_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("malformed JSON: {inner}"),
+                None,
+            )
+        } else if path == "." {
+            // Unknown fields and a body that is not an object land here; serde names the field in the text.
+            let field = unknown_field_name(&inner.to_string());
+            ApiError::invalid(field.as_deref().unwrap_or("body"), inner.to_string())
+        } else {
+            ApiError::invalid(&path, inner.to_string())
+        }
+    })?;
+    // `{"message":"hi"} trailing` is not one JSON document.
+    de.end().map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("malformed JSON: {e}"),
+            None,
+        )
+    })?;
+    Ok(value)
+}
+
 /// serde reports an unknown field as "unknown field `x`, expected …": pull `x` out so the client sees it by name.
 fn unknown_field_name(text: &str) -> Option<String> {
     let rest = text.strip_prefix("unknown field `")?;
@@ -174,6 +264,8 @@ fn unknown_field_name(text: &str) -> Option<String> {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChatResponse {
     pub session_id: String,
+    /// The answer's id, to rate it (`POST /conversations/{session_id}/feedback`).
+    pub exchange_id: String,
     pub reply: String,
     pub intent: String,
     pub confidence: f64,
@@ -233,5 +325,33 @@ mod tests {
         assert!(ChatRequest::from_json(ok.as_bytes()).is_ok());
         let long = format!(r#"{{"message":"{}"}}"#, "a".repeat(MAX_MESSAGE_BYTES + 1));
         assert_eq!(err(&long).field.as_deref(), Some("message"));
+    }
+
+    #[test]
+    fn feedback_names_the_field_at_fault() {
+        let ok = FeedbackRequest::from_json(br#"{"exchange_id":"x","rating":"down","comment":"  "}"#).unwrap();
+        assert_eq!((ok.rating, ok.comment), (Rating::Down, None), "a blank comment is none");
+        for (body, field) in [
+            (r#"{"rating":"up"}"#, "exchange_id"),
+            (r#"{"exchange_id":"","rating":"up"}"#, "exchange_id"),
+            (r#"{"exchange_id":"x"}"#, "rating"),
+            (r#"{"exchange_id":"x","rating":"5"}"#, "rating"),
+            (r#"{"exchange_id":"x","rating":1}"#, "rating"),
+            (r#"{"exchange_id":"x","rating":"up","comment":7}"#, "comment"),
+            (r#"{"exchange_id":"x","rating":"up","coment":"typo"}"#, "coment"),
+        ] {
+            let e = FeedbackRequest::from_json(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (e.status, e.field.as_deref()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+                "{body}"
+            );
+        }
+        let long = format!(
+            r#"{{"exchange_id":"x","rating":"up","comment":"{}"}}"#,
+            "é".repeat(MAX_COMMENT_BYTES / 2 + 1)
+        );
+        let e = FeedbackRequest::from_json(long.as_bytes()).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("comment"));
     }
 }

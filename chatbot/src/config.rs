@@ -88,6 +88,14 @@ pub struct Config {
     #[arg(long, env = "CHATBOT_RETENTION", default_value = "180d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
 
+    /// A conversation with no message for this long is decided: resolved, escalated or abandoned (see README).
+    #[arg(long, env = "CHATBOT_CONVERSATION_IDLE", default_value = "30m", value_parser = positive_duration)]
+    pub conversation_idle: Duration,
+
+    /// How often idle conversations are looked for.
+    #[arg(long, env = "CHATBOT_OUTCOME_INTERVAL", default_value = "1m", value_parser = positive_duration)]
+    pub outcome_interval: Duration,
+
     /// How often the retention purge runs.
     #[arg(long, env = "CHATBOT_RETENTION_INTERVAL", default_value = "10m", value_parser = positive_duration)]
     pub retention_interval: Duration,

@@ -12,6 +12,7 @@ pub mod http_metrics;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod outcomes;
 pub mod retention;
 pub mod routes;
 pub mod store;

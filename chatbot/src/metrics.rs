@@ -37,6 +37,9 @@ const GEN_AI_TOKEN_LABELS: [&str; 5] = [
     "gen_ai_response_model",
 ];
 
+/// `intent` of a conversation that never got past small talk.
+pub const NO_TOPIC: &str = "none";
+
 /// Label value for requests that matched no route, so that scanners cannot create series.
 pub const UNMATCHED_ENDPOINT: &str = "unmatched";
 
@@ -77,6 +80,8 @@ pub struct MetricSet {
     /// No labels; present once a price table was loaded.
     pub ai_model_prices_last_reload_success_timestamp_seconds: GaugeVec,
     pub escalations_total: IntCounterVec,
+    pub chat_feedback_total: IntCounterVec,
+    pub chat_conversations_total: IntCounterVec,
     pub chat_requests_limited_total: IntCounterVec,
     pub retention_deleted_rows_total: IntCounterVec,
     pub conversations_erased_total: IntCounter,
@@ -242,7 +247,7 @@ impl Metrics {
             retention_deleted_rows_total: IntCounterVec::new(
                 Opts::new(
                     "retention_deleted_rows_total",
-                    "Rows deleted by the retention purge, by table (messages, tickets, sessions, erased_sessions).",
+                    "Rows deleted by the retention purge, by table (messages, tickets, feedback, sessions, erased_sessions).",
                 ),
                 &["table"],
             )
@@ -258,6 +263,23 @@ impl Metrics {
                     "Conversations escalated to a human, by reason.",
                 ),
                 &["reason"],
+            )
+            .unwrap(),
+            chat_feedback_total: IntCounterVec::new(
+                Opts::new(
+                    "chat_feedback_total",
+                    "Customers' ratings of answers, by user type, the answer's intent and rating (up, down).",
+                ),
+                &["user_type", "intent", "rating"],
+            )
+            .unwrap(),
+            chat_conversations_total: IntCounterVec::new(
+                Opts::new(
+                    "chat_conversations_total",
+                    "Conversations decided once idle, by user type, topic intent (none: only small talk) and outcome \
+                     (resolved, escalated, abandoned).",
+                ),
+                &["user_type", "intent", "outcome"],
             )
             .unwrap(),
             database_connections_active: IntGauge::new(
@@ -331,6 +353,8 @@ impl Metrics {
             Box::new(m.ai_model_prices_last_reload_successful.clone()),
             Box::new(m.ai_model_prices_last_reload_success_timestamp_seconds.clone()),
             Box::new(m.escalations_total.clone()),
+            Box::new(m.chat_feedback_total.clone()),
+            Box::new(m.chat_conversations_total.clone()),
             Box::new(m.chat_requests_limited_total.clone()),
             Box::new(m.retention_deleted_rows_total.clone()),
             Box::new(m.conversations_erased_total.clone()),
@@ -359,6 +383,41 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
         String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+
+    /// The feedback and outcome series of every intent exist from the start, at 0 (see `new`): containment and
+    /// satisfaction read 0 of N, not nothing, and a topic's first conversation is seen by `rate()`.
+    pub fn declare_intents<'a>(&self, intents: impl Iterator<Item = &'a str> + Clone) {
+        for user_type in crate::chat::UserType::ALL {
+            let u = user_type.as_str();
+            for intent in intents.clone() {
+                for rating in crate::chat::Rating::ALL {
+                    self.chat_feedback_total
+                        .with_label_values(&[u, intent, rating.as_str()]);
+                }
+            }
+            for intent in intents.clone().chain([NO_TOPIC]) {
+                for outcome in crate::store::OUTCOMES {
+                    self.chat_conversations_total.with_label_values(&[u, intent, outcome]);
+                }
+            }
+        }
+    }
+
+    /// One rating; `user_type` as stored (always one of the fixed set).
+    pub fn count_feedback(&self, user_type: &str, intent: &str, rating: crate::chat::Rating) {
+        let user_type = crate::chat::UserType::parse(user_type).unwrap_or(crate::chat::UserType::Customer);
+        self.chat_feedback_total
+            .with_label_values(&[user_type.as_str(), intent, rating.as_str()])
+            .inc();
+    }
+
+    /// One conversation decided; `topic` `None` is labelled `none`.
+    pub fn count_outcome(&self, user_type: &str, topic: Option<&str>, outcome: &str) {
+        let user_type = crate::chat::UserType::parse(user_type).unwrap_or(crate::chat::UserType::Customer);
+        self.chat_conversations_total
+            .with_label_values(&[user_type.as_str(), topic.unwrap_or(NO_TOPIC), outcome])
+            .inc();
     }
 
     /// Whether the price table file last read was valid.

@@ -22,6 +22,7 @@ pub async fn run(store: Store, metrics: Metrics, retention: Duration, every: Dur
             Ok(p) if p.total() > 0 => tracing::info!(
                 messages = p.messages,
                 tickets = p.tickets,
+                feedback = p.feedback,
                 sessions = p.sessions,
                 erased_sessions = p.erased_sessions,
                 "retention: purged what was older than the retention"

@@ -210,13 +210,24 @@ async fn a_session_over_its_rate_gets_429_with_retry_after_and_others_are_not_sl
     }
     // The chat that opened the session named none; the five that name it are the burst, then 429.
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429]);
+    // Ratings draw on the same bucket: they cannot flood the database either.
+    let rating = reqwest::Client::new()
+        .post(server.url(&format!("/conversations/{session}/feedback")))
+        .json(&serde_json::json!({"exchange_id": first["exchange_id"], "rating": "up"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rating.status(), 429);
+    assert!(rating.headers().contains_key("retry-after"));
+    let body: Value = rating.json().await.unwrap();
+    assert_eq!(body["field"], "session_id", "{body}");
     // Another session is not slowed.
     let (status, _, _) = chat_from(&server, serde_json::json!({"message": "bonjour"}), None).await;
     assert_eq!(status, 200);
     let m = server.metrics().await;
     assert_eq!(
         m.value("chat_requests_limited_total", &[("reason", "session_rate")]),
-        2.0
+        3.0
     );
     assert_eq!(
         m.value(

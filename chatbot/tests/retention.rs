@@ -40,6 +40,11 @@ fn seed(now: i64) -> Vec<String> {
             s.push(format!(
                 "INSERT INTO erased_sessions (id, erased_at) VALUES ('erased-{i}', {t}), ('erased-now-{i}', {now})"
             ));
+            // A rating with its comment: the customer's words go with the retention like the messages.
+            s.push(format!(
+                "INSERT INTO feedback (exchange_id, session_id, rating, comment, intent, user_type, created_at) \
+                 VALUES ('fb-old-{i}', 'old-{i}', 'down', 'ancien', 'refund', 'customer', {t})"
+            ));
         }
         if i % 10 == 0 {
             s.push(format!(
@@ -115,6 +120,8 @@ async fn retention_purges_exactly_what_is_old(url: &str) {
         "only recent tombstones"
     );
     assert_eq!(deleted("erased_sessions"), (OLD_SESSIONS / 100) as f64);
+    assert_eq!(deleted("feedback"), (OLD_SESSIONS / 100) as f64);
+    assert_eq!(count(url, "SELECT COUNT(*) FROM feedback").await, 0);
     server.stop().await.unwrap();
 }
 
@@ -258,8 +265,8 @@ async fn postgres_a_conversation_erased_by_another_replica_stays_erased() {
     an_erased_conversation_stays_erased(&pg.url(), 2).await;
 }
 
-/// Chats and erasures racing freely on two replicas of one PostgreSQL database: every erasure succeeds, every chat is
-/// answered or refused as erased, and no erased conversation keeps a row.
+/// Chats, ratings and erasures racing freely on two replicas of one PostgreSQL database: every erasure succeeds,
+/// every chat and rating is stored or refused as erased, and no erased conversation keeps a row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_chats_racing_erasures_on_two_replicas_leave_nothing() {
     let pg = TestPostgres::start().expect("start PostgreSQL");
@@ -271,15 +278,20 @@ async fn postgres_chats_racing_erasures_on_two_replicas_leave_nothing() {
     let mut sessions = Vec::new();
     for i in 0..20 {
         let (_, body) = a.chat(json!({"message": format!("Où est ma commande {i} ?")})).await;
-        sessions.push(body["session_id"].as_str().unwrap().to_owned());
+        let id = |f: &str| body[f].as_str().unwrap().to_owned();
+        sessions.push((id("session_id"), id("exchange_id")));
     }
     let (ra, rb) = (&a, &b);
-    let races = sessions.iter().map(|session| async move {
+    let races = sessions.iter().map(|(session, exchange)| async move {
         let chats = (0..8).map(|i| rb.chat(json!({"message": format!("Et ma facture {i} ?"), "session_id": session})));
+        let rating = rb.client.post(rb.url(&format!("/conversations/{session}/feedback")));
+        let rating = rating
+            .json(&json!({"exchange_id": exchange, "rating": "down", "comment": "lent"}))
+            .send();
         let path = format!("/conversations/{session}");
-        futures::join!(futures::future::join_all(chats), ra.delete(&path))
+        futures::join!(futures::future::join_all(chats), rating, ra.delete(&path))
     });
-    for (chats, erased) in futures::future::join_all(races).await {
+    for (chats, rating, erased) in futures::future::join_all(races).await {
         assert_eq!(erased, StatusCode::NO_CONTENT);
         for (status, body) in chats {
             assert!(
@@ -287,11 +299,18 @@ async fn postgres_chats_racing_erasures_on_two_replicas_leave_nothing() {
                 "{status} {body}"
             );
         }
+        let rating = rating.unwrap().status();
+        assert!(rating == StatusCode::CREATED || rating == StatusCode::GONE, "{rating}");
     }
-    let list = sessions.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+    let list = sessions
+        .iter()
+        .map(|(s, _)| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     for (table, column) in [
         ("messages", "session_id"),
         ("tickets", "session_id"),
+        ("feedback", "session_id"),
         ("sessions", "id"),
     ] {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} IN ({list})");

@@ -37,6 +37,8 @@ struct RawIntent {
     name: String,
     #[serde(default)]
     escalate: bool,
+    #[serde(default)]
+    smalltalk: bool,
     #[serde(default = "one")]
     weight: f64,
     keywords: PerLanguageList,
@@ -110,6 +112,8 @@ impl Keyword {
 pub struct Intent {
     pub name: String,
     pub escalate: bool,
+    /// Greetings, thanks: not what a conversation is about (see `KnowledgeBase::topic`).
+    pub smalltalk: bool,
     pub weight: f64,
     pub keywords_fr: Vec<Keyword>,
     pub keywords_en: Vec<Keyword>,
@@ -182,6 +186,7 @@ impl KnowledgeBase {
                 keywords_en: parse(&i.keywords.en)?,
                 name: i.name,
                 escalate: i.escalate,
+                smalltalk: i.smalltalk,
                 weight: i.weight,
                 answer_fr: i.answer.fr,
                 answer_en: i.answer.en,
@@ -204,6 +209,28 @@ impl KnowledgeBase {
 
     pub fn intent(&self, name: &str) -> Option<&Intent> {
         self.intents.iter().find(|i| i.name == name)
+    }
+
+    /// What a conversation is about, from one of its answers: the intent, unless it is small talk.
+    pub fn topic<'a>(&self, intent: &'a str) -> Option<&'a str> {
+        match self.intent(intent) {
+            Some(i) if i.smalltalk => None,
+            _ => Some(intent),
+        }
+    }
+
+    /// An intent as a label value: a name this knowledge base does not know (stored under an earlier one) is
+    /// `unknown`, so that the label's values stay those of [`KnowledgeBase::intent_names`].
+    pub fn intent_label<'a>(&self, name: &'a str) -> &'a str {
+        match self.intent(name) {
+            Some(_) => name,
+            None => UNKNOWN_INTENT,
+        }
+    }
+
+    /// Every intent name an answer can carry (`unknown` included): the bounded `intent` label values.
+    pub fn intent_names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.intents.iter().map(|i| i.name.as_str()).chain([UNKNOWN_INTENT])
     }
 
     /// Guesses the language from the function words present; ties go to the default language.

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::HeaderMap;
 
 use super::AppState;
 use crate::chat::{ChatRequest, ChatResponse, Language};
@@ -47,25 +47,11 @@ pub async fn post_chat(
 
 /// Checks the content type and the body, naming the field at fault.
 fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<ChatRequest, ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected Content-Type: application/json",
-            None,
-        ));
-    }
-    // Its size was bounded before (body_limit): what is left is a body that could not be read.
-    let body = body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text(), None))?;
-    ChatRequest::from_json(&body)
+    ChatRequest::from_json(&super::json_body(headers, body)?)
 }
 
-/// A chat refused by a limit: counted by reason, answered 429 or 503.
-fn limited(state: &AppState, l: Limited) -> ApiError {
+/// A request refused by a limit: counted by reason, answered 429 or 503.
+pub(super) fn limited(state: &AppState, l: Limited) -> ApiError {
     state
         .metrics
         .chat_requests_limited_total
@@ -132,7 +118,10 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
         // dirtying a random page of each per insert, which was most of the write cost under load.
         None => uuid::Uuid::now_v7().to_string(),
     };
+    let exchange_id = uuid::Uuid::now_v7().to_string();
     let exchange = NewExchange {
+        exchange_id: exchange_id.clone(),
+        topic: state.model.knowledge().topic(&a.intent).map(str::to_owned),
         new_session: existing.is_none().then(|| NewSession {
             id: session_id.clone(),
             user_type: request.user_type.as_str(),
@@ -168,6 +157,7 @@ async fn answer(state: &AppState, request: ChatRequest) -> Result<ChatResponse, 
     }
     Ok(ChatResponse {
         session_id,
+        exchange_id,
         reply,
         intent: a.intent.clone(),
         confidence: a.confidence,

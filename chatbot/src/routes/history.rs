@@ -90,7 +90,7 @@ pub async fn get_ticket(
 }
 
 /// A path segment that is not valid UTF-8, or holds a NUL, names nothing we could have stored.
-fn path_id(id: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
+pub(super) fn path_id(id: Result<Path<String>, PathRejection>, field: &str) -> Result<String, ApiError> {
     match id {
         Ok(Path(id)) if !id.contains('\0') => Ok(id),
         Ok(Path(id)) => Err(ApiError::not_found(field, format!("no {field} {id:?}"))),

@@ -2,13 +2,16 @@
 
 mod body_limit;
 mod chat;
+mod feedback;
 mod history;
 mod probes;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{Method, StatusCode, Uri};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::routing::{get, post};
 
 use crate::agents::AgentTokens;
@@ -81,6 +84,24 @@ impl From<Limited> for ApiError {
     }
 }
 
+/// A JSON request body: the content type checked (415 otherwise), the body read whole (its size was bounded before,
+/// by `body_limit`).
+fn json_body(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "expected Content-Type: application/json",
+            None,
+        ));
+    }
+    body.map_err(|rejection| ApiError::new(rejection.status(), rejection.body_text(), None))
+}
+
 /// A database failure as the client sees it: an outage is a 503 the client may retry; anything else is our bug, a 500.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -109,6 +130,7 @@ pub fn api_router(state: AppState, http_metrics: bool) -> Router {
             "/conversations/{session_id}",
             get(history::get_conversation).delete(history::erase_conversation),
         )
+        .route("/conversations/{session_id}/feedback", post(feedback::post_feedback))
         .route("/tickets/{ticket_id}", get(history::get_ticket));
     // Bodies read whole (and bounded) before any handler, unmatched routes included: see body_limit. Only here: the
     // internal routes take no body, and the layer would cost the probes and scrapes a clone of the route each.

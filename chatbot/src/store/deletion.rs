@@ -8,6 +8,7 @@ use super::{Pool, StoreError, on_pool};
 pub struct Purged {
     pub messages: u64,
     pub tickets: u64,
+    pub feedback: u64,
     pub sessions: u64,
     /// Ids of erased sessions kept so that they stay erased (see [`erase_session`]).
     pub erased_sessions: u64,
@@ -15,14 +16,15 @@ pub struct Purged {
 
 impl Purged {
     /// The tables the purge deletes from, as the `table` label names them.
-    pub const TABLES: [&'static str; 4] = ["messages", "tickets", "sessions", "erased_sessions"];
+    pub const TABLES: [&'static str; 5] = ["messages", "tickets", "feedback", "sessions", "erased_sessions"];
 
     /// Rows deleted, by table, in the order of [`Purged::TABLES`].
-    pub fn by_table(&self) -> [(&'static str, u64); 4] {
-        let [m, t, s, e] = Self::TABLES;
+    pub fn by_table(&self) -> [(&'static str, u64); 5] {
+        let [m, t, f, s, e] = Self::TABLES;
         [
             (m, self.messages),
             (t, self.tickets),
+            (f, self.feedback),
             (s, self.sessions),
             (e, self.erased_sessions),
         ]
@@ -35,31 +37,33 @@ impl Purged {
     pub fn add(&mut self, other: &Purged) {
         self.messages += other.messages;
         self.tickets += other.tickets;
+        self.feedback += other.feedback;
         self.sessions += other.sessions;
         self.erased_sessions += other.erased_sessions;
     }
 }
 
-/// Deletes at most `limit` rows of each table older than `cutoff` (unix milliseconds): messages and tickets by their
-/// own age, then the sessions left with neither. A session still in use keeps its recent messages, so it stays.
+/// Deletes at most `limit` rows of each table older than `cutoff` (unix milliseconds): messages, tickets and ratings
+/// by their own age, then the sessions left with none of them. A session still in use keeps its recent messages, so it stays.
 pub(super) async fn purge_batch(pool: &Pool, cutoff: i64, limit: i64) -> Result<Purged, StoreError> {
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
         // The oldest rows first, by the created_at index (migration 0002).
-        let mut deleted = [0u64; 2];
-        for (n, table) in deleted.iter_mut().zip(["messages", "tickets"]) {
+        let mut deleted = [0u64; 3];
+        for (n, (table, key)) in deleted.iter_mut().zip([("messages", "id"), ("tickets", "id"), ("feedback", "exchange_id")]) {
             let sql = format!(
-                "DELETE FROM {table} WHERE id IN \
-                 (SELECT id FROM {table} WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
+                "DELETE FROM {table} WHERE {key} IN \
+                 (SELECT {key} FROM {table} WHERE created_at < $1 ORDER BY created_at LIMIT $2)"
             );
             *n = sqlx::query(&sql).bind(cutoff).bind(limit).execute(&mut *tx).await?.rows_affected();
         }
-        let [messages, tickets] = deleted;
+        let [messages, tickets, feedback] = deleted;
         let sessions = sqlx::query(
             "DELETE FROM sessions WHERE id IN \
              (SELECT s.id FROM sessions s WHERE s.created_at < $1 \
               AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id) \
               AND NOT EXISTS (SELECT 1 FROM tickets t WHERE t.session_id = s.id) \
+              AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.session_id = s.id) \
               ORDER BY s.created_at LIMIT $2)",
         )
         .bind(cutoff)
@@ -77,11 +81,11 @@ pub(super) async fn purge_batch(pool: &Pool, cutoff: i64, limit: i64) -> Result<
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(Purged { messages, tickets, sessions, erased_sessions })
+        Ok(Purged { messages, tickets, feedback, sessions, erased_sessions })
     })
 }
 
-/// Deletes a conversation: its messages, its tickets (which hold the customer's words) and the session, and records
+/// Deletes a conversation: its ratings, messages, tickets (which hold the customer's words) and the session, and records
 /// its id as erased so that an exchange answered meanwhile is refused (see `insert_exchanges`). `false` when there
 /// was no such session.
 pub(super) async fn erase_session(pool: &Pool, id: &str, now: i64) -> Result<bool, StoreError> {
@@ -94,8 +98,10 @@ pub(super) async fn erase_session(pool: &Pool, id: &str, now: i64) -> Result<boo
         if let Some(lock) = lock {
             sqlx::query(lock).bind(id).execute(&mut *tx).await?;
         }
-        sqlx::query("DELETE FROM messages WHERE session_id = $1").bind(id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM tickets WHERE session_id = $1").bind(id).execute(&mut *tx).await?;
+        for table in ["feedback", "messages", "tickets"] {
+            let sql = format!("DELETE FROM {table} WHERE session_id = $1");
+            sqlx::query(&sql).bind(id).execute(&mut *tx).await?;
+        }
         let sessions = sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)

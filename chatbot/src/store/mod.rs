@@ -4,6 +4,8 @@
 //! in one transaction (group commit) and answers each request only once its exchange is durable.
 
 mod deletion;
+mod feedback;
+mod outcomes;
 mod records;
 mod writer;
 
@@ -19,6 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
 pub use deletion::Purged;
+pub use feedback::{NewFeedback, Rated};
+pub use outcomes::{Concluded, OUTCOMES};
 pub use records::{
     Conversation, ConversationPage, ConversationSummary, Cursor, MessageRecord, NewExchange, NewMessage, NewSession,
     NewTicket, SessionRecord, Ticket,
@@ -231,6 +235,18 @@ impl Store {
         self.schema_ready()?;
         let session_id = session_id.to_owned();
         self.ask(|done| writer::Job::Erase { session_id, done }).await
+    }
+
+    /// Stores a customer's rating of an answer.
+    pub async fn rate(&self, feedback: NewFeedback) -> Result<Rated, StoreError> {
+        self.schema_ready()?;
+        self.ask(|done| writer::Job::Rate { feedback, done }).await
+    }
+
+    /// Decides at most `limit` conversations idle since `cutoff` (unix milliseconds).
+    pub async fn conclude(&self, cutoff: i64, limit: i64) -> Result<Vec<Concluded>, StoreError> {
+        self.schema_ready()?;
+        self.ask(|done| writer::Job::Conclude { cutoff, limit, done }).await
     }
 
     /// Hands a job to the writer and waits for its answer.

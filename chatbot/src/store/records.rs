@@ -36,6 +36,10 @@ pub struct NewTicket {
 /// One question and its answer, written together or not at all.
 #[derive(Debug, Clone)]
 pub struct NewExchange {
+    /// The answer's id, by which the customer rates it.
+    pub exchange_id: String,
+    /// What the conversation is about, from this answer (`None` for small talk): kept if it has none yet.
+    pub topic: Option<String>,
     pub session_id: String,
     pub new_session: Option<NewSession>,
     pub user_type: &'static str,
@@ -66,6 +70,14 @@ pub struct MessageRecord {
     pub model: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_id: Option<String>,
+    /// An answer's id, by which it is rated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_id: Option<String>,
+    /// The customer's rating of this answer, and the comment given with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rating: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
     pub created_at: String,
 }
 
@@ -158,6 +170,9 @@ type MessageRow = (
     Option<String>,
     Option<String>,
     i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
 );
 
 pub(super) async fn load_conversation(pool: &Pool, id: &str) -> Result<Option<Conversation>, StoreError> {
@@ -166,8 +181,10 @@ pub(super) async fn load_conversation(pool: &Pool, id: &str) -> Result<Option<Co
     };
     let rows: Vec<MessageRow> = on_pool!(pool, p => {
         sqlx::query_as(
-            "SELECT role, content, intent, confidence, model, ticket_id, created_at \
-             FROM messages WHERE session_id = $1 ORDER BY id",
+            "SELECT m.role, m.content, m.intent, m.confidence, m.model, m.ticket_id, m.created_at, \
+                    m.exchange_id, f.rating, f.comment \
+             FROM messages m LEFT JOIN feedback f ON f.exchange_id = m.exchange_id \
+             WHERE m.session_id = $1 ORDER BY m.id",
         )
         .bind(id)
         .fetch_all(p)
@@ -176,14 +193,19 @@ pub(super) async fn load_conversation(pool: &Pool, id: &str) -> Result<Option<Co
     let messages = rows
         .into_iter()
         .map(
-            |(role, content, intent, confidence, model, ticket_id, created_at)| MessageRecord {
-                role,
-                content,
-                intent,
-                confidence,
-                model,
-                ticket_id,
-                created_at: rfc3339(created_at),
+            |(role, content, intent, confidence, model, ticket_id, created_at, exchange_id, rating, comment)| {
+                MessageRecord {
+                    role,
+                    content,
+                    intent,
+                    confidence,
+                    model,
+                    ticket_id,
+                    exchange_id,
+                    rating,
+                    comment,
+                    created_at: rfc3339(created_at),
+                }
             },
         )
         .collect();
@@ -312,10 +334,24 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
         }
         // Every exchange's session, not only the new ones: one purged by retention between the chat's read and this
         // write is created again rather than the insert failing on its foreign key (an erased one was left out above).
-        let mut seen = HashSet::new();
-        let sessions: Vec<&NewExchange> = batch.iter().copied().filter(|e| seen.insert(e.session_id.as_str())).collect();
-        let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at) ");
-        q.push_values(sessions, |mut row, e| {
+        // Each session once (an upsert may not touch a row twice), with its batch's last activity and first topic.
+        let mut sessions: Vec<(&NewExchange, i64, Option<&str>)> = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        for e in &batch {
+            match index.get(e.session_id.as_str()) {
+                Some(&i) => {
+                    let (_, last, topic): &mut (_, i64, Option<&str>) = &mut sessions[i];
+                    *last = (*last).max(e.created_at);
+                    *topic = topic.or(e.topic.as_deref());
+                }
+                None => {
+                    index.insert(e.session_id.as_str(), sessions.len());
+                    sessions.push((e, e.created_at, e.topic.as_deref()));
+                }
+            }
+        }
+        let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at, last_active_at, topic) ");
+        q.push_values(sessions, |mut row, (e, last_active_at, topic)| {
             let (user_type, language) = match &e.new_session {
                 Some(s) => (s.user_type, s.language),
                 None => (e.user_type, e.language),
@@ -323,16 +359,22 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
             row.push_bind(e.session_id.as_str())
                 .push_bind(user_type)
                 .push_bind(language)
-                .push_bind(e.created_at);
+                .push_bind(e.created_at)
+                .push_bind(last_active_at)
+                .push_bind(topic);
         });
-        q.push(" ON CONFLICT (id) DO NOTHING");
+        q.push(
+            " ON CONFLICT (id) DO UPDATE SET last_active_at = excluded.last_active_at, \
+             topic = COALESCE(sessions.topic, excluded.topic)",
+        );
         q.build().persistent(false).execute(&mut *tx).await?;
         let mut q = QueryBuilder::new(
-            "INSERT INTO messages (session_id, role, content, intent, confidence, model, ticket_id, created_at) ",
+            "INSERT INTO messages (session_id, exchange_id, role, content, intent, confidence, model, ticket_id, created_at) ",
         );
-        let messages = batch.iter().flat_map(|e| [(*e, &e.question), (*e, &e.answer)]);
-        q.push_values(messages, |mut row, (e, m)| {
+        let messages = batch.iter().flat_map(|e| [(*e, &e.question, None), (*e, &e.answer, Some(e.exchange_id.as_str()))]);
+        q.push_values(messages, |mut row, (e, m, exchange_id)| {
             row.push_bind(e.session_id.as_str())
+                .push_bind(exchange_id)
                 .push_bind(m.role)
                 .push_bind(m.content.as_str())
                 .push_bind(m.intent.as_deref())

@@ -1,13 +1,16 @@
 //! Group commit: one task takes the exchanges waiting to be written, commits them in one transaction, and tells
 //! each waiting request how it went. SQLite has a single writer anyway; this turns N commits into one. Deletions
-//! (a retention batch, an erasure) go through the same task, between two commits, so they never contend with it.
+//! (a retention batch, an erasure), ratings and
+//! outcomes go through the same task, between two commits, so they never contend with it.
 
 use std::collections::HashSet;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::deletion::{Purged, erase_session, purge_batch};
+use super::feedback::{NewFeedback, Rated, rate};
 use super::now_millis;
+use super::outcomes::{Concluded, conclude_idle};
 use super::records::{NewExchange, insert_exchanges};
 use super::{Pool, StoreError};
 use crate::metrics::Metrics;
@@ -30,6 +33,15 @@ pub(super) enum Job {
     Erase {
         session_id: String,
         done: oneshot::Sender<Result<bool, StoreError>>,
+    },
+    Rate {
+        feedback: NewFeedback,
+        done: oneshot::Sender<Result<Rated, StoreError>>,
+    },
+    Conclude {
+        cutoff: i64,
+        limit: i64,
+        done: oneshot::Sender<Result<Vec<Concluded>, StoreError>>,
     },
 }
 
@@ -60,6 +72,17 @@ async fn run(pool: Pool, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
                     save_all(&pool, &metrics, &mut saves).await;
                     let _timer = metrics.db_timer("erase").start_timer();
                     let _ = done.send(erase_session(&pool, &session_id, now_millis()).await);
+                }
+                // After the exchanges queued before it: the answer rated is stored by then.
+                Job::Rate { feedback, done } => {
+                    save_all(&pool, &metrics, &mut saves).await;
+                    let _timer = metrics.db_timer("save_feedback").start_timer();
+                    let _ = done.send(rate(&pool, &feedback).await);
+                }
+                Job::Conclude { cutoff, limit, done } => {
+                    save_all(&pool, &metrics, &mut saves).await;
+                    let _timer = metrics.db_timer("conclude").start_timer();
+                    let _ = done.send(conclude_idle(&pool, cutoff, limit).await);
                 }
             }
         }
