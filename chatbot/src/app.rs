@@ -56,25 +56,98 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let kb = Arc::new(knowledge_base(&config)?);
-    let prices = Prices::default();
-    let reload_prices = match &config.prices_file {
-        None => None,
-        Some(path) => {
-            let (table, bytes) = prices::load(path)?;
-            prices.replace(table);
-            metrics.prices_reloaded(true);
-            Some(tokio::spawn(prices::reload_forever(
-                path.clone(),
-                prices.clone(),
-                bytes,
+    let mut background = Background::default();
+    // The files first: a mistake in one stops the chatbot before anything is opened.
+    let prices = price_table(&config, &metrics, &mut background)?;
+    let model = Arc::new(model(&config, kb.clone(), prices, &metrics)?);
+    let (store, writer) = Store::connect(
+        &StoreConfig {
+            url: config.database_url.clone(),
+            max_connections: config.db_max_connections,
+            acquire_timeout: config.db_acquire_timeout,
+        },
+        metrics.clone(),
+    )
+    .await
+    .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
+    background.start(&config, &store, &metrics, kb);
+    let state = state(&config, store, model, metrics)?;
+    tracing::info!(
+        address = %listeners.api.local_addr()?,
+        internal_address = %listeners.internal.local_addr()?,
+        database = %redact(&config.database_url),
+        model = ?config.model_backend,
+        http_metrics = config.http_metrics,
+        // 0: tickets cannot be read over the API (CHATBOT_AGENT_TOKENS).
+        agent_tokens = state.agents.len(),
+        retention = %humantime::format_duration(config.retention),
+        "listening"
+    );
+    serve_until(&config, listeners, state, shutdown).await;
+    background.stop();
+    writer.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The tasks that run beside the server, aborted once it has drained.
+#[derive(Default)]
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    /// The resource sampler, the retention purge (unless the retention is 0s) and the outcome decisions.
+    fn start(&mut self, config: &Config, store: &Store, metrics: &Metrics, kb: Arc<KnowledgeBase>) {
+        self.0.push(tokio::spawn(system::sample_forever(
+            metrics.clone(),
+            config.sample_interval,
+        )));
+        if !config.retention.is_zero() {
+            self.0.push(tokio::spawn(crate::retention::run(
+                store.clone(),
                 metrics.clone(),
-                config.prices_reload_interval,
-            )))
+                config.retention,
+                config.retention_interval,
+            )));
         }
-    };
+        self.0.push(tokio::spawn(crate::outcomes::run(
+            store.clone(),
+            metrics.clone(),
+            kb,
+            config.conversation_idle,
+            config.outcome_interval,
+        )));
+    }
+
+    fn stop(self) {
+        for task in self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// The price table of `--prices-file`, read now and again when it changes; empty without one.
+fn price_table(config: &Config, metrics: &Metrics, background: &mut Background) -> anyhow::Result<Prices> {
+    let prices = Prices::default();
+    if let Some(path) = &config.prices_file {
+        let (table, bytes) = prices::load(path)?;
+        prices.replace(table);
+        metrics.prices_reloaded(true);
+        background.0.push(tokio::spawn(prices::reload_forever(
+            path.clone(),
+            prices.clone(),
+            bytes,
+            metrics.clone(),
+            config.prices_reload_interval,
+        )));
+    }
+    Ok(prices)
+}
+
+/// The model facade over the configured backend; declares the series of every intent.
+fn model(config: &Config, kb: Arc<KnowledgeBase>, prices: Prices, metrics: &Metrics) -> anyhow::Result<Model> {
     let backend = match config.model_backend {
         ModelBackend::Builtin => Backend::Builtin,
-        ModelBackend::Openai => Backend::OpenAi(OpenAi::new(
+        ModelBackend::Openai => Backend::OpenAi(Box::new(OpenAi::new(
             OpenAiConfig {
                 base_url: config.openai_base_url.clone(),
                 model: config.openai_model.clone(),
@@ -86,40 +159,14 @@ pub async fn serve(
             &kb,
             prices,
             metrics.clone(),
-        )?),
+        )?)),
     };
     metrics.declare_intents(kb.intent_names());
-    let model = Arc::new(Model::new(
-        kb.clone(),
-        backend,
-        config.answer_cache_size,
-        metrics.clone(),
-    ));
-    let store_config = StoreConfig {
-        url: config.database_url.clone(),
-        max_connections: config.db_max_connections,
-        acquire_timeout: config.db_acquire_timeout,
-    };
-    let (store, writer) = Store::connect(&store_config, metrics.clone())
-        .await
-        .with_context(|| format!("opening the database {}", redact(&config.database_url)))?;
-    let sampler = tokio::spawn(system::sample_forever(metrics.clone(), config.sample_interval));
-    let purge = (!config.retention.is_zero()).then(|| {
-        tokio::spawn(crate::retention::run(
-            store.clone(),
-            metrics.clone(),
-            config.retention,
-            config.retention_interval,
-        ))
-    });
-    let outcomes = tokio::spawn(crate::outcomes::run(
-        store.clone(),
-        metrics.clone(),
-        kb,
-        config.conversation_idle,
-        config.outcome_interval,
-    ));
+    Ok(Model::new(kb, backend, config.answer_cache_size, metrics.clone()))
+}
 
+/// What every handler shares.
+fn state(config: &Config, store: Store, model: Arc<Model>, metrics: Metrics) -> anyhow::Result<AppState> {
     if config.fault_every > 0 {
         tracing::warn!(
             every = config.fault_every,
@@ -128,12 +175,12 @@ pub async fn serve(
     }
     let agents = AgentTokens::parse(config.agent_tokens.as_deref().unwrap_or_default())
         .map_err(|e| anyhow::anyhow!("CHATBOT_AGENT_TOKENS: {e}"))?;
-    let state = AppState {
+    Ok(AppState {
         store,
         model,
         metrics,
         faults: Arc::new(FaultInjection::every(config.fault_every)),
-        agents: agents.clone(),
+        agents,
         limits: Arc::new(ChatLimits::new(
             config.chat_rate_per_session,
             config.chat_rate_per_client,
@@ -141,20 +188,18 @@ pub async fn serve(
             config.max_model_calls as usize,
             config.model_queue_timeout,
         )),
-    };
+    })
+}
+
+/// Serves the API and the internal routes until `shutdown` completes, then lets both finish their requests.
+async fn serve_until(
+    config: &Config,
+    listeners: Listeners,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let api = routes::api_router(state.clone(), config.http_metrics);
     let internal = routes::internal_router(state, config.http_metrics);
-    tracing::info!(
-        address = %listeners.api.local_addr()?,
-        internal_address = %listeners.internal.local_addr()?,
-        database = %redact(&config.database_url),
-        model = ?config.model_backend,
-        http_metrics = config.http_metrics,
-        // 0: tickets cannot be read over the API (CHATBOT_AGENT_TOKENS).
-        agent_tokens = agents.len(),
-        retention = %humantime::format_duration(config.retention),
-        "listening"
-    );
     // One shutdown for both listeners.
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -169,13 +214,6 @@ pub async fn serve(
             let _ = stop.send(true);
         },
     );
-    sampler.abort();
-    for task in [purge, reload_prices, Some(outcomes)].into_iter().flatten() {
-        task.abort();
-    }
-    writer.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Completes on SIGTERM (Kubernetes) or Ctrl-C.

@@ -45,7 +45,7 @@ pub struct Answered {
 /// Which backend the chatbot asks first.
 pub enum Backend {
     Builtin,
-    OpenAi(OpenAi),
+    OpenAi(Box<OpenAi>),
 }
 
 /// The model facade used by the chat handler.
