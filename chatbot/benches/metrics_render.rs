@@ -67,7 +67,13 @@ fn main() {
                 .with_label_values(&["chat", "openai", token_type, "gpt-4o-mini", response_model])
                 .observe(300.0);
         }
-        for error_type in ["", "timeout", "429", "invalid_response"] {
+        // A call that got an answer has its response model; one that got none (a timeout, a 429) has none.
+        for (response_model, error_type) in [
+            (response_model, ""),
+            (response_model, "invalid_response"),
+            ("", "timeout"),
+            ("", "429"),
+        ] {
             m.gen_ai_client_operation_duration_seconds
                 .with_label_values(&["chat", "openai", "gpt-4o-mini", response_model, error_type])
                 .observe(0.8);

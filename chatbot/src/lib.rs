@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod chat;
 pub mod config;
 pub mod connections;
+pub mod counter_table;
 pub mod error;
 pub mod http_metrics;
 pub mod limits;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::counter_table::CounterTable;
 use prometheus::{
     CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -80,8 +81,8 @@ pub struct MetricSet {
     /// No labels; present once a price table was loaded.
     pub ai_model_prices_last_reload_success_timestamp_seconds: GaugeVec,
     pub escalations_total: IntCounterVec,
-    pub chat_feedback_total: IntCounterVec,
-    pub chat_conversations_total: IntCounterVec,
+    /// `chat_feedback_total` and `chat_conversations_total`, once the intents are known (see `declare_intents`).
+    intent_tables: std::sync::OnceLock<[CounterTable; 2]>,
     pub chat_requests_limited_total: IntCounterVec,
     pub retention_deleted_rows_total: IntCounterVec,
     pub conversations_erased_total: IntCounter,
@@ -265,23 +266,7 @@ impl Metrics {
                 &["reason"],
             )
             .unwrap(),
-            chat_feedback_total: IntCounterVec::new(
-                Opts::new(
-                    "chat_feedback_total",
-                    "Customers' ratings of answers, by user type, the answer's intent and rating (up, down).",
-                ),
-                &["user_type", "intent", "rating"],
-            )
-            .unwrap(),
-            chat_conversations_total: IntCounterVec::new(
-                Opts::new(
-                    "chat_conversations_total",
-                    "Conversations decided once idle, by user type, topic intent (none: only small talk) and outcome \
-                     (resolved, escalated, abandoned).",
-                ),
-                &["user_type", "intent", "outcome"],
-            )
-            .unwrap(),
+            intent_tables: std::sync::OnceLock::new(),
             database_connections_active: IntGauge::new(
                 "database_connections_active",
                 "Database connections in use (checked out of the pool).",
@@ -353,8 +338,6 @@ impl Metrics {
             Box::new(m.ai_model_prices_last_reload_successful.clone()),
             Box::new(m.ai_model_prices_last_reload_success_timestamp_seconds.clone()),
             Box::new(m.escalations_total.clone()),
-            Box::new(m.chat_feedback_total.clone()),
-            Box::new(m.chat_conversations_total.clone()),
             Box::new(m.chat_requests_limited_total.clone()),
             Box::new(m.retention_deleted_rows_total.clone()),
             Box::new(m.conversations_erased_total.clone()),
@@ -382,42 +365,56 @@ impl Metrics {
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
             .expect("text encoding into a Vec cannot fail");
-        String::from_utf8(buf).expect("the text format is UTF-8")
-    }
-
-    /// The feedback and outcome series of every intent exist from the start, at 0 (see `new`): containment and
-    /// satisfaction read 0 of N, not nothing, and a topic's first conversation is seen by `rate()`.
-    pub fn declare_intents<'a>(&self, intents: impl Iterator<Item = &'a str> + Clone) {
-        for user_type in crate::chat::UserType::ALL {
-            let u = user_type.as_str();
-            for intent in intents.clone() {
-                for rating in crate::chat::Rating::ALL {
-                    self.chat_feedback_total
-                        .with_label_values(&[u, intent, rating.as_str()]);
-                }
-            }
-            for intent in intents.clone().chain([NO_TOPIC]) {
-                for outcome in crate::store::OUTCOMES {
-                    self.chat_conversations_total.with_label_values(&[u, intent, outcome]);
-                }
-            }
+        let mut text = String::from_utf8(buf).expect("the text format is UTF-8");
+        for table in self.intent_tables.get().into_iter().flatten() {
+            table.encode(&mut text);
         }
+        text
     }
 
-    /// One rating; `user_type` as stored (always one of the fixed set).
+    /// Creates the feedback and outcome series of every intent (the knowledge base's, at start), all at 0: a
+    /// topic's first conversation and an intent's first rating are seen by `rate()`, and containment and
+    /// satisfaction read 0 of N, not nothing. Only the first call counts.
+    pub fn declare_intents<'a>(&self, intents: impl Iterator<Item = &'a str> + Clone) {
+        let owned = |values: &mut dyn Iterator<Item = &str>| values.map(str::to_owned).collect::<Vec<_>>();
+        let user_types = owned(&mut crate::chat::UserType::ALL.iter().map(|u| u.as_str()));
+        let _ = self.intent_tables.set([
+            CounterTable::new(
+                "chat_feedback_total",
+                "Customers' ratings of answers, by user type, the answer's intent and rating (up, down).",
+                ["user_type", "intent", "rating"],
+                [
+                    user_types.clone(),
+                    owned(&mut intents.clone()),
+                    owned(&mut crate::chat::Rating::ALL.iter().map(|r| r.as_str())),
+                ],
+            ),
+            CounterTable::new(
+                "chat_conversations_total",
+                "Conversations decided once idle, by user type, topic intent (none: only small talk) and outcome \
+                 (resolved, escalated, abandoned).",
+                ["user_type", "intent", "outcome"],
+                [
+                    user_types,
+                    owned(&mut intents.chain([NO_TOPIC])),
+                    owned(&mut crate::store::OUTCOMES.into_iter()),
+                ],
+            ),
+        ]);
+    }
+
+    /// One rating; `user_type` as stored (always one of the fixed set), `intent` one of the knowledge base's.
     pub fn count_feedback(&self, user_type: &str, intent: &str, rating: crate::chat::Rating) {
-        let user_type = crate::chat::UserType::parse(user_type).unwrap_or(crate::chat::UserType::Customer);
-        self.chat_feedback_total
-            .with_label_values(&[user_type.as_str(), intent, rating.as_str()])
-            .inc();
+        if let Some([feedback, _]) = self.intent_tables.get() {
+            feedback.inc([user_type, intent, rating.as_str()]);
+        }
     }
 
     /// One conversation decided; `topic` `None` is labelled `none`.
     pub fn count_outcome(&self, user_type: &str, topic: Option<&str>, outcome: &str) {
-        let user_type = crate::chat::UserType::parse(user_type).unwrap_or(crate::chat::UserType::Customer);
-        self.chat_conversations_total
-            .with_label_values(&[user_type.as_str(), topic.unwrap_or(NO_TOPIC), outcome])
-            .inc();
+        if let Some([_, outcomes]) = self.intent_tables.get() {
+            outcomes.inc([user_type, topic.unwrap_or(NO_TOPIC), outcome]);
+        }
     }
 
     /// Whether the price table file last read was valid.

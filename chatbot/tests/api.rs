@@ -503,15 +503,20 @@ fn selector_names(expr: &str) -> Vec<String> {
     names
 }
 
-/// A healthy pod that nobody has chatted with yet: every series the shipped dashboard reads already exists, so
-/// that the operator's `DashboardMetricsPresent` (and `Ready`) holds from the first scrape. On a real node a
-/// fresh pod once stayed `MetricsMissing` for minutes, until its first chat, for want of the two histograms.
-#[tokio::test]
-async fn a_fresh_chatbot_exposes_every_series_the_dashboard_reads_before_any_chat() {
+/// The metric names the shipped dashboard's panels read; without the row of the remote model's tokens and spend
+/// when `remote` is false (the operator leaves it out for a builtin resource).
+fn dashboard_metric_names(remote: bool) -> std::collections::BTreeSet<String> {
     let dashboard: Value =
         serde_json::from_str(include_str!("../../dashboards/chatbot-overview.json")).expect("dashboard JSON");
     let mut wanted = std::collections::BTreeSet::new();
+    let mut in_model_row = false;
     for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["type"] == "row" {
+            in_model_row = panel["title"] == "Model (tokens and spend)";
+        }
+        if in_model_row && !remote {
+            continue;
+        }
         for target in panel["targets"].as_array().into_iter().flatten() {
             wanted.extend(selector_names(target["expr"].as_str().unwrap_or("")));
         }
@@ -521,7 +526,17 @@ async fn a_fresh_chatbot_exposes_every_series_the_dashboard_reads_before_any_cha
     wanted.remove("ALERTS");
     // Exposed only under a memory limit (see the binary's test that runs it in a cgroup).
     wanted.remove("memory_limit_bytes");
+    wanted
+}
+
+/// A healthy pod that nobody has chatted with yet: every series the shipped dashboard reads already exists, so
+/// that the operator's `DashboardMetricsPresent` (and `Ready`) holds from the first scrape. On a real node a
+/// fresh pod once stayed `MetricsMissing` for minutes, until its first chat, for want of the two histograms.
+#[tokio::test]
+async fn a_fresh_chatbot_exposes_every_series_the_dashboard_reads_before_any_chat() {
+    let wanted = dashboard_metric_names(false);
     assert!(wanted.contains("chat_response_time_seconds_bucket"), "{wanted:?}");
+    assert!(wanted.contains("chat_conversations_total"), "{wanted:?}");
 
     let (_dir, url) = sqlite_url();
     let server = TestServer::start(config(&url)).await;
@@ -534,5 +549,28 @@ async fn a_fresh_chatbot_exposes_every_series_the_dashboard_reads_before_any_cha
         m.get("ai_model_call_duration_seconds_count", &[("model", "builtin")]),
         Some(0.0)
     );
+    server.stop().await.unwrap();
+}
+
+/// The same with a remote model and a price table: the model row's series (tokens, spend, model latency) exist
+/// before the first call too.
+#[tokio::test]
+async fn a_fresh_chatbot_on_a_remote_model_exposes_the_model_rows_series_before_any_chat() {
+    let wanted = dashboard_metric_names(true);
+    assert!(wanted.contains("gen_ai_client_token_usage_sum"), "{wanted:?}");
+    let (_fake, base) = common::fake_openai::Fake::start(common::fake_openai::Behaviour::Status(500)).await;
+    let (dir, url) = sqlite_url();
+    let prices = dir.path().join("prices.yaml");
+    std::fs::write(
+        &prices,
+        "models:\n  shop-assistant-1: {currency: EUR, input: 1, output: 2}\n",
+    )
+    .unwrap();
+    let mut c = common::fake_openai::openai_config(&url, &base);
+    c.prices_file = Some(prices);
+    let server = TestServer::start(c).await;
+    let m = server.metrics().await;
+    let missing: Vec<&String> = wanted.iter().filter(|name| m.series(name).is_empty()).collect();
+    assert!(missing.is_empty(), "not exposed before the first chat: {missing:?}");
     server.stop().await.unwrap();
 }

@@ -100,6 +100,8 @@ fn the_guides_panels_grouped_in_its_rows() {
             "System",
             "Business (chatbot)",
             "Database",
+            "Model (tokens and spend)",
+            "Customers (ratings and outcomes)",
             "Service-level objectives & alerts"
         ]
     );
@@ -124,6 +126,16 @@ fn the_guides_panels_grouped_in_its_rows() {
         "latency budget remaining",
         "burn rates",
         "alerts",
+        // Issue 25: what the model costs and how customers rate it.
+        "tokens per second by type",
+        "spend per hour",
+        "spend per conversation",
+        "fallback share",
+        "model latency by model",
+        "conversation outcomes",
+        "containment",
+        "satisfaction",
+        "escalations per hour by intent",
     ] {
         assert!(
             titles.iter().any(|t| t.contains(wanted)),

@@ -171,7 +171,11 @@ async fn first_reconcile_applies_each_child_once_then_the_status() {
         "{types:?}"
     );
     assert_eq!(status.replicas.as_deref(), Some("1/1"));
-    assert_eq!(status.alert_rules, Some(11), "no SLO set: no burn-rate alerts");
+    assert_eq!(
+        status.alert_rules,
+        Some(12),
+        "no SLO set: no burn-rate alerts; builtin model: no token or spend alerts"
+    );
     assert_eq!(status.dashboards, Some(1));
     let children = status.children.unwrap();
     assert_eq!(children.deployment.as_deref(), Some("chatbot"));

@@ -450,8 +450,8 @@ fn thresholds_come_from_the_spec() {
         .flat_map(|g| &g.rules)
         .filter_map(|r| r.record.as_deref())
         .collect();
-    // Four windows for each objective, availability and latency.
-    assert_eq!(records.len(), 8, "{records:?}");
+    // Four windows for each objective, availability and latency, and the spend over a day.
+    assert_eq!(records.len(), 9, "{records:?}");
     let slow = by_name("LatencyBudgetBurnSlow");
     assert!(slow.expr.contains("> (6 * 0.01) and"), "{}", slow.expr);
     let ratio = rule
@@ -462,9 +462,37 @@ fn thresholds_come_from_the_spec() {
         .find(|r| r.record.as_deref() == Some("chatbot:chat_slow_ratio:rate1h"))
         .unwrap();
     assert!(ratio.expr.contains("le=~\"2|2.0\""), "{}", ratio.expr);
-    // Without an SLO there is no burn-rate alert.
+    // The model's and the customers' alerts (issue 25).
+    let over = by_name("ModelSpendOverBudget").expr;
+    assert!(over.ends_with("currency=\"EUR\"} > 40"), "{over}");
+    let forecast = by_name("ModelSpendForecast").expr;
+    assert!(forecast.starts_with("predict_linear(chatbot:ai_model_spend:increase1d{namespace=\"shop\", job=\"sav\", currency=\"EUR\"}[1h], 21600) > 40 unless"), "{forecast}");
+    let tokens = by_name("TokensPerChatHigh").expr;
+    assert!(
+        tokens.contains("> 3 * (") && tokens.contains("[168h]") && tokens.ends_with(">= 50"),
+        "{tokens}"
+    );
+    let satisfaction = by_name("LowSatisfaction").expr;
+    assert!(
+        satisfaction.contains("[2h])) > 0.25 and") && satisfaction.ends_with(">= 30"),
+        "{satisfaction}"
+    );
+    let containment = by_name("LowContainment");
+    assert!(containment.expr.contains("[6h])) < 0.6 and"), "{}", containment.expr);
+    assert_eq!(containment.for_.as_deref(), Some("30m"));
+    // Without an SLO there is no burn-rate alert; with the builtin model, nothing reads tokens or spend; and what
+    // only the shop can set (a budget, a containment floor) is off until it does.
     let minimal = render_example("minimal.yaml").prometheus_rule.unwrap();
-    assert!(!alert_names(&minimal).contains(&"ErrorBudgetBurnFast"));
+    let names = alert_names(&minimal);
+    for absent in [
+        "ErrorBudgetBurnFast",
+        "TokensPerChatHigh",
+        "ModelSpendOverBudget",
+        "LowContainment",
+    ] {
+        assert!(!names.contains(&absent), "{absent}: {names:?}");
+    }
+    assert!(names.contains(&"LowSatisfaction"), "{names:?}");
 }
 
 #[test]

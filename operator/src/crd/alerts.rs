@@ -59,6 +59,20 @@ pub struct AlertsSpec {
     /// Service-level objectives over 30 days, each with multi-window multi-burn-rate alerts on its error budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloSpec>,
+    /// ModelSpendOverBudget and ModelSpendForecast: the model's estimated spend over a day against a budget. Only
+    /// the shop knows its budget: off unless set (and it needs `chatbot.model.openai.prices`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spend: Option<SpendAlert>,
+    /// TokensPerChatHigh: tokens per answered chat far above their usual level (`openai` backend only).
+    #[serde(default)]
+    pub tokens_per_chat: TokensPerChatAlert,
+    /// LowSatisfaction: the share of answers rated `down`, once enough were rated.
+    #[serde(default)]
+    pub satisfaction: SatisfactionAlert,
+    /// LowContainment: the share of conversations resolved by the bot alone under a floor. Only the shop knows its
+    /// floor: off unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containment: Option<ContainmentAlert>,
 }
 
 fn default_runbook_base_url() -> String {
@@ -79,6 +93,10 @@ impl Default for AlertsSpec {
             escalations: Alert::default(),
             availability: AvailabilityAlerts::default(),
             slo: None,
+            spend: None,
+            tokens_per_chat: TokensPerChatAlert::default(),
+            satisfaction: SatisfactionAlert::default(),
+            containment: None,
         }
     }
 }
@@ -289,4 +307,178 @@ fn latency_threshold_message() -> String {
         "alerts.slo.latency.threshold must be one of the bucket bounds of chat_response_time_seconds: {} (seconds)",
         bounds.join(", ")
     )
+}
+
+/// A daily budget for the model's estimated spend (`ai_model_estimated_cost_total`), over a rolling 24 hours.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SpendAlert {
+    /// The most the model may cost in 24 hours, in `currency`.
+    #[schemars(range(min = 0.0))]
+    #[x_kube(validation = Rule::new("self > 0.0").message("alerts.spend.dailyBudget must be above 0"))]
+    pub daily_budget: f64,
+    /// ISO 4217 code of the budget, as the price table writes it (e.g. `EUR`): only spend in this currency counts.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub currency: String,
+    /// ModelSpendForecast fires when the day's spend, extrapolated from its last hour (`predict_linear`), would pass
+    /// the budget within this long.
+    #[serde(default = "default_spend_forecast")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub forecast: String,
+    /// The alerts' `severity` label.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+}
+
+fn default_spend_forecast() -> String {
+    "6h".into()
+}
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+/// Tokens per answered chat over `window` against their level over `baseline`: a prompt injection or a loop makes
+/// each chat cost many times its usual tokens.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokensPerChatAlert {
+    /// Render the alert (with the `openai` backend; the builtin model has no tokens).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fire above this many times the baseline's tokens per chat.
+    #[serde(default = "default_token_factor")]
+    #[schemars(range(min = 1.0))]
+    pub factor: f64,
+    /// The recent window compared with the baseline.
+    #[serde(default = "default_token_window")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub window: String,
+    /// The usual level: tokens per chat over this long.
+    #[serde(default = "default_token_baseline")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub baseline: String,
+    /// Chats answered in the window below which the alert stays silent (a handful of long questions is not a trend).
+    #[serde(default = "default_min_events")]
+    #[schemars(range(min = 1))]
+    pub min_chats: u32,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", default = "default_token_for")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub for_: String,
+    /// The alert's `severity` label.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+}
+
+fn default_token_factor() -> f64 {
+    3.0
+}
+fn default_token_window() -> String {
+    "1h".into()
+}
+fn default_token_baseline() -> String {
+    "168h".into()
+}
+fn default_min_events() -> u32 {
+    20
+}
+fn default_token_for() -> String {
+    "15m".into()
+}
+
+impl Default for TokensPerChatAlert {
+    fn default() -> Self {
+        TokensPerChatAlert {
+            enabled: true,
+            factor: default_token_factor(),
+            window: default_token_window(),
+            baseline: default_token_baseline(),
+            min_chats: default_min_events(),
+            for_: default_token_for(),
+            severity: Severity::Warning,
+        }
+    }
+}
+
+/// The share of rated answers rated `down` over a window, once enough were rated that one angry customer does not
+/// page.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SatisfactionAlert {
+    /// Render the alert.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Fire when more than this percentage of the ratings in the window are `down`.
+    #[serde(default = "default_max_down_percent")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub max_down_percent: f64,
+    /// Ratings in the window below which the alert stays silent.
+    #[serde(default = "default_min_events")]
+    #[schemars(range(min = 1))]
+    pub min_ratings: u32,
+    /// The window the share is taken over.
+    #[serde(default = "default_satisfaction_window")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub window: String,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", default = "default_satisfaction_for")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub for_: String,
+    /// The alert's `severity` label.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+}
+
+fn default_max_down_percent() -> f64 {
+    30.0
+}
+fn default_satisfaction_window() -> String {
+    "1h".into()
+}
+fn default_satisfaction_for() -> String {
+    "15m".into()
+}
+
+impl Default for SatisfactionAlert {
+    fn default() -> Self {
+        SatisfactionAlert {
+            enabled: true,
+            max_down_percent: default_max_down_percent(),
+            min_ratings: default_min_events(),
+            window: default_satisfaction_window(),
+            for_: default_satisfaction_for(),
+            severity: Severity::Warning,
+        }
+    }
+}
+
+/// The share of decided conversations resolved by the bot alone (`chat_conversations_total{outcome="resolved"}`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainmentAlert {
+    /// Fire when fewer than this percentage of the conversations decided in the window were resolved.
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub min_percent: f64,
+    /// Conversations decided in the window below which the alert stays silent.
+    #[serde(default = "default_min_events")]
+    #[schemars(range(min = 1))]
+    pub min_conversations: u32,
+    /// The window the share is taken over.
+    #[serde(default = "default_containment_window")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub window: String,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", default = "default_containment_for")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub for_: String,
+    /// The alert's `severity` label.
+    #[serde(default = "warning")]
+    pub severity: Severity,
+}
+
+fn default_containment_window() -> String {
+    "6h".into()
+}
+fn default_containment_for() -> String {
+    "30m".into()
 }

@@ -86,6 +86,13 @@ const RETENTION_PATTERN: &str = r"^([0-9]+(s|m|h|d))+$";
 )]
 #[serde(rename_all = "camelCase")]
 #[schemars(transform = describe_defaults)]
+#[x_kube(validation = Rule::new(
+    "!has(self.alerts) || !has(self.alerts.spend) || (has(self.chatbot) && has(self.chatbot.model) && \
+     has(self.chatbot.model.openai) && has(self.chatbot.model.openai.prices))"
+)
+.message("alerts.spend needs a price table to estimate spend from: set chatbot.model.openai.prices")
+.field_path(".alerts.spend")
+.reason(Reason::FieldValueRequired))]
 pub struct ChatbotMonitoringSpec {
     /// The chatbot workload.
     #[serde(default)]
@@ -160,6 +167,11 @@ pub struct ChatbotSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = RETENTION_PATTERN))]
     pub retention: Option<String>,
+    /// How long a conversation goes without a message before its outcome (resolved, escalated, abandoned) is
+    /// decided and counted. The chatbot's default (30 minutes) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN))]
+    pub conversation_idle: Option<String>,
     /// Extra environment variables for the chatbot container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
@@ -203,6 +215,7 @@ impl Default for ChatbotSpec {
             database: DatabaseSpec::default(),
             agent_tokens_secret_ref: None,
             retention: None,
+            conversation_idle: None,
             env: Vec::new(),
             pod_labels: BTreeMap::new(),
             pod_annotations: BTreeMap::new(),
@@ -261,6 +274,42 @@ pub struct OpenAiSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
     pub timeout: Option<String>,
+    /// Who serves the endpoint, the `gen_ai_provider_name` label of the token metrics: `openai`, `azure.ai.openai`,
+    /// `vllm`… The chatbot's default (`openai`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9._-]{0,62}$"))]
+    pub provider_name: Option<String>,
+    /// The price table the spend is estimated from (YAML: per model, the price of a million input, cached input
+    /// and output tokens and a currency; see the chatbot's README), from a ConfigMap or a Secret key. The chatbot
+    /// reads it again when it changes. Absent: no spend is estimated, tokens are counted as unpriced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<PricesSource>,
+}
+
+/// Where the price table is: exactly one of a ConfigMap key and a Secret key, in the resource's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.configMapKeyRef) != has(self.secretKeyRef)")
+    .message("prices needs exactly one of configMapKeyRef and secretKeyRef")
+    .reason(Reason::FieldValueInvalid))]
+pub struct PricesSource {
+    /// A key of a ConfigMap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<ConfigMapKeyRef>,
+    /// A key of a Secret (for prices under a confidential contract).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<SecretKeyRef>,
+}
+
+/// A key of a ConfigMap in the resource's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct ConfigMapKeyRef {
+    /// Name of the ConfigMap, in the resource's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key in the ConfigMap's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// A key of a Secret in the resource's namespace.

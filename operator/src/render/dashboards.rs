@@ -9,53 +9,80 @@ use serde_json::{Value, json};
 
 use super::Context;
 use super::prometheus_rule::{error_budget, le_matcher};
-use crate::crd::{ChatbotMonitoringSpec, LatencySlo};
+use crate::crd::{ChatbotMonitoringSpec, LatencySlo, ModelBackend};
 
 /// The dashboards shipped in the operator: (short id, Grafana JSON).
 pub const DASHBOARDS: &[(&str, &str)] = &[("overview", include_str!("../../../dashboards/chatbot-overview.json"))];
 
-/// Each dashboard serialized once, with placeholders where a resource's own values go: rendering a resource is
-/// then a few string replacements instead of cloning and re-serializing a 60 KB JSON tree on every reconcile.
-static TEMPLATES: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+/// The row whose panels read what only a remote model produces (tokens, spend, model latency): a resource on the
+/// builtin model gets its dashboards without it, rather than panels that can never show data.
+pub const REMOTE_MODEL_ROW: &str = "Model (tokens and spend)";
+
+/// A shipped dashboard as a resource on `backend` gets it: without the remote model's row on the builtin model.
+pub fn for_backend(text: &str, backend: ModelBackend) -> Value {
+    let mut d: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
+    if backend == ModelBackend::Builtin
+        && let Some(panels) = d["panels"].as_array_mut()
+    {
+        let mut in_remote_row = false;
+        panels.retain(|p| {
+            if p["type"] == "row" {
+                in_remote_row = p["title"] == REMOTE_MODEL_ROW;
+            }
+            !in_remote_row
+        });
+    }
+    d
+}
+
+/// Each dashboard serialized once per backend, with placeholders where a resource's own values go: rendering a
+/// resource is then a few string replacements instead of cloning and re-serializing a 60 KB JSON tree on every
+/// reconcile.
+static TEMPLATES: LazyLock<Vec<(&'static str, [String; 2])>> = LazyLock::new(|| {
     DASHBOARDS
         .iter()
-        .map(|(id, text)| {
-            let mut d: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
-            d["uid"] = json!(UID);
-            let title = d["title"].as_str().unwrap_or("Chatbot SAV").to_owned();
-            d["title"] = json!(format!("{title} ({NAMESPACE}/{NAME})"));
-            if let Some(vars) = d["templating"]["list"].as_array_mut() {
-                for v in vars {
-                    let current = match v["name"].as_str() {
-                        Some("namespace") => NAMESPACE,
-                        Some("job") => NAME,
-                        _ => continue,
-                    };
-                    v["current"] = json!({"selected": true, "text": current, "value": current});
-                }
-            }
-            let mut text = serde_json::to_string_pretty(&d).expect("JSON serializes");
-            // The shipped JSON shows the default objectives (99.9 % availability, 99 % of chats within 2 s); each
-            // resource gets its own.
-            for (shipped, placeholder) in [
-                ("\"value\": 0.999", format!("\"value\": {SLO_RATIO}")),
-                ("(1 - 0.999)", format!("(1 - {SLO_RATIO})")),
-                ("99.9 %", format!("{SLO_PERCENT} %")),
-                ("/ 0.001 (", format!("/ {SLO_BUDGET} (")),
-                (
-                    "99 % within 2 s",
-                    format!("{LATENCY_PERCENT} % within {LATENCY_THRESHOLD} s"),
-                ),
-                ("/ 0.01)", format!("/ {LATENCY_BUDGET})")),
-                (r#"le=~\"2|2.0\""#, LATENCY_LE.to_owned()),
-            ] {
-                assert!(text.contains(shipped), "dashboard {id} no longer shows {shipped:?}");
-                text = text.replace(shipped, &placeholder);
-            }
-            (*id, text)
-        })
+        .map(|(id, text)| (*id, BACKENDS.map(|backend| template(id, text, backend))))
         .collect()
 });
+
+/// The backends, in the order of [`TEMPLATES`]' variants.
+pub const BACKENDS: [ModelBackend; 2] = [ModelBackend::Builtin, ModelBackend::Openai];
+
+fn template(id: &str, text: &str, backend: ModelBackend) -> String {
+    let mut d = for_backend(text, backend);
+    d["uid"] = json!(UID);
+    let title = d["title"].as_str().unwrap_or("Chatbot SAV").to_owned();
+    d["title"] = json!(format!("{title} ({NAMESPACE}/{NAME})"));
+    if let Some(vars) = d["templating"]["list"].as_array_mut() {
+        for v in vars {
+            let current = match v["name"].as_str() {
+                Some("namespace") => NAMESPACE,
+                Some("job") => NAME,
+                _ => continue,
+            };
+            v["current"] = json!({"selected": true, "text": current, "value": current});
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&d).expect("JSON serializes");
+    // The shipped JSON shows the default objectives (99.9 % availability, 99 % of chats within 2 s); each
+    // resource gets its own.
+    for (shipped, placeholder) in [
+        ("\"value\": 0.999", format!("\"value\": {SLO_RATIO}")),
+        ("(1 - 0.999)", format!("(1 - {SLO_RATIO})")),
+        ("99.9 %", format!("{SLO_PERCENT} %")),
+        ("/ 0.001 (", format!("/ {SLO_BUDGET} (")),
+        (
+            "99 % within 2 s",
+            format!("{LATENCY_PERCENT} % within {LATENCY_THRESHOLD} s"),
+        ),
+        ("/ 0.01)", format!("/ {LATENCY_BUDGET})")),
+        (r#"le=~\"2|2.0\""#, LATENCY_LE.to_owned()),
+    ] {
+        assert!(text.contains(shipped), "dashboard {id} no longer shows {shipped:?}");
+        text = text.replace(shipped, &placeholder);
+    }
+    text
+}
 
 const UID: &str = "@@cbm-uid@@";
 const NAMESPACE: &str = "@@cbm-namespace@@";
@@ -85,9 +112,14 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigM
     // The matcher goes inside a JSON string: escaped as one, less the quotes.
     let le = serde_json::to_string(&le_matcher(latency.threshold)).expect("a string serializes");
     let le = &le[1..le.len() - 1];
+    let variant = BACKENDS
+        .iter()
+        .position(|b| *b == spec.chatbot.model.backend)
+        .expect("every backend has its dashboards");
     TEMPLATES
         .iter()
-        .map(|(id, template)| {
+        .map(|(id, templates)| {
+            let template = &templates[variant];
             // Kubernetes names and namespaces are DNS labels: nothing in them needs JSON escaping.
             let json = template
                 .replace(UID, &dashboard_uid(&ctx.namespace, &ctx.name, id))
@@ -126,4 +158,50 @@ pub fn dashboard_uid(namespace: &str, name: &str, id: &str) -> String {
 fn fnv1a(s: &str) -> u64 {
     s.bytes()
         .fold(0xcbf29ce484222325, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::checks::template_selectors;
+
+    /// Metrics the chatbot has only with a remote model (issue 25): the builtin model reports no tokens or spend.
+    const REMOTE_ONLY: &[&str] = &[
+        "gen_ai_client_token_usage",
+        "gen_ai_client_operation_duration_seconds",
+        "ai_model_estimated_cost_total",
+        "ai_model_unpriced_tokens_total",
+        "ai_model_usage_missing_total",
+    ];
+
+    fn metrics(d: &Value) -> Vec<String> {
+        template_selectors(d).unwrap().into_iter().map(|s| s.metric).collect()
+    }
+
+    #[test]
+    fn a_builtin_resource_gets_no_panel_that_reads_what_it_cannot_have() {
+        let (_, text) = DASHBOARDS[0];
+        let remote = |m: &String| REMOTE_ONLY.iter().any(|r| m.starts_with(r));
+        let openai = for_backend(text, ModelBackend::Openai);
+        let builtin = for_backend(text, ModelBackend::Builtin);
+        assert!(
+            metrics(&openai).iter().any(remote),
+            "the openai dashboard shows tokens and spend"
+        );
+        let left: Vec<String> = metrics(&builtin).into_iter().filter(remote).collect();
+        assert!(left.is_empty(), "{left:?}");
+        let titles = |d: &Value| -> Vec<String> {
+            d["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["title"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (all, kept) = (titles(&openai), titles(&builtin));
+        assert!(!kept.contains(&REMOTE_MODEL_ROW.to_owned()));
+        // Only the model row's own panels go: the customers' row after it stays whole.
+        assert_eq!(all.len() - kept.len(), 7, "{all:?}");
+        assert!(kept.contains(&"Customers (ratings and outcomes)".to_owned()));
+    }
 }

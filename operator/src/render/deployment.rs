@@ -6,18 +6,22 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, KeyToPath, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Context, METRICS_PORT_NAME, PORT_NAME, RenderOptions};
-use crate::crd::{ChatbotMonitoringSpec, DatabaseType, ModelBackend, PullPolicy, SecretKeyRef};
+use crate::crd::{ChatbotMonitoringSpec, DatabaseType, ModelBackend, PricesSource, PullPolicy, SecretKeyRef};
 
 const DATA_DIR: &str = "/data";
+/// Where the price table's key is mounted: a directory, not a `subPath`, so that the kubelet's updates of the
+/// ConfigMap or Secret reach the running chatbot, which reads the file again when it changes.
+const PRICES_DIR: &str = "/etc/chatbot/prices";
+const PRICES_FILE: &str = "prices.yaml";
 
 pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec, options: &RenderOptions) -> Deployment {
     let c = &spec.chatbot;
@@ -68,6 +72,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec, options: &Rend
 
 fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
     let c = &spec.chatbot;
+    let (mounts, volumes): (Vec<VolumeMount>, Vec<Volume>) = volumes(spec).into_iter().unzip();
     PodSpec {
         automount_service_account_token: Some(false),
         enable_service_links: Some(false),
@@ -114,26 +119,86 @@ fn pod_spec(spec: &ChatbotMonitoringSpec, image: String) -> PodSpec {
                     .cloned()
                     .unwrap_or_else(container_security_context),
             ),
-            volume_mounts: (c.database.type_ == DatabaseType::Sqlite).then(|| {
-                vec![VolumeMount {
-                    name: "data".into(),
-                    mount_path: DATA_DIR.into(),
-                    ..VolumeMount::default()
-                }]
-            }),
+            volume_mounts: (!mounts.is_empty()).then_some(mounts),
             ..Container::default()
         }],
-        volumes: (c.database.type_ == DatabaseType::Sqlite).then(|| {
-            vec![Volume {
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        ..PodSpec::default()
+    }
+}
+
+/// The pod's volumes with their mounts: the SQLite database's, and the price table's.
+fn volumes(spec: &ChatbotMonitoringSpec) -> Vec<(VolumeMount, Volume)> {
+    let c = &spec.chatbot;
+    let mut volumes = Vec::new();
+    if c.database.type_ == DatabaseType::Sqlite {
+        volumes.push((
+            VolumeMount {
+                name: "data".into(),
+                mount_path: DATA_DIR.into(),
+                ..VolumeMount::default()
+            },
+            Volume {
                 name: "data".into(),
                 empty_dir: Some(EmptyDirVolumeSource {
                     size_limit: Some(Quantity("1Gi".into())),
                     ..EmptyDirVolumeSource::default()
                 }),
                 ..Volume::default()
-            }]
-        }),
-        ..PodSpec::default()
+            },
+        ));
+    }
+    if let Some(prices) = prices(spec) {
+        let items = |key: &str| {
+            Some(vec![KeyToPath {
+                key: key.to_owned(),
+                path: PRICES_FILE.into(),
+                ..KeyToPath::default()
+            }])
+        };
+        let mut volume = Volume {
+            name: "prices".into(),
+            ..Volume::default()
+        };
+        match (&prices.config_map_key_ref, &prices.secret_key_ref) {
+            (Some(cm), _) => {
+                volume.config_map = Some(ConfigMapVolumeSource {
+                    name: cm.name.clone(),
+                    items: items(&cm.key),
+                    optional: Some(false),
+                    ..ConfigMapVolumeSource::default()
+                })
+            }
+            (None, Some(secret)) => {
+                volume.secret = Some(SecretVolumeSource {
+                    secret_name: Some(secret.name.clone()),
+                    items: items(&secret.key),
+                    optional: Some(false),
+                    ..SecretVolumeSource::default()
+                })
+            }
+            // The CRD requires exactly one.
+            (None, None) => return volumes,
+        }
+        volumes.push((
+            VolumeMount {
+                name: "prices".into(),
+                mount_path: PRICES_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+            volume,
+        ));
+    }
+    volumes
+}
+
+/// The price table of an `openai` backend, when the resource names one.
+fn prices(spec: &ChatbotMonitoringSpec) -> Option<&PricesSource> {
+    let model = &spec.chatbot.model;
+    match (&model.backend, &model.openai) {
+        (ModelBackend::Openai, Some(o)) => o.prices.as_ref(),
+        _ => None,
     }
 }
 
@@ -189,6 +254,12 @@ fn env(spec: &ChatbotMonitoringSpec) -> Vec<EnvVar> {
             if let Some(t) = &o.timeout {
                 env.push(value("OPENAI_TIMEOUT", t.clone()));
             }
+            if let Some(provider) = &o.provider_name {
+                env.push(value("OPENAI_PROVIDER_NAME", provider.clone()));
+            }
+            if o.prices.is_some() {
+                env.push(value("CHATBOT_PRICES_FILE", format!("{PRICES_DIR}/{PRICES_FILE}")));
+            }
         }
         _ => env.push(value("CHATBOT_MODEL_BACKEND", "builtin".into())),
     }
@@ -197,6 +268,9 @@ fn env(spec: &ChatbotMonitoringSpec) -> Vec<EnvVar> {
     }
     if let Some(retention) = &c.retention {
         env.push(value("CHATBOT_RETENTION", retention.clone()));
+    }
+    if let Some(idle) = &c.conversation_idle {
+        env.push(value("CHATBOT_CONVERSATION_IDLE", idle.clone()));
     }
     // The user's variables come last so that they win over ours.
     env.extend(c.env.iter().cloned());

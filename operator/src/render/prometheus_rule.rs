@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::Context;
-use crate::crd::{AlertsSpec, ChatbotMonitoringSpec, Severity, SloSpec};
+use super::promtool_tests::minutes;
+use crate::crd::{AlertsSpec, ChatbotMonitoringSpec, ModelBackend, Severity, SloSpec};
 use crate::prometheus_operator::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 
 /// Probes and scrapes are not customer traffic: a failing readiness probe alone must not page as an error rate.
@@ -36,6 +37,18 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> PrometheusR
             rules: slo_rules(ctx, &spec.alerts, slo),
         });
     }
+    // The model's tokens and spend exist with a remote model only: no rule reads what cannot be there.
+    if spec.chatbot.model.backend == ModelBackend::Openai {
+        groups.push(RuleGroup {
+            name: "chatbot-sav.model".into(),
+            rules: model_rules(ctx, &spec.alerts),
+        });
+    }
+    groups.push(RuleGroup {
+        name: "chatbot-sav.customers".into(),
+        rules: customer_alerts(ctx, &spec.alerts),
+    });
+    groups.retain(|g| !g.rules.is_empty());
     PrometheusRule {
         metadata: ctx.meta(&ctx.name, &spec.monitoring.labels),
         spec: PrometheusRuleSpec { groups },
@@ -283,6 +296,144 @@ fn database_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
             a.database_saturation.threshold
         ),
     )]
+}
+
+/// The recording rule of the spend over a rolling day, by currency: ModelSpendForecast extrapolates it.
+pub const SPEND_PER_DAY: &str = "chatbot:ai_model_spend:increase1d";
+
+/// The model's cost: spend against a daily budget (and its forecast), tokens per chat against their usual level.
+fn model_rules(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
+    let sel = ctx.selector();
+    let mut rules = Vec::new();
+    if let Some(spend) = &a.spend {
+        rules.push(Rule {
+            record: Some(SPEND_PER_DAY.into()),
+            expr: format!("sum by (namespace, job, currency) (increase(ai_model_estimated_cost_total{{{sel}}}[1d]))"),
+            ..Rule::default()
+        });
+        let (budget, currency) = (spend.daily_budget, &spend.currency);
+        let day = format!("{SPEND_PER_DAY}{{{sel}, currency=\"{currency}\"}}");
+        let over = format!("{day} > {budget}");
+        rules.push(alert(
+            ctx,
+            a,
+            "ModelSpendOverBudget",
+            over.clone(),
+            "5m",
+            spend.severity,
+            "Model spend over its daily budget",
+            format!(
+                "Chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} spent {{{{ $value | humanize }}}} {currency} on \
+                 its model over the last 24 hours (budget {budget} {currency})."
+            ),
+        ));
+        let horizon = minutes(&spend.forecast) * 60;
+        rules.push(alert(
+            ctx,
+            a,
+            "ModelSpendForecast",
+            format!("predict_linear({day}[1h], {horizon}) > {budget} unless {over}"),
+            "15m",
+            spend.severity,
+            "Model spend on course to pass its daily budget",
+            format!(
+                "At the trend of the last hour, chatbot {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} will have \
+                 spent {{{{ $value | humanize }}}} {currency} over 24 hours within {} (budget {budget} {currency}).",
+                spend.forecast
+            ),
+        ));
+    }
+    let t = &a.tokens_per_chat;
+    if t.enabled {
+        let per_chat = |w: &str| {
+            format!(
+                "sum by (namespace, job) (rate(gen_ai_client_token_usage_sum{{{sel}}}[{w}])) / sum by (namespace, job) \
+                 (rate(chat_requests_total{{{sel}, status=\"success\"}}[{w}]))"
+            )
+        };
+        rules.push(alert(
+            ctx,
+            a,
+            "TokensPerChatHigh",
+            format!(
+                "({}) > {} * ({}) and on (namespace, job) sum by (namespace, job) \
+                 (increase(chat_requests_total{{{sel}, status=\"success\"}}[{}])) >= {}",
+                per_chat(&t.window),
+                t.factor,
+                per_chat(&t.baseline),
+                t.window,
+                t.min_chats
+            ),
+            &t.for_,
+            t.severity,
+            "Chats cost far more tokens than usual",
+            format!(
+                "Chats of {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} use {{{{ $value | humanize }}}} tokens each \
+                 over {}, more than {} times their level over {}: a prompt injection, a loop, or a changed prompt.",
+                t.window, t.factor, t.baseline
+            ),
+        ));
+    }
+    rules
+}
+
+/// What customers say and get: the share of answers rated down, the share of conversations the bot resolves.
+fn customer_alerts(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
+    let sel = ctx.selector();
+    let mut rules = Vec::new();
+    let s = &a.satisfaction;
+    if s.enabled {
+        let (w, ratings) = (
+            &s.window,
+            format!(
+                "sum by (namespace, job) (increase(chat_feedback_total{{{sel}}}[{}]))",
+                s.window
+            ),
+        );
+        rules.push(alert(
+            ctx,
+            a,
+            "LowSatisfaction",
+            format!(
+                "sum by (namespace, job) (increase(chat_feedback_total{{{sel}, rating=\"down\"}}[{w}])) / {ratings} > {} \
+                 and on (namespace, job) {ratings} >= {}",
+                ratio(s.max_down_percent),
+                s.min_ratings
+            ),
+            &s.for_,
+            s.severity,
+            "Customers rate many answers down",
+            format!(
+                "{{{{ $value | humanizePercentage }}}} of the answers rated over {w} on {{{{ $labels.namespace }}}}/\
+                 {{{{ $labels.job }}}} were rated down (threshold {}%).",
+                s.max_down_percent
+            ),
+        ));
+    }
+    if let Some(c) = &a.containment {
+        let w = &c.window;
+        let decided = format!("sum by (namespace, job) (increase(chat_conversations_total{{{sel}}}[{w}]))");
+        rules.push(alert(
+            ctx,
+            a,
+            "LowContainment",
+            format!(
+                "sum by (namespace, job) (increase(chat_conversations_total{{{sel}, outcome=\"resolved\"}}[{w}])) \
+                 / {decided} < {} and on (namespace, job) {decided} >= {}",
+                ratio(c.min_percent),
+                c.min_conversations
+            ),
+            &c.for_,
+            c.severity,
+            "Few conversations resolved by the bot",
+            format!(
+                "Only {{{{ $value | humanizePercentage }}}} of the conversations decided over {w} on \
+                 {{{{ $labels.namespace }}}}/{{{{ $labels.job }}}} were resolved by the bot alone (floor {}%).",
+                c.min_percent
+            ),
+        ));
+    }
+    rules
 }
 
 /// One service-level objective, as its burn-rate rules need it.

@@ -2,6 +2,8 @@
 //! alert, input series that make it fire (with its labels and annotations as Prometheus renders them) and series
 //! that keep it silent. A user who changes a threshold regenerates them and proves the alerts still work.
 
+mod business;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
@@ -37,7 +39,10 @@ pub fn tests(spec: &ChatbotMonitoringSpec, rule: &PrometheusRule, namespace: &st
         let unnamed = cases(alert, spec, namespace, name)
             .into_iter()
             .filter_map(|(fires, case)| Some((String::new(), fires, case?)));
-        for (scenario, fires, case) in unnamed.chain(availability_cases(alert, spec, namespace, name)) {
+        let named = availability_cases(alert, spec, namespace, name)
+            .into_iter()
+            .chain(business::cases(alert, spec, namespace, name));
+        for (scenario, fires, case) in unnamed.chain(named) {
             let exp_alerts: Vec<Value> = match &case.fires {
                 Some((labels, value)) if fires => {
                     let mut all: BTreeMap<String, String> = r.labels.clone();
@@ -594,7 +599,7 @@ fn rolling_update(n: usize, up: &dyn Fn(usize) -> String) -> (String, bool, Case
 }
 
 /// Minutes of a duration such as `2m`, `90s`, `1h30m` (rounded up).
-fn minutes(d: &str) -> u64 {
+pub(super) fn minutes(d: &str) -> u64 {
     let mut total_ms: u64 = 0;
     let mut number = String::new();
     let mut chars = d.chars().peekable();

@@ -8,19 +8,33 @@ use serde_json::Value;
 
 use super::checks::{self, Check, Selector, Subject};
 use super::prometheus_api::PrometheusApi;
-use crate::render::{DASHBOARDS, Desired};
+use crate::render::{BACKENDS, DASHBOARDS, Desired, for_backend};
 use crate::status::{self, reason};
 
-/// The selectors of the shipped dashboards, parsed once per process: PromQL parsing is most of a round's CPU.
-static SHIPPED_SELECTORS: LazyLock<Vec<Selector>> = LazyLock::new(|| {
-    DASHBOARDS
+/// The selectors of the shipped dashboards as each backend gets them (in the order of [`BACKENDS`]), parsed once per
+/// process: PromQL parsing is most of a round's CPU.
+static SHIPPED_SELECTORS: LazyLock<Vec<Vec<Selector>>> = LazyLock::new(|| {
+    BACKENDS
         .iter()
-        .flat_map(|(_, text)| {
-            let dashboard: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
-            checks::template_selectors(&dashboard).expect("shipped dashboards parse")
+        .map(|backend| {
+            DASHBOARDS
+                .iter()
+                .flat_map(|(_, text)| {
+                    checks::template_selectors(&for_backend(text, *backend)).expect("shipped dashboards parse")
+                })
+                .collect()
         })
         .collect()
 });
+
+/// The selectors of the panels a resource's dashboards hold.
+fn shipped_selectors(desired: &Desired) -> &'static [Selector] {
+    let variant = BACKENDS
+        .iter()
+        .position(|b| *b == desired.dashboard_backend)
+        .unwrap_or(0);
+    &SHIPPED_SELECTORS[variant]
+}
 
 /// The outcome of a round: every check, and the resource's alerts firing now.
 #[derive(Debug, Clone, Serialize)]
@@ -113,7 +127,10 @@ pub async fn verify_with(desired: &Desired, shared: &Shared, api: &PrometheusApi
         });
     }
     if !desired.dashboards.is_empty() {
-        let selectors: Vec<Selector> = SHIPPED_SELECTORS.iter().map(|t| t.for_subject(&subject)).collect();
+        let selectors: Vec<Selector> = shipped_selectors(desired)
+            .iter()
+            .map(|t| t.for_subject(&subject))
+            .collect();
         let names: Vec<String> = checks::metric_names(&selectors).into_iter().collect();
         let matcher = format!(
             "{{__name__=~\"{}\", namespace=\"{}\", job=\"{}\"}}",

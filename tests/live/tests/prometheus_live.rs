@@ -7,10 +7,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chatbot::config::Config;
-use chatbot_operator::crd::{ChatbotMonitoring, LatencySlo, SloSpec};
-use chatbot_operator::render::{DASHBOARDS, RenderOptions, local_prometheus, render};
+use chatbot_operator::crd::{
+    ChatbotMonitoring, LatencySlo, ModelBackend, OpenAiSpec, PricesSource, SecretKeyRef, Severity, SloSpec, SpendAlert,
+};
+use chatbot_operator::render::{DASHBOARDS, RenderOptions, for_backend, local_prometheus, render};
 use chatbot_operator::verify::checks::{self, Subject};
 use serde_json::{Value, json};
+use testsupport::fake_openai::{Behaviour, Fake};
 use testsupport::{Exposition, TestPostgres, TestPrometheus};
 
 const GUIDE_QUERIES: &[&str] = &[
@@ -23,9 +26,41 @@ const GUIDE_QUERIES: &[&str] = &[
     "rate(ai_model_calls_total[5m])",
 ];
 
-fn resource() -> ChatbotMonitoring {
+/// The daily budget of the `openai` case: far above what the test spends, far under what its pace would spend in
+/// a day, so that ModelSpendForecast goes pending and ModelSpendOverBudget does not.
+const DAILY_BUDGET: f64 = 1.0;
+/// Per million tokens: a chat of 120 input tokens (100 cached) and 30 output costs 330 µEUR.
+const PRICES: &str =
+    "models:\n  shop-assistant-1:\n    currency: EUR\n    input: 2\n    cachedInput: 0.5\n    output: 8\n";
+
+fn resource(backend: ModelBackend) -> ChatbotMonitoring {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/minimal.yaml");
     let mut cbm: ChatbotMonitoring = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    if backend == ModelBackend::Openai {
+        let model = &mut cbm.spec.chatbot.model;
+        model.backend = ModelBackend::Openai;
+        let secret = |name: &str| SecretKeyRef {
+            name: name.into(),
+            key: "k".into(),
+        };
+        model.openai = Some(OpenAiSpec {
+            endpoint: "http://127.0.0.1:9/v1".into(),
+            model: "shop-assistant-1".into(),
+            api_key_secret_ref: secret("openai"),
+            timeout: None,
+            provider_name: None,
+            prices: Some(PricesSource {
+                config_map_key_ref: None,
+                secret_key_ref: Some(secret("prices")),
+            }),
+        });
+        cbm.spec.alerts.spend = Some(SpendAlert {
+            daily_budget: DAILY_BUDGET,
+            currency: "EUR".into(),
+            forecast: "6h".into(),
+            severity: Severity::Warning,
+        });
+    }
     // With an SLO, so the burn-rate rules and their recording rules are loaded too.
     cbm.spec.alerts.slo = Some(SloSpec {
         availability_target: Some(99.9),
@@ -38,13 +73,31 @@ fn resource() -> ChatbotMonitoring {
 }
 
 async fn chat(client: &reqwest::Client, base: &str, body: Value) -> u16 {
-    client
-        .post(format!("{base}/chat"))
-        .json(&body)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
+    chat_answer(client, base, body).await.0
+}
+
+/// The status and the answer (`Null` when there is none).
+async fn chat_answer(client: &reqwest::Client, base: &str, body: Value) -> (u16, Value) {
+    match client.post(format!("{base}/chat")).json(&body).send().await {
+        Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or(Value::Null)),
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// Conversations rated up and down, that go idle and get their outcomes.
+async fn ratings(client: &reqwest::Client, base: &str) {
+    for (i, rating) in ["up", "down", "up"].iter().enumerate() {
+        let (status, answer) = chat_answer(client, base, json!({"message": format!("Où est ma commande {i} ?")})).await;
+        assert_eq!(status, 200, "{answer}");
+        let session = answer["session_id"].as_str().unwrap();
+        let r = client
+            .post(format!("{base}/conversations/{session}/feedback"))
+            .json(&json!({"exchange_id": answer["exchange_id"], "rating": rating}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+    }
 }
 
 /// A mix of customers: both languages, every user type, escalations, bad input, history reads, unknown routes.
@@ -85,7 +138,27 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
+    dashboards_rules_and_guide_queries(ModelBackend::Builtin).await;
+}
+
+/// With a remote model (the fake OpenAI server, reporting usage, and a price table): the model's panels find
+/// data, and the spend forecast goes pending while the spend is still under the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_models_panels_and_the_spend_forecast_work_on_a_real_prometheus() {
+    dashboards_rules_and_guide_queries(ModelBackend::Openai).await;
+}
+
+async fn dashboards_rules_and_guide_queries(backend: ModelBackend) {
     let pg = TestPostgres::start().expect("start PostgreSQL");
+    let (fake, fake_base) = Fake::start(Behaviour::Answer(json!({
+        "intent": "order_tracking", "confidence": 0.9, "language": "fr", "reply": "Votre commande arrive demain."
+    })))
+    .await;
+    fake.set_usage(Some(json!({
+        "prompt_tokens": 120, "completion_tokens": 30, "prompt_tokens_details": {"cached_tokens": 100}
+    })));
+    let prices = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(prices.path(), PRICES).unwrap();
     let mut config = Config::defaults();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.internal_listen = "127.0.0.1:0".parse().unwrap();
@@ -97,6 +170,16 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     config.db_acquire_timeout = Duration::from_millis(300);
     config.sample_interval = Duration::from_secs(1);
     config.model_backend = chatbot::config::ModelBackend::Builtin;
+    if backend == ModelBackend::Openai {
+        config.model_backend = chatbot::config::ModelBackend::Openai;
+        config.openai_base_url = fake_base;
+        config.openai_model = "shop-assistant-1".into();
+        config.openai_api_key = Some("sk-test".into());
+        config.prices_file = Some(prices.path().to_owned());
+    }
+    // Conversations are decided within the test.
+    config.conversation_idle = Duration::from_secs(2);
+    config.outcome_interval = Duration::from_millis(200);
     config.http_metrics = true;
     // The traffic comes from one address and session faster than a person types.
     config.chat_rate_per_session = 0;
@@ -107,7 +190,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     }));
 
     // What the operator renders, as a plain Prometheus would load it, scraping every second.
-    let desired = render(&resource(), &RenderOptions::default()).unwrap();
+    let desired = render(&resource(backend), &RenderOptions::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     local_prometheus::write(dir.path(), &desired, std::slice::from_ref(&address), Some("1s"), None).unwrap();
     let prom = TestPrometheus::start(dir.path()).expect("start Prometheus");
@@ -125,7 +208,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     };
     let budgets: Vec<(String, String)> = DASHBOARDS
         .iter()
-        .flat_map(|(_, text)| checks::panel_queries(&serde_json::from_str(text).unwrap()))
+        .flat_map(|(_, text)| checks::panel_queries(&for_backend(text, backend)))
         .filter(|(title, _)| title.contains("budget remaining"))
         .collect();
     assert_eq!(budgets.len(), 2, "{budgets:?}");
@@ -135,10 +218,46 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
         assert!(result.is_empty(), "{title} without traffic: {result:?}");
     }
     traffic(&client, &base).await;
+    ratings(&client, &base).await;
     // A few more scrapes so that rate() has samples on both sides of the traffic.
     for _ in 0..4 {
         traffic(&client, &base).await;
         tokio::time::sleep(Duration::from_millis(800)).await;
+    }
+    // The conversations go idle and are decided (the database must be up for that).
+    wait_for("conversations decided", Duration::from_secs(20), || {
+        let r = prom.query("sum(chat_conversations_total{namespace=\"default\", job=\"chatbot\"}) > 0")?;
+        if r.is_empty() {
+            Err("none decided yet".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    if backend == ModelBackend::Openai {
+        // A day's spend so far, recorded per currency, far under the budget; at this pace it would pass it within
+        // the forecast: ModelSpendForecast pending, ModelSpendOverBudget not.
+        wait_for("ModelSpendForecast pending", Duration::from_secs(30), || {
+            let spent = prom
+                .query("chatbot:ai_model_spend:increase1d{namespace=\"default\", job=\"chatbot\", currency=\"EUR\"}")?;
+            let value: f64 = spent
+                .first()
+                .and_then(|s| s["value"][1].as_str())
+                .and_then(|v| v.parse().ok())
+                .ok_or("no spend recorded yet")?;
+            assert!(value > 0.0 && value < DAILY_BUDGET, "{value}");
+            let forecast =
+                prom.query("ALERTS{alertname=\"ModelSpendForecast\", alertstate=\"pending\", currency=\"EUR\"}")?;
+            if forecast.is_empty() {
+                Err(format!("not pending; {value} EUR spent"))
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+        let over = prom.query("ALERTS{alertname=\"ModelSpendOverBudget\"}").unwrap();
+        assert!(over.is_empty(), "{over:?}");
+        assert!(fake.calls() > 0);
     }
 
     // Every rule group is loaded and healthy.
@@ -241,7 +360,7 @@ async fn dashboards_rules_and_guide_queries_work_on_a_real_prometheus() {
     let mut empty = Vec::new();
     let queries = DASHBOARDS
         .iter()
-        .flat_map(|(_, text)| checks::panel_queries(&serde_json::from_str(text).unwrap()));
+        .flat_map(|(_, text)| checks::panel_queries(&for_backend(text, backend)));
     for (title, expr) in queries {
         let expr = checks::substitute(&expr, &subject);
         let used = checks::expr_metric_names(&expr).unwrap_or_else(|e| panic!("panel {title:?}: {e}: {expr}"));

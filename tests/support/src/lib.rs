@@ -1,9 +1,10 @@
 //! Test harness shared by the workspace's integration tests: real servers (PostgreSQL, Prometheus, Alertmanager)
-//! started on 127.0.0.1 for one test and stopped with it, and a parser for the Prometheus text format so tests
+//! started on 127.0.0.1 for one test and stopped with it, a fake OpenAI-compatible model, and a parser for the Prometheus text format so tests
 //! compare series, not substrings.
 
 pub mod alertmanager;
 pub mod exposition;
+pub mod fake_openai;
 pub mod invalid;
 pub mod openapi;
 pub mod postgres;
