@@ -1,4 +1,5 @@
-//! Times `/metrics` rendering in-process with every series a busy chatbot has (prints figures, asserts nothing).
+//! Times `/metrics` rendering in-process with every series a busy chatbot has, and what recording one remote model
+//! call's tokens, duration and spend costs (prints figures, asserts nothing).
 
 use std::time::Instant;
 
@@ -95,5 +96,38 @@ fn main() {
         "/metrics render: {:.1} µs per render ({series} series, {} bytes), mean of {iterations}",
         per.as_secs_f64() * 1e6,
         bytes / iterations as usize
+    );
+
+    // One model call's GenAI metrics and spend, as the openai backend records them after every attempt.
+    let prices = chatbot::model::prices::PriceTable::from_yaml(
+        "models:\n  gpt-4o-mini: {currency: USD, input: 0.15, cachedInput: 0.075, output: 0.6}\n",
+    )
+    .unwrap();
+    let genai = chatbot::model::genai::GenAi::new(
+        "openai",
+        "gpt-4o-mini",
+        chatbot::model::prices::Prices::new(prices),
+        m.clone(),
+    );
+    let completed = chatbot::model::genai::Completed {
+        response_model: Some("gpt-4o-mini-2024-07-18"),
+        usage: Some(chatbot::model::prices::Tokens {
+            input: 1200,
+            cached_input: 1024,
+            output: 80,
+        }),
+    };
+    let calls = 200_000;
+    let start = Instant::now();
+    for _ in 0..calls {
+        genai.record(
+            std::time::Duration::from_millis(700),
+            Some(std::hint::black_box(&completed)),
+            None,
+        );
+    }
+    println!(
+        "GenAI metrics of one model call: {:.2} µs to record (tokens, duration, spend), mean of {calls}",
+        (start.elapsed() / calls).as_secs_f64() * 1e6
     );
 }

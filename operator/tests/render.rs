@@ -9,7 +9,7 @@ use std::process::Command;
 use chatbot_operator::admission::openapi::violations;
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::prometheus_operator::PrometheusRule;
-use chatbot_operator::render::{Desired, RenderOptions, alert_names, render, to_yaml_stream};
+use chatbot_operator::render::{Desired, PanelSet, RenderOptions, alert_names, render, to_yaml_stream};
 use serde_json::{Value, json};
 
 fn root() -> PathBuf {
@@ -885,4 +885,39 @@ fn generated_promtool_tests_refuse_a_chatbot_down_per_pod() {
         output.contains("ChatbotDown stays silent with 1 of 3 targets down"),
         "{output}"
     );
+}
+
+/// Issue 25: a resource's dashboards hold only panels its chatbot can fill, and verification checks those.
+#[test]
+fn dashboards_hold_the_panels_the_backend_can_fill() {
+    assert_eq!(render_example("minimal.yaml").dashboard_panels, PanelSet::Builtin);
+    assert_eq!(
+        render_example("full.yaml").dashboard_panels,
+        PanelSet::RemoteModelPriced
+    );
+    let mut cbm: ChatbotMonitoring =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/full.yaml")).unwrap()).unwrap();
+    cbm.spec.alerts.spend = None;
+    cbm.spec.chatbot.model.openai.as_mut().unwrap().prices = None;
+    let desired = render(&cbm, &RenderOptions::default()).unwrap();
+    assert_eq!(desired.dashboard_panels, PanelSet::RemoteModel);
+    let json = desired.dashboards[0]
+        .data
+        .as_ref()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(json.contains("gen_ai_client_token_usage") && !json.contains("ai_model_estimated_cost_total"));
+    let minimal = render_example("minimal.yaml");
+    let json = minimal.dashboards[0]
+        .data
+        .as_ref()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    assert!(!json.contains("gen_ai_client_") && json.contains("chat_conversations_total"));
 }

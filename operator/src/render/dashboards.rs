@@ -18,38 +18,77 @@ pub const DASHBOARDS: &[(&str, &str)] = &[("overview", include_str!("../../../da
 /// builtin model gets its dashboards without it, rather than panels that can never show data.
 pub const REMOTE_MODEL_ROW: &str = "Model (tokens and spend)";
 
-/// A shipped dashboard as a resource on `backend` gets it: without the remote model's row on the builtin model.
-pub fn for_backend(text: &str, backend: ModelBackend) -> Value {
+/// The metric only a priced remote model has: the estimated spend needs the price table.
+const SPEND_METRIC: &str = "ai_model_estimated_cost_total";
+
+/// Which panels a resource's dashboards hold: those whose metrics its chatbot can have. A panel that could never
+/// show data is left out, rather than shown empty and reported missing by verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelSet {
+    /// The builtin model: no tokens, no spend, no model latency; the remote model's row is left out.
+    Builtin,
+    /// A remote model without a price table: its row, less the spend panels.
+    RemoteModel,
+    /// A remote model with a price table: every panel.
+    RemoteModelPriced,
+}
+
+impl PanelSet {
+    pub const ALL: [PanelSet; 3] = [PanelSet::Builtin, PanelSet::RemoteModel, PanelSet::RemoteModelPriced];
+
+    pub fn of(spec: &ChatbotMonitoringSpec) -> PanelSet {
+        let model = &spec.chatbot.model;
+        match (&model.backend, &model.openai) {
+            (ModelBackend::Openai, Some(o)) if o.prices.is_some() => PanelSet::RemoteModelPriced,
+            (ModelBackend::Openai, _) => PanelSet::RemoteModel,
+            (ModelBackend::Builtin, _) => PanelSet::Builtin,
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL
+            .iter()
+            .position(|p| *p == self)
+            .expect("every panel set is in ALL")
+    }
+}
+
+/// A shipped dashboard with the panels of `set` only.
+pub fn with_panels(text: &str, set: PanelSet) -> Value {
     let mut d: Value = serde_json::from_str(text).expect("shipped dashboards are valid JSON");
-    if backend == ModelBackend::Builtin
-        && let Some(panels) = d["panels"].as_array_mut()
-    {
+    if let Some(panels) = d["panels"].as_array_mut() {
         let mut in_remote_row = false;
         panels.retain(|p| {
             if p["type"] == "row" {
                 in_remote_row = p["title"] == REMOTE_MODEL_ROW;
             }
-            !in_remote_row
+            let reads_spend = p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|t| t["expr"].as_str().is_some_and(|e| e.contains(SPEND_METRIC)));
+            match set {
+                PanelSet::Builtin => !in_remote_row,
+                PanelSet::RemoteModel => !reads_spend,
+                PanelSet::RemoteModelPriced => true,
+            }
         });
     }
     d
 }
 
-/// Each dashboard serialized once per backend, with placeholders where a resource's own values go: rendering a
-/// resource is then a few string replacements instead of cloning and re-serializing a 60 KB JSON tree on every
-/// reconcile.
-static TEMPLATES: LazyLock<Vec<(&'static str, [String; 2])>> = LazyLock::new(|| {
+/// Each dashboard serialized once per panel set (in the order of [`PanelSet::ALL`]), with placeholders where a
+/// resource's own values go: rendering a resource is then a few string replacements instead of cloning and
+/// re-serializing a 60 KB JSON tree on every reconcile.
+static TEMPLATES: LazyLock<Vec<(&'static str, [String; 3])>> = LazyLock::new(|| {
     DASHBOARDS
         .iter()
-        .map(|(id, text)| (*id, BACKENDS.map(|backend| template(id, text, backend))))
+        .map(|(id, text)| (*id, PanelSet::ALL.map(|set| template(id, text, set))))
         .collect()
 });
 
-/// The backends, in the order of [`TEMPLATES`]' variants.
-pub const BACKENDS: [ModelBackend; 2] = [ModelBackend::Builtin, ModelBackend::Openai];
-
-fn template(id: &str, text: &str, backend: ModelBackend) -> String {
-    let mut d = for_backend(text, backend);
+fn template(id: &str, text: &str, set: PanelSet) -> String {
+    let mut d = with_panels(text, set);
     d["uid"] = json!(UID);
     let title = d["title"].as_str().unwrap_or("Chatbot SAV").to_owned();
     d["title"] = json!(format!("{title} ({NAMESPACE}/{NAME})"));
@@ -112,10 +151,7 @@ pub(super) fn render(ctx: &Context, spec: &ChatbotMonitoringSpec) -> Vec<ConfigM
     // The matcher goes inside a JSON string: escaped as one, less the quotes.
     let le = serde_json::to_string(&le_matcher(latency.threshold)).expect("a string serializes");
     let le = &le[1..le.len() - 1];
-    let variant = BACKENDS
-        .iter()
-        .position(|b| *b == spec.chatbot.model.backend)
-        .expect("every backend has its dashboards");
+    let variant = PanelSet::of(spec).index();
     TEMPLATES
         .iter()
         .map(|(id, templates)| {
@@ -182,8 +218,8 @@ mod tests {
     fn a_builtin_resource_gets_no_panel_that_reads_what_it_cannot_have() {
         let (_, text) = DASHBOARDS[0];
         let remote = |m: &String| REMOTE_ONLY.iter().any(|r| m.starts_with(r));
-        let openai = for_backend(text, ModelBackend::Openai);
-        let builtin = for_backend(text, ModelBackend::Builtin);
+        let openai = with_panels(text, PanelSet::RemoteModelPriced);
+        let builtin = with_panels(text, PanelSet::Builtin);
         assert!(
             metrics(&openai).iter().any(remote),
             "the openai dashboard shows tokens and spend"
@@ -203,5 +239,10 @@ mod tests {
         // Only the model row's own panels go: the customers' row after it stays whole.
         assert_eq!(all.len() - kept.len(), 7, "{all:?}");
         assert!(kept.contains(&"Customers (ratings and outcomes)".to_owned()));
+        // Without a price table, the spend panels go and the rest of the model's row stays.
+        let unpriced = with_panels(text, PanelSet::RemoteModel);
+        assert!(!metrics(&unpriced).contains(&SPEND_METRIC.to_owned()));
+        assert_eq!(all.len() - titles(&unpriced).len(), 2, "{:?}", titles(&unpriced));
+        assert!(titles(&unpriced).contains(&REMOTE_MODEL_ROW.to_owned()));
     }
 }

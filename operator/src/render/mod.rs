@@ -21,11 +21,11 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::{Resource, ResourceExt};
 
-use crate::crd::{ChatbotMonitoring, ModelBackend, SelectionMode};
+use crate::crd::{ChatbotMonitoring, SelectionMode};
 use crate::prometheus_operator::{AlertmanagerConfig, PrometheusRule, ServiceMonitor};
 use crate::selection::verdict::PrometheusRef;
 
-pub use dashboards::{BACKENDS, DASHBOARDS, dashboard_uid, for_backend};
+pub use dashboards::{DASHBOARDS, PanelSet, dashboard_uid, with_panels};
 pub use prometheus_rule::alert_names;
 
 /// The operator's name: field manager, `managed-by` label value, event reporter.
@@ -60,9 +60,8 @@ pub struct Desired {
     pub service_monitor: Option<ServiceMonitor>,
     pub prometheus_rule: Option<PrometheusRule>,
     pub dashboards: Vec<ConfigMap>,
-    /// The model backend the dashboards' panels were chosen for (see `dashboards::for_backend`): verification
-    /// checks the panels rendered, not those left out.
-    pub dashboard_backend: ModelBackend,
+    /// Which panels the dashboards hold (see [`PanelSet`]): verification checks those, not the ones left out.
+    pub dashboard_panels: PanelSet,
     pub network_policy: Option<NetworkPolicy>,
     pub alertmanager_config: Option<AlertmanagerConfig>,
 }
@@ -90,7 +89,7 @@ pub fn render(cbm: &ChatbotMonitoring, options: &RenderOptions) -> Result<Desire
         } else {
             Vec::new()
         },
-        dashboard_backend: spec.chatbot.model.backend,
+        dashboard_panels: PanelSet::of(spec),
         network_policy: network_policy_for(cbm, options, &scrapers(cbm, &[]))?,
         // Without alerting rules there is nothing to route.
         alertmanager_config: spec

@@ -8,19 +8,19 @@ use serde_json::Value;
 
 use super::checks::{self, Check, Selector, Subject};
 use super::prometheus_api::PrometheusApi;
-use crate::render::{BACKENDS, DASHBOARDS, Desired, for_backend};
+use crate::render::{DASHBOARDS, Desired, PanelSet, with_panels};
 use crate::status::{self, reason};
 
-/// The selectors of the shipped dashboards as each backend gets them (in the order of [`BACKENDS`]), parsed once per
+/// The selectors of the shipped dashboards for each panel set (in the order of [`PanelSet::ALL`]), parsed once per
 /// process: PromQL parsing is most of a round's CPU.
 static SHIPPED_SELECTORS: LazyLock<Vec<Vec<Selector>>> = LazyLock::new(|| {
-    BACKENDS
+    PanelSet::ALL
         .iter()
-        .map(|backend| {
+        .map(|set| {
             DASHBOARDS
                 .iter()
                 .flat_map(|(_, text)| {
-                    checks::template_selectors(&for_backend(text, *backend)).expect("shipped dashboards parse")
+                    checks::template_selectors(&with_panels(text, *set)).expect("shipped dashboards parse")
                 })
                 .collect()
         })
@@ -29,9 +29,9 @@ static SHIPPED_SELECTORS: LazyLock<Vec<Vec<Selector>>> = LazyLock::new(|| {
 
 /// The selectors of the panels a resource's dashboards hold.
 fn shipped_selectors(desired: &Desired) -> &'static [Selector] {
-    let variant = BACKENDS
+    let variant = PanelSet::ALL
         .iter()
-        .position(|b| *b == desired.dashboard_backend)
+        .position(|p| *p == desired.dashboard_panels)
         .unwrap_or(0);
     &SHIPPED_SELECTORS[variant]
 }

@@ -10,7 +10,7 @@ use chatbot::config::Config;
 use chatbot_operator::crd::{
     ChatbotMonitoring, LatencySlo, ModelBackend, OpenAiSpec, PricesSource, SecretKeyRef, Severity, SloSpec, SpendAlert,
 };
-use chatbot_operator::render::{DASHBOARDS, RenderOptions, for_backend, local_prometheus, render};
+use chatbot_operator::render::{DASHBOARDS, PanelSet, RenderOptions, local_prometheus, render, with_panels};
 use chatbot_operator::verify::checks::{self, Subject};
 use serde_json::{Value, json};
 use testsupport::fake_openai::{Behaviour, Fake};
@@ -208,7 +208,7 @@ async fn dashboards_rules_and_guide_queries(backend: ModelBackend) {
     };
     let budgets: Vec<(String, String)> = DASHBOARDS
         .iter()
-        .flat_map(|(_, text)| checks::panel_queries(&for_backend(text, backend)))
+        .flat_map(|(_, text)| checks::panel_queries(&with_panels(text, desired.dashboard_panels)))
         .filter(|(title, _)| title.contains("budget remaining"))
         .collect();
     assert_eq!(budgets.len(), 2, "{budgets:?}");
@@ -234,6 +234,13 @@ async fn dashboards_rules_and_guide_queries(backend: ModelBackend) {
         }
     })
     .await;
+    assert_eq!(
+        desired.dashboard_panels,
+        match backend {
+            ModelBackend::Builtin => PanelSet::Builtin,
+            ModelBackend::Openai => PanelSet::RemoteModelPriced,
+        }
+    );
     if backend == ModelBackend::Openai {
         // A day's spend so far, recorded per currency, far under the budget; at this pace it would pass it within
         // the forecast: ModelSpendForecast pending, ModelSpendOverBudget not.
@@ -360,7 +367,7 @@ async fn dashboards_rules_and_guide_queries(backend: ModelBackend) {
     let mut empty = Vec::new();
     let queries = DASHBOARDS
         .iter()
-        .flat_map(|(_, text)| checks::panel_queries(&for_backend(text, backend)));
+        .flat_map(|(_, text)| checks::panel_queries(&with_panels(text, desired.dashboard_panels)));
     for (title, expr) in queries {
         let expr = checks::substitute(&expr, &subject);
         let used = checks::expr_metric_names(&expr).unwrap_or_else(|e| panic!("panel {title:?}: {e}: {expr}"));
