@@ -8,8 +8,9 @@ use crate::metrics::Metrics;
 use crate::model::knowledge::KnowledgeBase;
 use crate::store::{Store, StoreError, now_millis};
 
-/// Conversations one round decides at most before it lets the chats' writes through.
-const BATCH: i64 = 500;
+/// Milliseconds of messages one transaction looks at, at most: after a long stop, the backlog is decided in steps
+/// that let the chats' writes through between them.
+const SPAN: i64 = 10 * 60 * 1000;
 
 /// Decides every `every` the conversations idle for `idle`, for ever (the task is aborted on shutdown).
 pub async fn run(store: Store, metrics: Metrics, kb: Arc<KnowledgeBase>, idle: Duration, every: Duration) {
@@ -27,7 +28,7 @@ pub async fn run(store: Store, metrics: Metrics, kb: Arc<KnowledgeBase>, idle: D
     }
 }
 
-/// Decides batch after batch until none is left idle before `cutoff`; how many were decided.
+/// Decides span after span until every conversation idle since `cutoff` is; how many were decided.
 pub async fn conclude_idle(
     store: &Store,
     metrics: &Metrics,
@@ -35,15 +36,12 @@ pub async fn conclude_idle(
     cutoff: i64,
 ) -> Result<usize, StoreError> {
     let mut decided = 0;
-    loop {
-        let batch = store.conclude(cutoff, BATCH).await?;
+    while let Some(batch) = store.conclude(cutoff, SPAN).await? {
         for c in &batch {
             let topic = c.topic.as_deref().map(|t| kb.intent_label(t));
             metrics.count_outcome(&c.user_type, topic, &c.outcome);
         }
         decided += batch.len();
-        if batch.len() < BATCH as usize {
-            return Ok(decided);
-        }
     }
+    Ok(decided)
 }

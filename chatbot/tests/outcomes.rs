@@ -10,6 +10,13 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use testsupport::{Exposition, TestPostgres};
 
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 async fn rate(server: &TestServer, session: &str, body: Value) -> (StatusCode, Value) {
     let r = server
         .client
@@ -213,6 +220,17 @@ async fn outcomes_of_known_conversations(url: &str, replicas: usize) {
         servers.push(TestServer::start(c.clone()).await);
     }
     let refs: Vec<&TestServer> = servers.iter().collect();
+    // A conversation whose last message predates the migration that started deciding outcomes: never decided, so
+    // that an upgrade does not count months of conversations at once.
+    let before = now_millis() - 2 * 3600 * 1000;
+    common::sql_execute(
+        url,
+        &[
+            format!("INSERT INTO sessions (id, user_type, language, created_at) VALUES ('before', 'customer', 'fr', {before})"),
+            format!("INSERT INTO messages (session_id, role, content, created_at) VALUES ('before', 'user', 'ancien', {before})"),
+        ],
+    )
+    .await;
     known_conversations(&refs).await;
 
     let mut expected: Vec<(String, String, String, f64)> = EXPECTED
@@ -231,7 +249,15 @@ async fn outcomes_of_known_conversations(url: &str, replicas: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(decided(&refs).await, expected);
     let undecided = count(url, "SELECT COUNT(*) FROM sessions WHERE outcome IS NULL").await;
-    assert_eq!(undecided, 0);
+    assert_eq!(undecided, 1, "only the conversation from before the migration");
+    assert_eq!(
+        count(
+            url,
+            "SELECT COUNT(*) FROM sessions WHERE id = 'before' AND outcome IS NULL"
+        )
+        .await,
+        1
+    );
     for server in servers {
         server.stop().await.unwrap();
     }

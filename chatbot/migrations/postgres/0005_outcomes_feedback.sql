@@ -1,18 +1,23 @@
 -- What a conversation came to, and what customers said of the answers.
 
 -- The answer of each exchange gets an id the customer rates it by (older answers have none and cannot be rated).
+-- No index of its own: a rating names its conversation too, whose few messages messages_session finds, and an
+-- index here would cost every exchange a write.
 ALTER TABLE messages ADD COLUMN exchange_id TEXT;
-CREATE UNIQUE INDEX messages_exchange ON messages (exchange_id);
 
--- last_active_at: when the conversation last had a message (it is decided once idle for --conversation-idle).
--- topic: the intent of its first answer that is not small talk (NULL while there is none).
--- outcome: resolved, escalated or abandoned once decided; conversations from before this migration are marked
--- 'untracked' rather than all decided (and counted) at once on the first sweep after an upgrade.
-ALTER TABLE sessions ADD COLUMN last_active_at BIGINT NOT NULL DEFAULT 0;
+-- topic: the intent of the conversation's first answer that is not small talk (NULL while there is none).
+-- outcome: resolved, escalated or abandoned, once decided.
 ALTER TABLE sessions ADD COLUMN topic TEXT;
 ALTER TABLE sessions ADD COLUMN outcome TEXT;
-UPDATE sessions SET last_active_at = created_at, outcome = 'untracked';
-CREATE INDEX sessions_undecided ON sessions (last_active_at) WHERE outcome IS NULL;
+
+-- Conversations are decided from the messages written since the last decision (messages_created finds them), not
+-- from an index on each session's last activity, which every exchange would have to update. Conversations whose
+-- last message predates this migration are not decided, so an upgrade does not count months of them at once.
+CREATE TABLE outcome_watermark (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    decided_before  BIGINT NOT NULL -- unix milliseconds: conversations idle since before this are decided
+);
+INSERT INTO outcome_watermark (id, decided_before) VALUES (1, (extract(epoch from now()) * 1000)::bigint);
 
 -- One rating per answer. The comment is the customer's words: erased with the conversation, purged with the
 -- retention like messages.

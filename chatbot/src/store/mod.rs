@@ -243,10 +243,11 @@ impl Store {
         self.ask(|done| writer::Job::Rate { feedback, done }).await
     }
 
-    /// Decides at most `limit` conversations idle since `cutoff` (unix milliseconds).
-    pub async fn conclude(&self, cutoff: i64, limit: i64) -> Result<Vec<Concluded>, StoreError> {
+    /// Decides the conversations idle since `cutoff` (unix milliseconds) among `span` milliseconds of messages
+    /// after the previous decisions; `None` once every conversation idle since `cutoff` is decided.
+    pub async fn conclude(&self, cutoff: i64, span: i64) -> Result<Option<Vec<Concluded>>, StoreError> {
         self.schema_ready()?;
-        self.ask(|done| writer::Job::Conclude { cutoff, limit, done }).await
+        self.ask(|done| writer::Job::Conclude { cutoff, span, done }).await
     }
 
     /// Hands a job to the writer and waits for its answer.

@@ -296,36 +296,40 @@ pub(super) async fn load_ticket(pool: &Pool, id: &str) -> Result<Option<Ticket>,
 /// Inserts a batch of exchanges in one transaction: one multi-row INSERT per table, whatever the batch size.
 /// Exchanges of a conversation erased meanwhile are left out: their session ids are returned.
 pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Result<HashSet<String>, StoreError> {
-    // PostgreSQL: key-share locks on the sessions first, so that an erasure in another replica either committed
-    // before (its tombstone is read below) or waits for this commit (see `erase_session`).
-    let lock = if matches!(pool, Pool::Postgres(_)) {
-        " FOR KEY SHARE"
-    } else {
-        ""
-    };
+    // Only a conversation that existed before its chat can have been erased meanwhile: a new session's id was made
+    // by the chat itself. Most batches under load are first contacts and skip both reads.
     let mut seen = HashSet::new();
-    let ids: Vec<&str> = batch
+    let continued: Vec<&str> = batch
         .iter()
+        .filter(|e| e.new_session.is_none())
         .map(|e| e.session_id.as_str())
         .filter(|id| seen.insert(*id))
         .collect();
+    let postgres = matches!(pool, Pool::Postgres(_));
     on_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        let mut q = QueryBuilder::new("SELECT id FROM sessions WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in &ids {
-            list.push_bind(*id);
+        let mut erased = HashSet::new();
+        if !continued.is_empty() {
+            // PostgreSQL: key-share locks on those sessions first, so that an erasure in another replica either
+            // committed before (its tombstone is read below) or waits for this commit (see `erase_session`).
+            // SQLite has one writer, this one, which runs erasures between batches.
+            if postgres {
+                let mut q = QueryBuilder::new("SELECT id FROM sessions WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in &continued {
+                    list.push_bind(*id);
+                }
+                q.push(") FOR KEY SHARE");
+                q.build().persistent(false).execute(&mut *tx).await?;
+            }
+            let mut q = QueryBuilder::new("SELECT id FROM erased_sessions WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in &continued {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            erased = q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *tx).await?.into_iter().collect();
         }
-        q.push(")").push(lock);
-        q.build().persistent(false).execute(&mut *tx).await?;
-        let mut q = QueryBuilder::new("SELECT id FROM erased_sessions WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in &ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
-        let erased: HashSet<String> =
-            q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *tx).await?.into_iter().collect();
         let batch: Vec<&NewExchange> =
             batch.iter().copied().filter(|e| !erased.contains(&e.session_id)).collect();
         if batch.is_empty() {
@@ -334,24 +338,24 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
         }
         // Every exchange's session, not only the new ones: one purged by retention between the chat's read and this
         // write is created again rather than the insert failing on its foreign key (an erased one was left out above).
-        // Each session once (an upsert may not touch a row twice), with its batch's last activity and first topic.
-        let mut sessions: Vec<(&NewExchange, i64, Option<&str>)> = Vec::new();
-        let mut index = std::collections::HashMap::new();
+        // Each session once (an upsert may not touch a row twice), with its batch's first topic; an existing row is
+        // written only when it gets its first topic.
+        let mut sessions: Vec<(&NewExchange, Option<&str>)> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for e in &batch {
             match index.get(e.session_id.as_str()) {
                 Some(&i) => {
-                    let (_, last, topic): &mut (_, i64, Option<&str>) = &mut sessions[i];
-                    *last = (*last).max(e.created_at);
+                    let topic: &mut Option<&str> = &mut sessions[i].1;
                     *topic = topic.or(e.topic.as_deref());
                 }
                 None => {
                     index.insert(e.session_id.as_str(), sessions.len());
-                    sessions.push((e, e.created_at, e.topic.as_deref()));
+                    sessions.push((e, e.topic.as_deref()));
                 }
             }
         }
-        let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at, last_active_at, topic) ");
-        q.push_values(sessions, |mut row, (e, last_active_at, topic)| {
+        let mut q = QueryBuilder::new("INSERT INTO sessions (id, user_type, language, created_at, topic) ");
+        q.push_values(sessions, |mut row, (e, topic)| {
             let (user_type, language) = match &e.new_session {
                 Some(s) => (s.user_type, s.language),
                 None => (e.user_type, e.language),
@@ -360,12 +364,11 @@ pub(super) async fn insert_exchanges(pool: &Pool, batch: &[&NewExchange]) -> Res
                 .push_bind(user_type)
                 .push_bind(language)
                 .push_bind(e.created_at)
-                .push_bind(last_active_at)
                 .push_bind(topic);
         });
         q.push(
-            " ON CONFLICT (id) DO UPDATE SET last_active_at = excluded.last_active_at, \
-             topic = COALESCE(sessions.topic, excluded.topic)",
+            " ON CONFLICT (id) DO UPDATE SET topic = excluded.topic \
+             WHERE sessions.topic IS NULL AND excluded.topic IS NOT NULL",
         );
         q.build().persistent(false).execute(&mut *tx).await?;
         let mut q = QueryBuilder::new(

@@ -40,8 +40,8 @@ pub(super) enum Job {
     },
     Conclude {
         cutoff: i64,
-        limit: i64,
-        done: oneshot::Sender<Result<Vec<Concluded>, StoreError>>,
+        span: i64,
+        done: oneshot::Sender<Result<Option<Vec<Concluded>>, StoreError>>,
     },
 }
 
@@ -79,10 +79,10 @@ async fn run(pool: Pool, metrics: Metrics, mut rx: mpsc::Receiver<Job>) {
                     let _timer = metrics.db_timer("save_feedback").start_timer();
                     let _ = done.send(rate(&pool, &feedback).await);
                 }
-                Job::Conclude { cutoff, limit, done } => {
+                Job::Conclude { cutoff, span, done } => {
                     save_all(&pool, &metrics, &mut saves).await;
                     let _timer = metrics.db_timer("conclude").start_timer();
-                    let _ = done.send(conclude_idle(&pool, cutoff, limit).await);
+                    let _ = done.send(conclude_idle(&pool, cutoff, span).await);
                 }
             }
         }
