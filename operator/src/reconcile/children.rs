@@ -313,6 +313,10 @@ async fn check_secrets(cbm: &ChatbotMonitoring, ctx: &Context, ns: &str) -> Resu
     let mut refs = Vec::new();
     if let (ModelBackend::Openai, Some(o)) = (c.model.backend, &c.model.openai) {
         refs.push(("spec.chatbot.model.openai.apiKeySecretRef", &o.api_key_secret_ref));
+        // A price table in a ConfigMap is not checked: reading ConfigMaps is a permission of its own.
+        if let Some(prices) = o.prices.as_ref().and_then(|p| p.secret_key_ref.as_ref()) {
+            refs.push(("spec.chatbot.model.openai.prices.secretKeyRef", prices));
+        }
     }
     if let (DatabaseType::Postgres, Some(pg)) = (c.database.type_, &c.database.postgres) {
         refs.push(("spec.chatbot.database.postgres.urlSecretRef", &pg.url_secret_ref));

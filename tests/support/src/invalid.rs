@@ -25,7 +25,44 @@ impl Refusal {
 
 pub fn invalid_specs() -> Vec<(Value, Refusal)> {
     use Refusal::{Field, Rule};
+    let openai = |extra: Value| {
+        let mut o = json!({"endpoint": "https://api.example.com/v1", "model": "m",
+            "apiKeySecretRef": {"name": "s", "key": "k"}});
+        o.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({"backend": "openai", "openai": o})
+    };
     vec![
+        // Issue 25: a spend budget without a price table to estimate spend from; a price table from both places.
+        (
+            json!({"alerts": {"spend": {"dailyBudget": 40, "currency": "EUR"}}}),
+            Rule("spec.alerts.spend", "alerts.spend needs a price table"),
+        ),
+        (
+            json!({"chatbot": {"model": openai(json!({"prices": {"configMapKeyRef": {"name": "p", "key": "k"},
+                "secretKeyRef": {"name": "p", "key": "k"}}}))}}),
+            Rule(
+                "spec.chatbot.model.openai.prices",
+                "exactly one of configMapKeyRef and secretKeyRef",
+            ),
+        ),
+        (
+            json!({"chatbot": {"model": openai(json!({"prices": {"secretKeyRef": {"name": "p", "key": "k"}}}))},
+                   "alerts": {"spend": {"dailyBudget": 0, "currency": "EUR"}}}),
+            Rule("spec.alerts.spend.dailyBudget", "dailyBudget must be above 0"),
+        ),
+        (
+            json!({"chatbot": {"model": openai(json!({"prices": {"secretKeyRef": {"name": "p", "key": "k"}}}))},
+                   "alerts": {"spend": {"dailyBudget": 40, "currency": "euro"}}}),
+            Field("spec.alerts.spend.currency"),
+        ),
+        (
+            json!({"alerts": {"satisfaction": {"maxDownPercent": 130}}}),
+            Field("spec.alerts.satisfaction.maxDownPercent"),
+        ),
+        (
+            json!({"chatbot": {"conversationIdle": "half an hour"}}),
+            Field("spec.chatbot.conversationIdle"),
+        ),
         (
             json!({"chatbot": {"model": {"backend": "openai"}}}),
             Rule(
