@@ -100,7 +100,7 @@ async fn verify_passes_on_a_healthy_chatbot_and_names_each_failure() {
     let rules = report.checks.iter().find(|c| c.name == "RulesLoaded").unwrap();
     assert!(!rules.ok && rules.reason == "RulesNotLoaded", "{rules:?}");
     assert!(
-        rules.message.contains("0/4") && rules.message.contains("chatbot-sav.http"),
+        rules.message.contains("0/5") && rules.message.contains("chatbot-sav.http"),
         "{}",
         rules.message
     );
