@@ -341,6 +341,9 @@ fn warning() -> Severity {
 /// each chat cost many times its usual tokens.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.baseline) > duration(self.window)")
+    .message("alerts.tokensPerChat.baseline must be longer than its window, which it is compared with")
+    .field_path(".baseline"))]
 pub struct TokensPerChatAlert {
     /// Render the alert (with the `openai` backend; the builtin model has no tokens).
     #[serde(default = "yes")]

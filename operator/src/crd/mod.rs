@@ -171,6 +171,9 @@ pub struct ChatbotSpec {
     /// decided and counted. The chatbot's default (30 minutes) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message(
+        "chatbot.conversationIdle must be longer than 0s (the chatbot refuses 0s)"
+    ))]
     pub conversation_idle: Option<String>,
     /// Extra environment variables for the chatbot container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -64,6 +64,20 @@ pub fn invalid_specs() -> Vec<(Value, Refusal)> {
             Field("spec.chatbot.conversationIdle"),
         ),
         (
+            json!({"chatbot": {"conversationIdle": "0s"}}),
+            Rule(
+                "spec.chatbot.conversationIdle",
+                "conversationIdle must be longer than 0s",
+            ),
+        ),
+        (
+            json!({"alerts": {"tokensPerChat": {"window": "2h", "baseline": "1h"}}}),
+            Rule(
+                "spec.alerts.tokensPerChat.baseline",
+                "baseline must be longer than its window",
+            ),
+        ),
+        (
             json!({"chatbot": {"model": {"backend": "openai"}}}),
             Rule(
                 "spec.chatbot.model.openai",
