@@ -13,8 +13,10 @@ pub struct CounterTable {
     name: &'static str,
     help: &'static str,
     labels: [&'static str; 3],
-    /// Each label's values, escaped for the text format once.
+    /// Each label's values, as counted.
     values: [Vec<String>; 3],
+    /// The same, escaped for the text format once.
+    escaped: [Vec<String>; 3],
     counts: Vec<AtomicU64>,
 }
 
@@ -25,7 +27,8 @@ impl CounterTable {
             name,
             help,
             labels,
-            values: values.map(|v| v.iter().map(|s| escape(s)).collect()),
+            escaped: values.clone().map(|v| v.iter().map(|s| escape(s)).collect()),
+            values,
             counts: (0..size).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -34,8 +37,7 @@ impl CounterTable {
     pub fn inc(&self, values: [&str; 3]) -> bool {
         let mut index = 0;
         for (known, value) in self.values.iter().zip(values) {
-            let value = escape(value);
-            let Some(i) = known.iter().position(|k| *k == value) else {
+            let Some(i) = known.iter().position(|k| k == value) else {
                 return false;
             };
             index = index * known.len() + i;
@@ -46,7 +48,7 @@ impl CounterTable {
 
     /// The family in the Prometheus text format.
     pub fn encode(&self, out: &mut String) {
-        let [a, b, c] = &self.values;
+        let [a, b, c] = &self.escaped;
         let [la, lb, lc] = self.labels;
         let _ = writeln!(out, "# HELP {} {}", self.name, self.help);
         let _ = writeln!(out, "# TYPE {} counter", self.name);

@@ -140,24 +140,7 @@ fn bad_configuration_exits_non_zero_with_a_message() {
     // The shipped base with only its version changed: the version check itself must refuse it.
     let shipped = include_str!("../knowledge/kb.yaml");
     std::fs::write(&kb, shipped.replacen("version: 1", "version: 2", 1)).unwrap();
-    let out = Command::new(BIN)
-        .env_clear()
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--internal-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "text",
-        ])
-        .arg("--knowledge-file")
-        .arg(&kb)
-        .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_at_start(dir.path(), "--knowledge-file", &kb);
     assert!(
         stderr.contains("kb.yaml") && stderr.contains("knowledge base"),
         "{stderr}"
@@ -170,6 +153,15 @@ fn bad_configuration_exits_non_zero_with_a_message() {
         "models:\n  gpt-4o-mini:\n    currency: USD\n    input: -0.15\n    output: 0.6\n",
     )
     .unwrap();
+    let stderr = refused_at_start(dir.path(), "--prices-file", &prices);
+    assert!(
+        stderr.contains("prices.yaml") && stderr.contains("models.gpt-4o-mini.input"),
+        "{stderr}"
+    );
+}
+
+/// Starts the binary with `flag file` (and a database in `dir`), which it must refuse with exit code 1: its stderr.
+fn refused_at_start(dir: &std::path::Path, flag: &str, file: &std::path::Path) -> String {
     let out = Command::new(BIN)
         .env_clear()
         .args([
@@ -180,18 +172,14 @@ fn bad_configuration_exits_non_zero_with_a_message() {
             "--log-format",
             "text",
         ])
-        .arg("--prices-file")
-        .arg(&prices)
+        .arg(flag)
+        .arg(file)
         .arg("--database-url")
-        .arg(format!("sqlite://{}", dir.path().join("c.db").display()))
+        .arg(format!("sqlite://{}", dir.join("c.db").display()))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("prices.yaml") && stderr.contains("models.gpt-4o-mini.input"),
-        "{stderr}"
-    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The memory limit a chatbot runs under, read back from `/metrics` when it runs in a cgroup this test makes with a

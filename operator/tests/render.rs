@@ -901,23 +901,29 @@ fn dashboards_hold_the_panels_the_backend_can_fill() {
     cbm.spec.chatbot.model.openai.as_mut().unwrap().prices = None;
     let desired = render(&cbm, &RenderOptions::default()).unwrap();
     assert_eq!(desired.dashboard_panels, PanelSet::RemoteModel);
-    let json = desired.dashboards[0]
-        .data
-        .as_ref()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let dashboard = |d: &Desired| d.dashboards[0].data.as_ref().unwrap().values().next().unwrap().clone();
+    let json = dashboard(&desired);
     assert!(json.contains("gen_ai_client_token_usage") && !json.contains("ai_model_estimated_cost_total"));
-    let minimal = render_example("minimal.yaml");
-    let json = minimal.dashboards[0]
-        .data
-        .as_ref()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let json = dashboard(&render_example("minimal.yaml"));
     assert!(!json.contains("gen_ai_client_") && json.contains("chat_conversations_total"));
+}
+
+/// The spend forecast's horizon in seconds, whatever the shape of its duration.
+#[test]
+fn the_spend_forecast_horizon_reads_compound_durations() {
+    let mut cbm: ChatbotMonitoring =
+        serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/full.yaml")).unwrap()).unwrap();
+    cbm.spec.alerts.spend.as_mut().unwrap().forecast = "1h30m".into();
+    let rule = render(&cbm, &RenderOptions::default())
+        .unwrap()
+        .prometheus_rule
+        .unwrap();
+    let forecast = rule
+        .spec
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .find(|r| r.alert.as_deref() == Some("ModelSpendForecast"))
+        .unwrap();
+    assert!(forecast.expr.contains("[1h], 5400) > 40"), "{}", forecast.expr);
 }

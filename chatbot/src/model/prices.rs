@@ -128,10 +128,14 @@ impl Prices {
 /// Reads the table at start: a missing or invalid file is an error with the path and the field.
 pub fn load(path: &std::path::Path) -> anyhow::Result<(PriceTable, Vec<u8>)> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading the price table {}: {e}", path.display()))?;
-    let text =
-        std::str::from_utf8(&bytes).map_err(|_| anyhow::anyhow!("the price table {} is not UTF-8", path.display()))?;
-    let table = PriceTable::from_yaml(text).map_err(|e| anyhow::anyhow!("the price table {}: {e}", path.display()))?;
+    let table = parse(&bytes).map_err(|e| anyhow::anyhow!("the price table {}: {e}", path.display()))?;
     Ok((table, bytes))
+}
+
+/// A table from a file's bytes.
+fn parse(bytes: &[u8]) -> Result<PriceTable, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    PriceTable::from_yaml(text)
 }
 
 /// Reads the file again every `every` and swaps the table when its content changed and is valid. Kubernetes
@@ -151,10 +155,7 @@ pub async fn reload_forever(path: PathBuf, prices: Prices, mut seen: Vec<u8>, me
                 continue;
             }
         };
-        match std::str::from_utf8(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(PriceTable::from_yaml)
-        {
+        match parse(&bytes) {
             Ok(table) => {
                 tracing::info!(path = %path.display(), models = table.models.len(), "price table reloaded");
                 prices.replace(table);

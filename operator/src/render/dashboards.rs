@@ -45,7 +45,8 @@ impl PanelSet {
         }
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`PanelSet::ALL`], where tables built per panel set keep it.
+    pub fn index(self) -> usize {
         Self::ALL
             .iter()
             .position(|p| *p == self)

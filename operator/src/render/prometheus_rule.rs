@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 
 use super::Context;
-use super::promtool_tests::minutes;
 use crate::crd::{AlertsSpec, ChatbotMonitoringSpec, ModelBackend, Severity, SloSpec};
 use crate::prometheus_operator::{PrometheusRule, PrometheusRuleSpec, Rule, RuleGroup};
 
@@ -327,7 +326,8 @@ fn model_rules(ctx: &Context, a: &AlertsSpec) -> Vec<Rule> {
                  its model over the last 24 hours (budget {budget} {currency})."
             ),
         ));
-        let horizon = minutes(&spend.forecast) * 60;
+        // The CRD's pattern is a subset of what humantime reads.
+        let horizon = humantime::parse_duration(&spend.forecast).map_or(0, |d| d.as_secs());
         rules.push(alert(
             ctx,
             a,

@@ -599,7 +599,7 @@ fn rolling_update(n: usize, up: &dyn Fn(usize) -> String) -> (String, bool, Case
 }
 
 /// Minutes of a duration such as `2m`, `90s`, `1h30m` (rounded up).
-pub(super) fn minutes(d: &str) -> u64 {
+fn minutes(d: &str) -> u64 {
     let mut total_ms: u64 = 0;
     let mut number = String::new();
     let mut chars = d.chars().peekable();

@@ -29,11 +29,7 @@ static SHIPPED_SELECTORS: LazyLock<Vec<Vec<Selector>>> = LazyLock::new(|| {
 
 /// The selectors of the panels a resource's dashboards hold.
 fn shipped_selectors(desired: &Desired) -> &'static [Selector] {
-    let variant = PanelSet::ALL
-        .iter()
-        .position(|p| *p == desired.dashboard_panels)
-        .unwrap_or(0);
-    &SHIPPED_SELECTORS[variant]
+    &SHIPPED_SELECTORS[desired.dashboard_panels.index()]
 }
 
 /// The outcome of a round: every check, and the resource's alerts firing now.
