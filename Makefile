@@ -2,7 +2,7 @@
 
 # The tests' Python tools (kubernetes-validate, Helm's engine) are in .venv: see scripts/venv.sh.
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
-.PHONY: demo run test test-controlplane test-node lint bench bench-chatbot bench-operator bench-soak fuzz kind-up kind-down
+.PHONY: demo run test test-controlplane test-node e2e-kind lint bench bench-chatbot bench-operator bench-soak fuzz kind-up kind-down
 
 demo: ## The chatbot, a real Prometheus on the operator's rendered config and rules, and traffic (Ctrl-C stops)
 	scripts/demo.sh
@@ -25,7 +25,10 @@ test-controlplane: ## Only the tests on a real control plane (etcd + kube-apiser
 test-node: ## The product on a real one-node cluster (KUBEBUILDER_ASSETS and NODE_ASSETS; root; see README)
 	@test -n "$$KUBEBUILDER_ASSETS" -a -n "$$NODE_ASSETS" || { echo "KUBEBUILDER_ASSETS and NODE_ASSETS must be set: see README.md, 'Tests on a real node'" >&2; exit 1; }
 	scripts/install-deps.sh
-	cargo test -p e2e-tests --test node -- --nocapture
+	cargo test -p e2e-tests --test product on_a_real_node -- --nocapture
+
+e2e-kind: ## The same e2e suite on a kind cluster it makes and deletes (needs docker, kind, kubectl; see README)
+	scripts/kind-e2e.sh
 
 lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

@@ -33,6 +33,16 @@ pub struct Installed {
 
 /// Renders the operator chart as `helm install <release> -n <namespace>` would, with these values.
 pub fn render(release: &str, namespace: &str, values: &Value) -> anyhow::Result<Vec<Value>> {
+    render_chart(
+        &root().join("charts/chatbot-monitoring-operator"),
+        release,
+        namespace,
+        values,
+    )
+}
+
+/// The same for the operator chart in `chart` (another checkout's, say).
+pub fn render_chart(chart: &Path, release: &str, namespace: &str, values: &Value) -> anyhow::Result<Vec<Value>> {
     // .venv's, where scripts/install-deps.sh puts Helm's engine, unless PYTHON names another.
     let venv = root().join(".venv/bin/python");
     let python = std::env::var("PYTHON").ok().unwrap_or_else(|| {
@@ -44,7 +54,7 @@ pub fn render(release: &str, namespace: &str, values: &Value) -> anyhow::Result<
     });
     let out = Command::new(&python)
         .arg(root().join("tests/charts/render.py"))
-        .arg(root().join("charts/chatbot-monitoring-operator"))
+        .arg(chart)
         .args(["--release", release, "--namespace", namespace, "--values"])
         .arg(values.to_string())
         .output()

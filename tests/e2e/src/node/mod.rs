@@ -20,6 +20,8 @@ use anyhow::{Context as _, bail};
 
 use config::{ADDRESSES, Addresses};
 
+use crate::cluster::{Cluster, Http, Postgres, PrometheusOperatorAssets, installed, run_ok, wait_for};
+
 /// The network namespace the node lives in.
 pub const NETNS: &str = "cbnode";
 pub const NODE_NAME: &str = "cbnode";
@@ -33,11 +35,8 @@ pub struct NodeAssets {
     pub control_plane: PathBuf,
     pub bin: PathBuf,
     pub images: PathBuf,
-    /// The Prometheus Operator's CRDs (its `example/prometheus-operator-crd/`).
-    pub prometheus_operator_crds: PathBuf,
-    /// Its own installation manifests (`example/rbac/prometheus-operator/`: ServiceAccount, ClusterRole and
-    /// binding, Deployment), which run it as a pod from its image.
-    pub prometheus_operator_bundle: PathBuf,
+    /// The Prometheus Operator's CRDs and manifests, run as a pod from its image (in `images/`).
+    pub prometheus_operator: PrometheusOperatorAssets,
 }
 
 impl NodeAssets {
@@ -54,8 +53,7 @@ impl NodeAssets {
             control_plane,
             bin: node.join("bin"),
             images: node.join("images"),
-            prometheus_operator_crds: node.join("prometheus-operator-crds"),
-            prometheus_operator_bundle: node.join("prometheus-operator-bundle"),
+            prometheus_operator: PrometheusOperatorAssets::in_dir(&node)?,
         };
         for (dir, name) in [
             (&assets.control_plane, "etcd"),
@@ -65,14 +63,6 @@ impl NodeAssets {
             (&assets.bin, "kube-scheduler"),
             (&assets.bin, "kube-proxy"),
             (&assets.bin, "coredns"),
-            (
-                &assets.prometheus_operator_bundle,
-                "prometheus-operator-deployment.yaml",
-            ),
-            (
-                &assets.prometheus_operator_crds,
-                "monitoring.coreos.com_servicemonitors.yaml",
-            ),
         ] {
             if !dir.join(name).is_file() {
                 return Err(format!("{} is missing", dir.join(name).display()));
@@ -89,12 +79,7 @@ impl NodeAssets {
             "kubectl",
             "curl",
         ] {
-            if !Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-            {
+            if !installed(tool) {
                 return Err(format!("{tool} is not installed"));
             }
         }
@@ -125,14 +110,6 @@ pub struct Node {
     pub started: Instant,
 }
 
-fn run_ok(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
-    if !out.status.success() {
-        bail!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn ip(args: &[&str]) -> anyhow::Result<String> {
     run_ok(Command::new("ip").args(args))
 }
@@ -142,18 +119,6 @@ pub fn in_netns(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("nsenter");
     c.arg(format!("--net=/run/netns/{NETNS}")).arg(program);
     c
-}
-
-/// Polls `check` every 200 ms until it succeeds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> anyhow::Result<()> {
-    let end = Instant::now() + timeout;
-    while !check() {
-        if Instant::now() > end {
-            bail!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Ok(())
 }
 
 /// Sysctls the kubelet rewrites (protectKernelDefaults off): put back when the node stops.
@@ -502,54 +467,6 @@ impl Node {
         Ok(())
     }
 
-    /// `kubectl` as the administrator, from inside the namespace.
-    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
-        run_ok(
-            in_netns("kubectl")
-                .arg(format!("--kubeconfig={}", self.path("kubeconfig/admin.kubeconfig")))
-                .args(args),
-        )
-    }
-
-    /// `kubectl apply` of YAML as the administrator.
-    pub fn kubectl_apply(&self, yaml: &str) -> anyhow::Result<String> {
-        self.apply(yaml, None)
-    }
-
-    /// `kubectl apply` of YAML as `user` (impersonated by the administrator): what that user's RBAC allows.
-    pub fn kubectl_apply_as(&self, user: &str, yaml: &str) -> anyhow::Result<String> {
-        self.apply(yaml, Some(user))
-    }
-
-    fn apply(&self, yaml: &str, user: Option<&str>) -> anyhow::Result<String> {
-        use std::io::Write;
-        let mut child = in_netns("kubectl")
-            .arg(format!("--kubeconfig={}", self.path("kubeconfig/admin.kubeconfig")))
-            .args(user.map(|u| format!("--as={u}")))
-            .args(["apply", "--server-side", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().unwrap().write_all(yaml.as_bytes())?;
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("kubectl apply: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    /// Loads an OCI archive into the node's containerd, where the kubelet finds it (`imagePullPolicy: Never`).
-    pub fn import_image(&self, archive: &Path) -> anyhow::Result<()> {
-        let sock = self.path("containerd/containerd.sock");
-        run_ok(
-            Command::new("ctr")
-                .args(["--address", &sock, "-n", "k8s.io", "images", "import"])
-                .arg(archive),
-        )?;
-        Ok(())
-    }
-
     /// A kube client as the administrator, over the veth from the host.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         let yaml = std::fs::read_to_string(self.run.join("kubeconfig/admin.kubeconfig"))?;
@@ -580,6 +497,62 @@ impl Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Cluster for Node {
+    /// From inside the namespace, where the API server's address is.
+    fn kubectl_command(&self) -> Command {
+        let mut command = in_netns("kubectl");
+        command.arg(format!("--kubeconfig={}", self.path("kubeconfig/admin.kubeconfig")));
+        command
+    }
+
+    fn workdir(&self) -> &Path {
+        &self.run
+    }
+
+    /// Into the node's containerd, in the namespace the kubelet uses.
+    fn import_image(&self, archive: &Path) -> anyhow::Result<()> {
+        let sock = self.path("containerd/containerd.sock");
+        run_ok(
+            Command::new("ctr")
+                .args(["--address", &sock, "-n", "k8s.io", "images", "import"])
+                .arg(archive),
+        )?;
+        Ok(())
+    }
+
+    /// Pod and Service addresses are routed from the host over the veth: the request goes as a client's would,
+    /// through the pod network or kube-proxy's rules.
+    fn http(&self, namespace: &str, target: &str, port: u16) -> anyhow::Result<Http> {
+        let field = match target.split_once('/') {
+            Some(("pod", _)) => "{.status.podIP}",
+            Some(("service", _)) => "{.spec.clusterIP}",
+            _ => bail!("{target}: neither pod/<name> nor service/<name>"),
+        };
+        let address = self.kubectl(&["-n", namespace, "get", target, "-o", &format!("jsonpath={field}")])?;
+        if address.trim().is_empty() {
+            bail!("{namespace}/{target} has no address yet");
+        }
+        Ok(Http::direct(address.trim(), port))
+    }
+
+    /// Debian's PostgreSQL in the node's network namespace, on the node's address, admitting the pod range.
+    fn postgres(&self) -> anyhow::Result<Postgres> {
+        let server = testsupport::postgres::TestPostgres::start_with(testsupport::postgres::Listen {
+            netns: Some(NETNS.into()),
+            address: self.addresses.node_ip.into(),
+            port: Some(5432),
+            clients: Some(self.addresses.pod_cidr.into()),
+        })?;
+        Ok(Postgres::new(server.client_url(), server))
+    }
+
+    fn node_log(&self) -> String {
+        let log = self.log("kubelet");
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
     }
 }
 

@@ -1,8 +1,10 @@
-//! The product on a real node (kubelet, containerd, runc, kube-proxy, CoreDNS; see `e2e_tests::node`): pods from
-//! the product's own images, under Pod Security `restricted`, with probes a kubelet really executes, the operator
-//! installed from its chart. One node for the whole scenario (it takes seconds to start, but one at a time), its
-//! steps in order. Skipped, saying why, where the components are not (`KUBEBUILDER_ASSETS`, `NODE_ASSETS`, root;
-//! README, "The components of a real node").
+//! The product as users run it, one suite for two clusters: a real node on this machine (kubelet, containerd, runc,
+//! kube-proxy, CoreDNS; see `e2e_tests::node`) and kind (`e2e_tests::kind`, the laptop's and the hosted CI's path).
+//! Pods from the product's own images, under Pod Security `restricted`, with probes a kubelet really executes, the
+//! operator installed from its chart, the real Prometheus Operator managing a Prometheus and an Alertmanager. One
+//! cluster for the whole scenario, its steps in order. Each entry is skipped, saying why, where its cluster is not:
+//! `on_a_real_node` without `KUBEBUILDER_ASSETS`, `NODE_ASSETS` or root (README, "The components of a real node"),
+//! `on_kind` without `E2E_KIND_CLUSTER` (README, "The same suite on kind").
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,14 +12,23 @@ use std::time::{Duration, Instant};
 
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::render::{RenderOptions, render};
+use e2e_tests::cluster::{Cluster, PrometheusOperatorAssets, wait_for};
 use e2e_tests::image;
-use e2e_tests::node::{Node, NodeAssets, wait_for};
+use e2e_tests::kind::Kind;
+use e2e_tests::node::{Node, NodeAssets};
 use serde_json::{Value, json};
 
 const CHATBOT_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot:0.1.0";
 const OPERATOR_IMAGE: &str = "ghcr.io/chatbot-sav/chatbot-operator:0.1.0";
 /// The same operator under the next version's tag: an upgrade as `helm upgrade` makes it (a new image, a rollout).
 const OPERATOR_NEXT_TAG: &str = "0.1.1";
+/// The previous release, which an upgrade comes from: the last commit before `chatbot.conversationIdle` and
+/// `chatbot.model.openai.prices` entered the CRD.
+const PREVIOUS_RELEASE: &str = "e7983d9";
+const PREVIOUS_TAG: &str = "0.0.9";
+/// On kind, the directory holding the Prometheus Operator's `prometheus-operator-crds/` and
+/// `prometheus-operator-bundle/` (on the node they are in `NODE_ASSETS`).
+const PROMETHEUS_OPERATOR_VAR: &str = "E2E_PROMETHEUS_OPERATOR";
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -42,12 +53,12 @@ fn debug_binaries() -> PathBuf {
     target.join("debug")
 }
 
-/// The image of the product's binary `name`, as its Dockerfile runs it, imported into the node.
-fn import_product_image(node: &Node, package: &str, binary_name: &str, dockerfile: &str, reference: &str) {
+/// The image of the product's binary `name`, as its Dockerfile runs it, imported into the cluster.
+fn import_product_image(cluster: &dyn Cluster, package: &str, binary_name: &str, dockerfile: &str, reference: &str) {
     let run = image::run_config(&std::fs::read_to_string(root().join(dockerfile)).unwrap()).unwrap();
-    let archive = node.run.join(format!("{binary_name}.oci.tar"));
+    let archive = cluster.workdir().join(format!("{binary_name}.oci.tar"));
     image::build(reference, &binary_of(package, binary_name), &run, &archive).unwrap();
-    node.import_image(&archive).unwrap();
+    cluster.import_image(&archive).unwrap();
 }
 
 fn binary_of(package: &str, name: &str) -> PathBuf {
@@ -60,32 +71,35 @@ fn tail(text: &str, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn restricted_namespace(node: &Node, name: &str) {
-    node.kubectl_apply(&format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    \
+fn restricted_namespace(cluster: &dyn Cluster, name: &str) {
+    cluster
+        .kubectl_apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels:\n    \
          pod-security.kubernetes.io/enforce: restricted\n    pod-security.kubernetes.io/enforce-version: latest\n"
-    ))
-    .unwrap();
+        ))
+        .unwrap();
 }
 
-fn jsonpath(node: &Node, args: &[&str], path: &str) -> String {
+fn jsonpath(cluster: &dyn Cluster, args: &[&str], path: &str) -> String {
     let mut all: Vec<&str> = args.to_vec();
     let path = format!("jsonpath={path}");
     all.extend(["-o", &path]);
-    node.kubectl(&all).unwrap_or_default().trim().to_owned()
+    cluster.kubectl(&all).unwrap_or_default().trim().to_owned()
 }
 
 /// Waits, and on a timeout fails with what the namespace's pods and the component logs say.
-fn wait_or_explain(node: &Node, ns: &str, what: &str, timeout: Duration, check: impl FnMut() -> bool) {
+fn wait_or_explain(cluster: &dyn Cluster, ns: &str, what: &str, timeout: Duration, check: impl FnMut() -> bool) {
     if let Err(e) = wait_for(what, timeout, check) {
-        let pods = node.kubectl(&["-n", ns, "describe", "pods"]).unwrap_or_default();
-        let rs = node.kubectl(&["-n", ns, "describe", "replicasets"]).unwrap_or_default();
-        panic!("{e}\n{pods}\n{rs}\nkubelet:\n{}", tail(&node.log("kubelet"), 30));
+        let pods = cluster.kubectl(&["-n", ns, "describe", "pods"]).unwrap_or_default();
+        let rs = cluster
+            .kubectl(&["-n", ns, "describe", "replicasets"])
+            .unwrap_or_default();
+        panic!("{e}\n{pods}\n{rs}\nkubelet:\n{}", cluster.node_log());
     }
 }
 
 #[test]
-fn the_product_on_a_real_node() {
+fn on_a_real_node() {
     let assets = match NodeAssets::from_env() {
         Ok(a) => a,
         Err(why) => {
@@ -93,41 +107,72 @@ fn the_product_on_a_real_node() {
             return;
         }
     };
-    let mut node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
+    let node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
     let up = node.started.elapsed();
-    import_product_image(&node, "chatbot", "chatbot", "chatbot/Dockerfile", CHATBOT_IMAGE);
+    let figures = the_product(&node, &assets.prometheus_operator);
+    eprintln!(
+        "figures: node Ready {:.1} s after start; {figures}; {:.0} s in all",
+        up.as_secs_f64(),
+        node.started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn on_kind() {
+    let started = Instant::now();
+    let cluster = match Kind::from_env() {
+        Ok(kind) => kind,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED: no kind cluster to run on: {why} (README, \"The same suite on kind\"; scripts/kind-e2e.sh)"
+            );
+            return;
+        }
+    };
+    let assets = std::env::var_os(PROMETHEUS_OPERATOR_VAR)
+        .ok_or(format!("{PROMETHEUS_OPERATOR_VAR} is not set"))
+        .and_then(|dir| PrometheusOperatorAssets::in_dir(Path::new(&dir)))
+        .unwrap_or_else(|why| panic!("the Prometheus Operator's manifests: {why} (scripts/kind-e2e.sh fetches them)"));
+    let figures = the_product(&cluster, &assets);
+    eprintln!("figures: {figures}; {:.0} s in all", started.elapsed().as_secs_f64());
+}
+
+/// The scenario, one step after another on one cluster; its figures, printed.
+fn the_product(cluster: &dyn Cluster, prometheus_operator: &PrometheusOperatorAssets) -> String {
+    import_product_image(cluster, "chatbot", "chatbot", "chatbot/Dockerfile", CHATBOT_IMAGE);
     import_product_image(
-        &node,
+        cluster,
         "chatbot-operator",
         "chatbot-operator",
         "operator/Dockerfile",
         OPERATOR_IMAGE,
     );
 
-    let chatbot_ready = the_chatbot_image_runs_as_rendered_under_restricted_pod_security(&node);
+    let chatbot_ready = the_chatbot_image_runs_as_rendered_under_restricted_pod_security(cluster);
+    let field_handover = an_upgrade_from_the_previous_release_brings_a_new_crd_field(cluster);
     let installed = Instant::now();
-    let operator_ready = the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(&node);
-    let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(&node);
+    let operator_ready = the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(cluster);
+    let resource_ready = a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(cluster);
     let (started, first_sample_at, ready_at) =
-        the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(&mut node, &assets);
+        the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(cluster, prometheus_operator);
     let (monitored, first_sample) = (ready_at - started, first_sample_at - started);
-    the_routes_and_the_latency_objective_read_as_the_contract_says(&node);
-    let (paged, paged_at) = a_fault_pages_the_teams_receiver_pod(&node);
+    the_routes_and_the_latency_objective_read_as_the_contract_says(cluster);
+    let (paged, paged_at) = a_fault_pages_the_teams_receiver_pod(cluster);
     let fault_removed = Instant::now();
-    a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(&node);
-    two_replicas_on_postgresql_share_their_conversations(&node);
-    let resolved = the_page_resolves_once_the_fault_is_gone(&node, fault_removed);
-    let handover = an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(&node);
-    a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(&node);
-    eprintln!(
-        "figures: node Ready {:.1} s after start; a rendered chatbot pod Ready {:.1} s after its apply; operator \
-         chart applied to its pod Ready {:.1} s; ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus \
-         Operator started to the resource Ready {:.1} s, its first sample {:.1} s; first failed chat to the \
-         receiver pod paged {:.1} s, fault removed to resolved {:.1} s; operator upgrade to the new leader {:.1} s; from \
-         the operator chart's install (this scenario installs the Prometheus Operator after it, and checks refused pods \
-         and routes between): the resource Ready {:.1} s, its first sample {:.1} s, the first page {:.1} s; {:.0} s in \
-         all",
-        up.as_secs_f64(),
+    a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(cluster);
+    two_replicas_on_postgresql_share_their_conversations(cluster);
+    let resolved = the_page_resolves_once_the_fault_is_gone(cluster, fault_removed);
+    let handover = an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(cluster);
+    alerts_switched_off_take_the_rules_away(cluster);
+    a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(cluster);
+    format!(
+        "a rendered chatbot pod Ready {:.1} s after its apply; operator chart applied to its pod Ready {:.1} s; \
+         ChatbotMonitoring applied to DeploymentReady {:.1} s; the Prometheus Operator started to the resource Ready \
+         {:.1} s, its first sample {:.1} s; first failed chat to the receiver pod paged {:.1} s, fault removed to \
+         resolved {:.1} s; operator upgrade to the new leader {:.1} s (from the previous release, with a new CRD \
+         field: {:.1} s); from the operator chart's install (this \
+         scenario installs the Prometheus Operator after it, and checks refused pods and routes between): the \
+         resource Ready {:.1} s, its first sample {:.1} s, the first page {:.1} s",
         chatbot_ready.as_secs_f64(),
         operator_ready.as_secs_f64(),
         resource_ready.as_secs_f64(),
@@ -136,18 +181,18 @@ fn the_product_on_a_real_node() {
         paged.as_secs_f64(),
         resolved.as_secs_f64(),
         handover.as_secs_f64(),
+        field_handover.as_secs_f64(),
         (ready_at - installed).as_secs_f64(),
         (first_sample_at - installed).as_secs_f64(),
         (paged_at - installed).as_secs_f64(),
-        node.started.elapsed().as_secs_f64()
-    );
+    )
 }
 
 /// The Deployment and Service `render` gives, applied as they are in a namespace enforcing `restricted`: the pod is
 /// Ready by the kubelet's own probes, answers on its pod IP and through its Service's ClusterIP (kube-proxy), and
 /// reads the rendered memory limit from its cgroup.
-fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node) -> Duration {
-    restricted_namespace(node, "rendered");
+fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(cluster: &dyn Cluster) -> Duration {
+    restricted_namespace(cluster, "rendered");
     let cbm: ChatbotMonitoring = serde_json::from_value(json!({
         "apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
         "metadata": {"name": "sav", "namespace": "rendered", "uid": "5e1f7a2c-0000-4000-8000-000000000001"},
@@ -163,38 +208,39 @@ fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node)
         let mut object = object;
         // Applied by the test, not the operator: no owner to refer to.
         object["metadata"].as_object_mut().unwrap().remove("ownerReferences");
-        node.kubectl_apply(&object.to_string()).unwrap();
+        cluster.kubectl_apply(&object.to_string()).unwrap();
     }
     wait_or_explain(
-        node,
+        cluster,
         "rendered",
         "the rendered chatbot pod Ready",
         Duration::from_secs(120),
         || {
             jsonpath(
-                node,
+                cluster,
                 &["-n", "rendered", "get", "deployment", "sav"],
                 "{.status.readyReplicas}",
             ) == "1"
         },
     );
     let to_ready = applied.elapsed();
-    let pod_ip = jsonpath(
-        node,
+    let pod = jsonpath(
+        cluster,
         &["-n", "rendered", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
-        "{.items[0].status.podIP}",
+        "{.items[0].metadata.name}",
     );
-    let cluster_ip = jsonpath(node, &["-n", "rendered", "get", "service", "sav"], "{.spec.clusterIP}");
+    let metrics_port = cluster.http("rendered", &format!("pod/{pod}"), 8081).unwrap();
+    let service = cluster.http("rendered", "service/sav", 8000).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap();
-        let health = http.get(format!("http://{pod_ip}:8081/health")).send().await.unwrap();
+        let health = http.get(format!("{}/health", metrics_port.base)).send().await.unwrap();
         assert_eq!(health.status(), 200);
         let metrics = http
-            .get(format!("http://{pod_ip}:8081/metrics"))
+            .get(format!("{}/metrics", metrics_port.base))
             .send()
             .await
             .unwrap()
@@ -208,7 +254,7 @@ fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node)
             tail(&metrics, 80)
         );
         let chat = http
-            .post(format!("http://{cluster_ip}:8000/chat"))
+            .post(format!("{}/chat", service.base))
             .json(&json!({"message": "Où est ma commande ?"}))
             .send()
             .await
@@ -218,7 +264,7 @@ fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node)
         assert_eq!(body["intent"], "order_tracking", "{body}");
     });
     let security = jsonpath(
-        node,
+        cluster,
         &["-n", "rendered", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
         "{.items[0].spec.containers[0].securityContext}",
     );
@@ -231,23 +277,23 @@ fn the_chatbot_image_runs_as_rendered_under_restricted_pod_security(node: &Node)
 /// The operator chart, rendered by Helm's engine with leader election on, applied server-side in a namespace
 /// enforcing `restricted`: its pod runs from the operator image with in-cluster credentials, the kubelet's probes
 /// pass, and it holds its Lease.
-fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node) -> Duration {
-    restricted_namespace(node, "chatbot-operator");
+fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(cluster: &dyn Cluster) -> Duration {
+    restricted_namespace(cluster, "chatbot-operator");
     let two = json!({"replicaCount": 2, "image": {"pullPolicy": "Never"}, "verify": {"period": "10s"}});
     let applied = Instant::now();
-    let (deployment, first) = install_chart(node, &two, &[]);
+    let (deployment, first) = install_chart(cluster, &two, &[]);
     let replicas_ready = |n: &'static str| {
         let deployment = deployment.clone();
         move || {
             jsonpath(
-                node,
+                cluster,
                 &["-n", "chatbot-operator", "get", "deployment", &deployment],
                 "{.status.readyReplicas}/{.status.updatedReplicas}/{.status.replicas}",
             ) == format!("{n}/{n}/{n}")
         }
     };
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "two operator pods Ready",
         Duration::from_secs(120),
@@ -255,13 +301,13 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node)
     );
     let to_ready = applied.elapsed();
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "the Lease held",
         Duration::from_secs(30),
         || {
             let holder = jsonpath(
-                node,
+                cluster,
                 &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
                 "{.spec.holderIdentity}",
             );
@@ -271,16 +317,16 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node)
     // Back to one replica without leader election (strategy Recreate), applied server-side by the same manager, as
     // `helm upgrade` does with Helm 4: refused before the chart wrote its strategy whole (issue 23, defect 1).
     let one = json!({"image": {"pullPolicy": "Never"}, "verify": {"period": "10s"}});
-    install_chart(node, &one, &first);
+    install_chart(cluster, &one, &first);
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "one operator pod Ready",
         Duration::from_secs(120),
         replicas_ready("1"),
     );
     let strategy = jsonpath(
-        node,
+        cluster,
         &["-n", "chatbot-operator", "get", "deployment", &deployment],
         "{.spec.strategy}",
     );
@@ -295,11 +341,27 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(node: &Node)
 /// install (`before`) had and this one does not is deleted, as `helm upgrade` does. The Deployment's name, and every
 /// (kind, namespace, name) applied.
 fn install_chart(
-    node: &Node,
+    cluster: &dyn Cluster,
     values: &Value,
     before: &[(String, String, String)],
 ) -> (String, Vec<(String, String, String)>) {
-    let docs = controlplane_tests::chart::render("op", "chatbot-operator", values).expect("the chart renders");
+    install_chart_from(
+        cluster,
+        &root().join("charts/chatbot-monitoring-operator"),
+        values,
+        before,
+    )
+}
+
+/// The same with the operator chart in `chart` (the previous release's, say).
+fn install_chart_from(
+    cluster: &dyn Cluster,
+    chart: &Path,
+    values: &Value,
+    before: &[(String, String, String)],
+) -> (String, Vec<(String, String, String)>) {
+    let docs =
+        controlplane_tests::chart::render_chart(chart, "op", "chatbot-operator", values).expect("the chart renders");
     let (crds, rest): (Vec<Value>, Vec<Value>) =
         docs.into_iter().partition(|d| d["kind"] == "CustomResourceDefinition");
     let id = |d: &Value| {
@@ -307,7 +369,8 @@ fn install_chart(
         (s(&d["kind"]), s(&d["metadata"]["namespace"]), s(&d["metadata"]["name"]))
     };
     for doc in crds.iter().chain(rest.iter()) {
-        node.kubectl_apply(&doc.to_string())
+        cluster
+            .kubectl_apply(&doc.to_string())
             .unwrap_or_else(|e| panic!("applying {} {}: {e}", doc["kind"], doc["metadata"]["name"]));
     }
     let applied: Vec<(String, String, String)> = crds.iter().chain(rest.iter()).map(id).collect();
@@ -316,7 +379,7 @@ fn install_chart(
         if !ns.is_empty() {
             args.extend(["-n", ns.as_str()]);
         }
-        node.kubectl(&args).unwrap();
+        cluster.kubectl(&args).unwrap();
     }
     let deployment = applied
         .iter()
@@ -326,51 +389,296 @@ fn install_chart(
     (deployment, applied)
 }
 
+/// The previous release of the operator, checked out from this repository's history at [`PREVIOUS_RELEASE`] and built
+/// as the tests are: its chart, and its image imported under [`PREVIOUS_TAG`].
+struct PreviousRelease {
+    chart: PathBuf,
+    binary: PathBuf,
+}
+
+fn previous_release(cluster: &dyn Cluster) -> PreviousRelease {
+    let checkout = cluster.workdir().join("previous-release");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(root())
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {} (the upgrade step builds the previous release from this repository's history)",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    };
+    git(&[
+        "worktree",
+        "add",
+        "--detach",
+        checkout.to_str().unwrap(),
+        PREVIOUS_RELEASE,
+    ]);
+    // The same target directory as the tests': only the operator's own crates build again, not its dependencies.
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&checkout)
+        .env("CARGO_TARGET_DIR", debug_binaries().parent().unwrap())
+        .args(["build", "-q", "-p", "chatbot-operator"])
+        .status()
+        .expect("cargo builds the previous release");
+    assert!(
+        status.success(),
+        "cargo build -p chatbot-operator at {PREVIOUS_RELEASE}"
+    );
+    // Kept aside, and taken out of the target directory: cargo puts a binary there again only when it is missing
+    // (a fresh build of this checkout's operator would otherwise leave the previous one in its place).
+    let binary = cluster.workdir().join("previous-chatbot-operator");
+    std::fs::copy(debug_binaries().join("chatbot-operator"), &binary).unwrap();
+    std::fs::remove_file(debug_binaries().join("chatbot-operator")).unwrap();
+    let chart = cluster.workdir().join("previous-chart");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(checkout.join("charts/chatbot-monitoring-operator"))
+        .arg(&chart)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let run = image::run_config(&std::fs::read_to_string(checkout.join("operator/Dockerfile")).unwrap()).unwrap();
+    git(&["worktree", "remove", "--force", checkout.to_str().unwrap()]);
+    let archive = cluster.workdir().join("previous-chatbot-operator.oci.tar");
+    image::build(
+        &format!("ghcr.io/chatbot-sav/chatbot-operator:{PREVIOUS_TAG}"),
+        &binary,
+        &run,
+        &archive,
+    )
+    .unwrap();
+    cluster.import_image(&archive).unwrap();
+    PreviousRelease { chart, binary }
+}
+
+/// Every child `binary` renders for the resource in `file`, by (kind, name).
+fn rendered_children(binary: &Path, file: &Path) -> std::collections::BTreeMap<(String, String), Value> {
+    let out = Command::new(binary)
+        .args(["render", "-f"])
+        .arg(file)
+        .output()
+        .expect("the operator renders");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_yaml::Deserializer::from_str(&String::from_utf8_lossy(&out.stdout))
+        .filter_map(|doc| {
+            let value: Value = serde::Deserialize::deserialize(doc).ok()?;
+            let key = (
+                value["kind"].as_str()?.to_owned(),
+                value["metadata"]["name"].as_str()?.to_owned(),
+            );
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// An upgrade from the previous release, whose CRD lacks `chatbot.conversationIdle`: the previous chart with two
+/// replicas and leader election runs a resource; the chart of this version is applied over it (its CRD first, then
+/// a rolling update of the operator). The Lease passes to a pod of the new version, which rewrites exactly the
+/// children whose rendering changed between the two versions, once, and leaves the others (the chatbot's
+/// Deployment among them: no chatbot restarts); the new field, refused before, is then accepted and reaches the
+/// chatbot. The operator is uninstalled afterwards (its CRD stays), for the next step's fresh install. Returns the
+/// time from the upgrade to the new leader.
+fn an_upgrade_from_the_previous_release_brings_a_new_crd_field(cluster: &dyn Cluster) -> Duration {
+    let previous = previous_release(cluster);
+    restricted_namespace(cluster, "chatbot-operator");
+    let values = |tag: &str| json!({"replicaCount": 2, "image": {"pullPolicy": "Never", "tag": tag}, "verify": {"period": "10s"}});
+    let (_, previous_objects) = install_chart_from(cluster, &previous.chart, &values(PREVIOUS_TAG), &[]);
+    wait_or_explain(
+        cluster,
+        "chatbot-operator",
+        "two pods of the previous release, one leading",
+        Duration::from_secs(120),
+        || {
+            let pods = operator_pods(cluster, PREVIOUS_TAG);
+            pods.len() == 2 && pods.contains(&lease_holder(cluster))
+        },
+    );
+    restricted_namespace(cluster, "legacy");
+    let resource = |spec: Value| {
+        json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+               "metadata": {"name": "sav", "namespace": "legacy"}, "spec": spec})
+        .to_string()
+    };
+    let spec = json!({"chatbot": {"imagePullPolicy": "Never"}, "monitoring": {"prometheus": {"mode": "none"}}});
+    cluster.kubectl_apply(&resource(spec.clone())).unwrap();
+    let deployment_ready = || {
+        jsonpath(
+            cluster,
+            &["-n", "legacy", "get", "chatbotmonitoring", "sav"],
+            "{.status.conditions[?(@.type==\"DeploymentReady\")].status}",
+        ) == "True"
+    };
+    wait_or_explain(
+        cluster,
+        "legacy",
+        "the previous release runs its chatbot",
+        Duration::from_secs(120),
+        deployment_ready,
+    );
+    let mut with_field = spec.clone();
+    with_field["chatbot"]["conversationIdle"] = json!("45m");
+    let refused = cluster
+        .kubectl_apply(&resource(with_field.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("conversationIdle"),
+        "the previous CRD has no such field: {refused}"
+    );
+
+    // What each version makes of the resource as stored: the children it should leave alone, and those it should
+    // rewrite.
+    let stored = cluster.workdir().join("legacy-sav.json");
+    std::fs::write(
+        &stored,
+        cluster
+            .kubectl(&["-n", "legacy", "get", "chatbotmonitoring", "sav", "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    let before = rendered_children(&previous.binary, &stored);
+    let after = rendered_children(&binary("chatbot-operator"), &stored);
+    let version = |(kind, name): &(String, String)| {
+        cluster
+            .kubectl(&[
+                "-n",
+                "legacy",
+                "get",
+                &format!("{kind}/{name}"),
+                "--ignore-not-found",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ])
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    // Children the cluster has (those of kinds not served here, the Prometheus Operator's before it is installed,
+    // were never applied).
+    let children: Vec<(String, String)> = after.keys().filter(|k| !version(k).is_empty()).cloned().collect();
+    let versions_before: Vec<String> = children.iter().map(version).collect();
+    assert!(children.iter().any(|(kind, _)| kind == "Deployment"), "{children:?}");
+
+    install_chart(cluster, &values("0.1.0"), &previous_objects);
+    let handover = the_new_version_leads_and_reconciled_everything(cluster, "0.1.0", PREVIOUS_TAG);
+    let versions_after: Vec<String> = children.iter().map(version).collect();
+    let (changed, same): (Vec<_>, Vec<_>) = children.iter().partition(|key| before.get(*key) != after.get(*key));
+    eprintln!("upgrade from {PREVIOUS_RELEASE}: renders changed {changed:?}, the same {same:?}");
+    for ((key, was), now) in children.iter().zip(&versions_before).zip(&versions_after) {
+        if before.get(key) == after.get(key) {
+            assert_eq!(
+                was, now,
+                "{key:?} renders the same in both versions, yet the upgrade rewrote it"
+            );
+        } else {
+            assert_ne!(
+                was, now,
+                "{key:?} renders differently in this version, yet the upgrade left it"
+            );
+        }
+    }
+    // Rewritten once: one more verification period changes nothing.
+    std::thread::sleep(Duration::from_secs(11));
+    assert_eq!(
+        children.iter().map(version).collect::<Vec<_>>(),
+        versions_after,
+        "the new operator kept rewriting {children:?}"
+    );
+
+    cluster.kubectl_apply(&resource(with_field)).unwrap();
+    wait_or_explain(
+        cluster,
+        "legacy",
+        "the new field reaches the chatbot",
+        Duration::from_secs(120),
+        || {
+            jsonpath(
+                cluster,
+                &["-n", "legacy", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+                "{range .items[*]}{.spec.containers[0].env[?(@.name==\"CHATBOT_CONVERSATION_IDLE\")].value}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
+            )
+            .trim()
+                == "45m=True"
+        },
+    );
+
+    cluster.kubectl(&["delete", "namespace", "legacy"]).unwrap();
+    let deployment = previous_objects
+        .iter()
+        .find(|(kind, _, _)| kind == "Deployment")
+        .map(|(_, _, name)| name.clone())
+        .unwrap();
+    cluster
+        .kubectl(&[
+            "-n",
+            "chatbot-operator",
+            "delete",
+            "deployment",
+            &deployment,
+            "--cascade=foreground",
+        ])
+        .unwrap();
+    // Its pods gone, so is their claim: the next install starts with no Lease, as a first install does.
+    cluster
+        .kubectl(&["-n", "chatbot-operator", "delete", "lease", "chatbot-operator-leader"])
+        .unwrap();
+    handover
+}
+
 /// A ChatbotMonitoring in a namespace enforcing `restricted`: the operator applies the chatbot, whose pod becomes
 /// Ready (`DeploymentReady` True). One that asks for privilege escalation gets pods Pod Security refuses, and the
 /// resource says so in the API server's words (`PodCreationFailed`) instead of "0/1 pods ready".
-fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(node: &Node) -> Duration {
-    restricted_namespace(node, "shop");
+fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(cluster: &dyn Cluster) -> Duration {
+    restricted_namespace(cluster, "shop");
     let applied = Instant::now();
-    node.kubectl_apply(
-        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+    cluster
+        .kubectl_apply(
+            &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
                 "metadata": {"name": "sav", "namespace": "shop"},
                 "spec": {"chatbot": {"imagePullPolicy": "Never"},
                          "alerts": {"slo": {"latency": {"target": 99, "threshold": 2}}}}})
-        .to_string(),
-    )
-    .unwrap();
+            .to_string(),
+        )
+        .unwrap();
     let condition = |name: &str, type_: &str| {
         jsonpath(
-            node,
+            cluster,
             &["-n", "shop", "get", "chatbotmonitoring", name],
             &format!(
                 "{{.status.conditions[?(@.type==\"{type_}\")].status}}/{{.status.conditions[?(@.type==\"{type_}\")].reason}}"
             ),
         )
     };
-    wait_or_explain(node, "shop", "DeploymentReady True", Duration::from_secs(120), || {
-        condition("sav", "DeploymentReady") == "True/Available"
-    });
+    wait_or_explain(
+        cluster,
+        "shop",
+        "DeploymentReady True",
+        Duration::from_secs(120),
+        || condition("sav", "DeploymentReady") == "True/Available",
+    );
     let to_ready = applied.elapsed();
 
-    node.kubectl_apply(
-        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+    cluster
+        .kubectl_apply(
+            &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
                 "metadata": {"name": "escalating", "namespace": "shop"},
                 "spec": {"chatbot": {"imagePullPolicy": "Never",
                                      "securityContext": {"allowPrivilegeEscalation": true}}}})
-        .to_string(),
-    )
-    .unwrap();
+            .to_string(),
+        )
+        .unwrap();
     wait_or_explain(
-        node,
+        cluster,
         "shop",
         "DeploymentReady PodCreationFailed",
         Duration::from_secs(120),
         || condition("escalating", "DeploymentReady") == "False/PodCreationFailed",
     );
     let message = jsonpath(
-        node,
+        cluster,
         &["-n", "shop", "get", "chatbotmonitoring", "escalating"],
         "{.status.conditions[?(@.type==\"DeploymentReady\")].message}",
     );
@@ -489,32 +797,34 @@ stringData:
 /// this chatbot (issue 23, defect 2: a quiet pod used to stay MetricsMissing), and the Prometheus serves under a
 /// route prefix (defect 4: every check used to answer 404).
 fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
-    node: &mut Node,
-    assets: &NodeAssets,
+    cluster: &dyn Cluster,
+    assets: &PrometheusOperatorAssets,
 ) -> (Instant, Instant, Instant) {
-    for crd in std::fs::read_dir(&assets.prometheus_operator_crds).unwrap().flatten() {
-        node.kubectl_apply(&std::fs::read_to_string(crd.path()).unwrap())
+    for crd in std::fs::read_dir(&assets.crds).unwrap().flatten() {
+        cluster
+            .kubectl_apply(&std::fs::read_to_string(crd.path()).unwrap())
             .unwrap();
     }
     // The Prometheus Operator looks for its kinds once, at its start, and leaves out the controller of any it does
     // not find served.
-    node.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/prometheuses.monitoring.coreos.com",
-        "crd/servicemonitors.monitoring.coreos.com",
-        "crd/prometheusrules.monitoring.coreos.com",
-        "crd/alertmanagers.monitoring.coreos.com",
-        "crd/alertmanagerconfigs.monitoring.coreos.com",
-    ])
-    .unwrap();
+    cluster
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/prometheuses.monitoring.coreos.com",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "crd/prometheusrules.monitoring.coreos.com",
+            "crd/alertmanagers.monitoring.coreos.com",
+            "crd/alertmanagerconfigs.monitoring.coreos.com",
+        ])
+        .unwrap();
     let started = Instant::now();
-    install_the_prometheus_operator(node, assets);
-    node.kubectl_apply(MONITORING).unwrap();
+    install_the_prometheus_operator(cluster, assets);
+    cluster.kubectl_apply(MONITORING).unwrap();
     let conditions = || {
         let text = jsonpath(
-            node,
+            cluster,
             &["-n", "shop", "get", "chatbotmonitoring", "sav"],
             "{.status.conditions}",
         );
@@ -524,27 +834,31 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
         panic!(
             "{what}: {:#}\nmonitoring:\n{}\n{}\nprometheus-operator:\n{}\nchatbot-operator:\n{}",
             Value::from(conditions()),
-            node.kubectl(&["-n", "monitoring", "get", "all,prometheus,secrets,events"])
+            cluster
+                .kubectl(&["-n", "monitoring", "get", "all,prometheus,secrets,events"])
                 .unwrap_or_else(|e| e.to_string()),
-            node.kubectl(&["-n", "monitoring", "describe", "pods"])
+            cluster
+                .kubectl(&["-n", "monitoring", "describe", "pods"])
                 .map(|t| tail(&t, 40))
                 .unwrap_or_default(),
-            node.kubectl(&["-n", "default", "logs", "deployment/prometheus-operator", "--tail=200"])
+            cluster
+                .kubectl(&["-n", "default", "logs", "deployment/prometheus-operator", "--tail=200"])
                 .unwrap_or_default()
                 .lines()
                 .filter(|l| !l.contains("level=info") || l.contains("kps") || l.contains("monitoring/"))
                 .take(40)
                 .collect::<Vec<_>>()
                 .join("\n"),
-            node.kubectl(&[
-                "-n",
-                "chatbot-operator",
-                "logs",
-                "-l",
-                "app.kubernetes.io/name=chatbot-monitoring-operator",
-                "--tail=30"
-            ])
-            .unwrap_or_default()
+            cluster
+                .kubectl(&[
+                    "-n",
+                    "chatbot-operator",
+                    "logs",
+                    "-l",
+                    "app.kubernetes.io/name=chatbot-monitoring-operator",
+                    "--tail=30"
+                ])
+                .unwrap_or_default()
         )
     };
     let is_true = |type_: &str| conditions().iter().any(|c| c["type"] == type_ && c["status"] == "True");
@@ -567,16 +881,15 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
     let scraped = all.iter().find(|c| c["type"] == "Scraped").unwrap();
     assert_eq!(scraped["message"], "1/1 up", "{scraped}");
     let selected = all.iter().find(|c| c["type"] == "Selected").unwrap();
+    let message = selected["message"].as_str().unwrap_or("");
+    // No labels on the resource: auto mode found the only Prometheus and added the label it selects on.
     assert!(
-        selected["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("confirmed by the Prometheus Operator"),
+        message.contains("confirmed by the Prometheus Operator") && message.contains("labels added: release=kps"),
         "{selected}"
     );
     // The Prometheus Operator itself: the ServiceMonitor bound and accepted by monitoring/kps.
     let binding = jsonpath(
-        node,
+        cluster,
         &["-n", "shop", "get", "servicemonitor", "sav"],
         "{.status.bindings[0].name}/{.status.bindings[0].conditions[?(@.type==\"Accepted\")].status}",
     );
@@ -587,14 +900,17 @@ fn the_prometheus_operator_s_prometheus_scrapes_it_and_every_check_turns_true(
 /// Chats to the chatbot's pod, then in the Prometheus Operator's Prometheus: the route in `endpoint` (the chatbot's
 /// label, which the target's own `endpoint` would otherwise push aside into `exported_endpoint`), and the latency
 /// objective recorded (its `le` matcher reads Prometheus 3's `le="2.0"`).
-fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
-    let ip = jsonpath(
-        node,
+fn the_routes_and_the_latency_objective_read_as_the_contract_says(cluster: &dyn Cluster) {
+    let pod = jsonpath(
+        cluster,
         &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
-        "{.items[0].status.podIP}",
+        "{.items[0].metadata.name}",
     );
     for _ in 0..5 {
-        assert_eq!(chat(&ip, json!({"message": "Où est ma commande ?"})).0, 200);
+        assert_eq!(
+            chat(cluster, "shop", &pod, json!({"message": "Où est ma commande ?"})).0,
+            200
+        );
     }
     let query = |q: &str| {
         let encoded: String = q
@@ -604,7 +920,7 @@ fn the_routes_and_the_latency_objective_read_as_the_contract_says(node: &Node) {
                 _ => format!("%{b:02X}"),
             })
             .collect();
-        prometheus(node, &format!("query?query={encoded}"))["result"]
+        prometheus(cluster, &format!("query?query={encoded}"))["result"]
             .as_array()
             .cloned()
             .unwrap_or_default()
@@ -644,31 +960,35 @@ fn notified_resource(faulty: bool) -> String {
     .to_string()
 }
 
-/// `POST /chat` to the chatbot pod at `ip`: the status and the JSON answer (null when there is none).
-fn chat(ip: &str, body: Value) -> (u16, Value) {
+/// `POST /chat` to the chatbot pod `pod` of `namespace`: the status and the JSON answer (null when there is none).
+fn chat(cluster: &dyn Cluster, namespace: &str, pod: &str, body: Value) -> (u16, Value) {
+    let api = cluster.http(namespace, &format!("pod/{pod}"), 8000).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let response = reqwest::Client::new()
-            .post(format!("http://{ip}:8000/chat"))
+            .post(format!("{}/chat", api.base))
             .json(&body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("POST http://{ip}:8000/chat: {e}"));
+            .unwrap_or_else(|e| panic!("POST /chat to {namespace}/{pod}: {e}"));
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     })
 }
 
 /// What the receiver pod was sent: (path, notification).
-fn received(node: &Node) -> Vec<(String, Value)> {
+fn received(cluster: &dyn Cluster) -> Vec<(String, Value)> {
     let receiver = jsonpath(
-        node,
+        cluster,
         &["-n", "shop", "get", "pods", "-l", "app=receiver"],
-        "{.items[0].status.podIP}",
+        "{.items[0].metadata.name}",
     );
+    let Ok(http) = cluster.http("shop", &format!("pod/{receiver}"), 8080) else {
+        return Vec::new();
+    };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let all: Value = rt.block_on(async {
-        match reqwest::get(format!("http://{receiver}:8080/received")).await {
+        match reqwest::get(format!("{}/received", http.base)).await {
             Ok(r) => r.json().await.unwrap_or(Value::Null),
             Err(_) => Value::Null,
         }
@@ -694,15 +1014,15 @@ fn notified(received: &[(String, Value)], path: &str, alertname: &str, status: &
 
 /// The fault removed (the chatbot rolled back to healthy), the page resolves: once the failed chats leave
 /// `HighErrorRate`'s 5-minute window, the receiver pod is told. Returns the time from the fault's removal.
-fn the_page_resolves_once_the_fault_is_gone(node: &Node, removed: Instant) -> Duration {
+fn the_page_resolves_once_the_fault_is_gone(cluster: &dyn Cluster, removed: Instant) -> Duration {
     if wait_for("HighErrorRate resolved", Duration::from_secs(420), || {
-        notified(&received(node), "/paging", "HighErrorRate", "resolved").is_some()
+        notified(&received(cluster), "/paging", "HighErrorRate", "resolved").is_some()
     })
     .is_err()
     {
         panic!(
             "no resolved page within 7 min of the fault's removal: {:?}",
-            received(node)
+            received(cluster)
         );
     }
     removed.elapsed()
@@ -712,7 +1032,7 @@ fn the_page_resolves_once_the_fault_is_gone(node: &Node, removed: Instant) -> Du
 /// answered 503, through the chatbot's fault injection); the real Prometheus Operator loads the AlertmanagerConfig
 /// into its Alertmanager (`Routed` True), Prometheus fires `HighErrorRate`, and the receiver pod gets the page with the
 /// resource's labels. Returns the time from the first failed chat to the page, and when the page arrived.
-fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
+fn a_fault_pages_the_teams_receiver_pod(cluster: &dyn Cluster) -> (Duration, Instant) {
     let run = image::RunConfig {
         user: "65532".into(),
         working_dir: "/".into(),
@@ -721,7 +1041,7 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
         exposed_ports: vec!["8080/tcp".into()],
         binary_path: "/webhook-recorder".into(),
     };
-    let archive = node.run.join("webhook-recorder.oci.tar");
+    let archive = cluster.workdir().join("webhook-recorder.oci.tar");
     image::build(
         "ghcr.io/chatbot-sav/webhook-recorder:test",
         &e2e_binary("webhook-recorder"),
@@ -729,34 +1049,34 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
         &archive,
     )
     .unwrap();
-    node.import_image(&archive).unwrap();
-    node.kubectl_apply(RECEIVER).unwrap();
-    node.kubectl_apply(&notified_resource(true)).unwrap();
+    cluster.import_image(&archive).unwrap();
+    cluster.kubectl_apply(RECEIVER).unwrap();
+    cluster.kubectl_apply(&notified_resource(true)).unwrap();
     let status = |type_: &str| {
         jsonpath(
-            node,
+            cluster,
             &["-n", "shop", "get", "chatbotmonitoring", "sav"],
             &format!("{{.status.conditions[?(@.type==\"{type_}\")].status}}"),
         )
     };
-    wait_or_explain(node, "shop", "Routed True", Duration::from_secs(240), || {
+    wait_or_explain(cluster, "shop", "Routed True", Duration::from_secs(240), || {
         status("Routed") == "True"
     });
     wait_or_explain(
-        node,
+        cluster,
         "shop",
         "the faulty chatbot rolled out",
         Duration::from_secs(120),
         || {
             status("DeploymentReady") == "True"
                 && jsonpath(
-                    node,
+                    cluster,
                     &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
                     "{.items[*].spec.containers[0].env}",
                 )
                 .contains("CHATBOT_FAULT_EVERY")
                 && jsonpath(
-                    node,
+                    cluster,
                     &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
                     "{.items[*].metadata.name}",
                 )
@@ -766,21 +1086,21 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
         },
     );
     let chatbot = jsonpath(
-        node,
+        cluster,
         &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
-        "{.items[0].status.podIP}",
+        "{.items[0].metadata.name}",
     );
     let faulted = Instant::now();
     let mut page = None;
     while page.is_none() && faulted.elapsed() < Duration::from_secs(180) {
-        let (status, _) = chat(&chatbot, json!({"message": "Where is my order?"}));
+        let (status, _) = chat(cluster, "shop", &chatbot, json!({"message": "Where is my order?"}));
         assert_eq!(status, 503, "the fault injection answers 503");
-        page = notified(&received(node), "/paging", "HighErrorRate", "firing")
+        page = notified(&received(cluster), "/paging", "HighErrorRate", "firing")
             .map(|body| (body, faulted.elapsed(), Instant::now()));
         std::thread::sleep(Duration::from_millis(500));
     }
     let Some((body, after, at)) = page else {
-        panic!("no page within 180 s; the receiver pod got {:?}", received(node));
+        panic!("no page within 180 s; the receiver pod got {:?}", received(cluster));
     };
     assert_eq!(body["receiver"], "shop/sav/paging", "{body}");
     let alert = body["alerts"]
@@ -804,7 +1124,7 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
             .ends_with("/HighErrorRate.md"),
         "{alert}"
     );
-    node.kubectl_apply(&notified_resource(false)).unwrap();
+    cluster.kubectl_apply(&notified_resource(false)).unwrap();
     (after, at)
 }
 
@@ -812,20 +1132,22 @@ fn a_fault_pages_the_teams_receiver_pod(node: &Node) -> (Duration, Instant) {
 /// agent tokens Secret does not exist yet: the resource says `SecretMissing`; the team creates the Secret, the
 /// chatbot runs, a customer's escalation opens a ticket, and an agent reads it with a token of the Secret (without
 /// one, 401).
-fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
-    restricted_namespace(node, "team");
-    node.kubectl(&[
-        "-n",
-        "team",
-        "create",
-        "rolebinding",
-        "alice-edit",
-        "--clusterrole=edit",
-        "--user=alice",
-    ])
-    .unwrap();
+fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(cluster: &dyn Cluster) {
+    restricted_namespace(cluster, "team");
+    cluster
+        .kubectl(&[
+            "-n",
+            "team",
+            "create",
+            "rolebinding",
+            "alice-edit",
+            "--clusterrole=edit",
+            "--user=alice",
+        ])
+        .unwrap();
     let as_alice = |yaml: &str| {
-        node.kubectl_apply_as("alice", yaml)
+        cluster
+            .kubectl_apply_as("alice", yaml)
             .unwrap_or_else(|e| panic!("alice (edit) cannot apply: {e}"))
     };
     as_alice(
@@ -838,14 +1160,14 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
     );
     let condition = || {
         jsonpath(
-            node,
+            cluster,
             &["-n", "team", "get", "chatbotmonitoring", "helpdesk"],
             "{.status.conditions[?(@.type==\"DeploymentReady\")].status}/\
              {.status.conditions[?(@.type==\"DeploymentReady\")].reason}",
         )
     };
     wait_or_explain(
-        node,
+        cluster,
         "team",
         "DeploymentReady False/SecretMissing",
         Duration::from_secs(120),
@@ -855,11 +1177,15 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
         "apiVersion: v1\nkind: Secret\nmetadata: {name: agents, namespace: team}\n\
          stringData: {tokens: \"first-agent-token-0123456789abcdef0123456789,second-agent-token-0123456789abcdef012345678\"}\n",
     );
-    wait_or_explain(node, "team", "DeploymentReady True", Duration::from_secs(120), || {
-        condition() == "True/Available"
-    });
-    let ip = jsonpath(
-        node,
+    wait_or_explain(
+        cluster,
+        "team",
+        "DeploymentReady True",
+        Duration::from_secs(120),
+        || condition() == "True/Available",
+    );
+    let pod = jsonpath(
+        cluster,
         &[
             "-n",
             "team",
@@ -869,16 +1195,22 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
             "app.kubernetes.io/instance=helpdesk",
             "--field-selector=status.phase=Running",
         ],
-        "{.items[0].status.podIP}",
+        "{.items[0].metadata.name}",
     );
-    let (_, answer) = chat(&ip, json!({"message": "Je veux parler à un conseiller"}));
+    let (_, answer) = chat(
+        cluster,
+        "team",
+        &pod,
+        json!({"message": "Je veux parler à un conseiller"}),
+    );
     let ticket = answer["ticket_id"]
         .as_str()
         .unwrap_or_else(|| panic!("no ticket: {answer}"));
+    let api = cluster.http("team", &format!("pod/{pod}"), 8000).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let http = reqwest::Client::new();
-        let url = format!("http://{ip}:8000/tickets/{ticket}");
+        let url = format!("{}/tickets/{ticket}", api.base);
         let anonymous = http.get(&url).send().await.unwrap().status().as_u16();
         assert_eq!(anonymous, 401, "a ticket without an agent token");
         let agent = http
@@ -894,66 +1226,67 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(node: &Node) {
     });
 }
 
-/// The second storage: a PostgreSQL server in the node's network (on the node's address, admitting the pod range
-/// with a password), its URL in a Secret, and a resource with two replicas on it: both Ready, and a conversation begun
+/// The second storage: a PostgreSQL server the cluster's pods reach (on the node, Debian's in the node's network,
+/// admitting the pod range with a password; on kind, the official image as a pod), its URL in a Secret, and a resource with two replicas on it: both Ready, and a conversation begun
 /// on one pod goes on on the other.
-fn two_replicas_on_postgresql_share_their_conversations(node: &Node) {
-    let pg = testsupport::postgres::TestPostgres::start_with(testsupport::postgres::Listen {
-        netns: Some(e2e_tests::node::NETNS.into()),
-        address: e2e_tests::node::config::ADDRESSES.node_ip.into(),
-        port: Some(5432),
-        clients: Some(e2e_tests::node::config::ADDRESSES.pod_cidr.into()),
-    })
-    .unwrap_or_else(|e| panic!("PostgreSQL in the node's network: {e:#}"));
-    restricted_namespace(node, "store");
-    node.kubectl_apply(
-        &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "store"},
-                "stringData": {"url": pg.client_url()}})
-        .to_string(),
-    )
-    .unwrap();
-    node.kubectl_apply(
-        &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
+fn two_replicas_on_postgresql_share_their_conversations(cluster: &dyn Cluster) {
+    let pg = cluster
+        .postgres()
+        .unwrap_or_else(|e| panic!("PostgreSQL for the cluster's pods: {e:#}"));
+    restricted_namespace(cluster, "store");
+    cluster
+        .kubectl_apply(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "store"},
+                "stringData": {"url": pg.url}})
+            .to_string(),
+        )
+        .unwrap();
+    cluster
+        .kubectl_apply(
+            &json!({"apiVersion": "monitoring.chatbot-sav.io/v1alpha1", "kind": "ChatbotMonitoring",
                 "metadata": {"name": "support", "namespace": "store"},
                 "spec": {"chatbot": {"imagePullPolicy": "Never", "replicas": 2,
                                      "database": {"type": "postgres",
                                                   "postgres": {"urlSecretRef": {"name": "db", "key": "url"}}}},
                          "monitoring": {"prometheus": {"mode": "none"}}}})
-        .to_string(),
-    )
-    .unwrap();
+            .to_string(),
+        )
+        .unwrap();
     wait_or_explain(
-        node,
+        cluster,
         "store",
         "two replicas on PostgreSQL Ready",
         Duration::from_secs(120),
         || {
             jsonpath(
-                node,
+                cluster,
                 &["-n", "store", "get", "chatbotmonitoring", "support"],
                 "{.status.replicas}/{.status.conditions[?(@.type==\"DeploymentReady\")].status}",
             ) == "2/2/True"
         },
     );
-    let ips = jsonpath(
-        node,
+    let pods = jsonpath(
+        cluster,
         &["-n", "store", "get", "pods", "-l", "app.kubernetes.io/instance=support"],
-        "{.items[*].status.podIP}",
+        "{.items[*].metadata.name}",
     );
-    let ips: Vec<&str> = ips.split_whitespace().collect();
-    assert_eq!(ips.len(), 2, "{ips:?}");
-    let (_, first) = chat(ips[0], json!({"message": "Où est ma commande ?"}));
+    let pods: Vec<&str> = pods.split_whitespace().collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let (_, first) = chat(cluster, "store", pods[0], json!({"message": "Où est ma commande ?"}));
     let session = first["session_id"]
         .as_str()
         .unwrap_or_else(|| panic!("no session: {first}"));
     let (status, next) = chat(
-        ips[1],
+        cluster,
+        "store",
+        pods[1],
         json!({"message": "Et mon remboursement ?", "session_id": session}),
     );
     assert_eq!(status, 200, "the other replica knows the session: {next}");
     assert_eq!(next["session_id"], session, "{next}");
     // Gone before its database, so that no pod is left failing against it.
-    node.kubectl(&["-n", "store", "delete", "chatbotmonitoring", "support"])
+    cluster
+        .kubectl(&["-n", "store", "delete", "chatbotmonitoring", "support"])
         .unwrap();
     drop(pg);
 }
@@ -961,45 +1294,17 @@ fn two_replicas_on_postgresql_share_their_conversations(node: &Node) {
 /// The operator upgraded (two replicas with leader election, a new image tag, a rolling update): the Lease passes to
 /// a pod of the new version, which reconciles every resource again and rewrites none of the children, so an upgrade
 /// neither restarts a chatbot nor touches its monitoring. Returns the time from the upgrade to the new leader.
-fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -> Duration {
+fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(cluster: &dyn Cluster) -> Duration {
     let values = |tag: &str| json!({"replicaCount": 2, "image": {"pullPolicy": "Never", "tag": tag}, "verify": {"period": "10s"}});
-    let (_, before_upgrade) = install_chart(node, &values("0.1.0"), &[]);
-    let pods = |tag: &str| -> Vec<String> {
-        let all = jsonpath(
-            node,
-            &[
-                "-n",
-                "chatbot-operator",
-                "get",
-                "pods",
-                "-l",
-                "app.kubernetes.io/name=chatbot-monitoring-operator",
-            ],
-            "{range .items[*]}{.metadata.name}={.spec.containers[0].image}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
-        );
-        all.split_whitespace()
-            .filter_map(|p| {
-                let mut parts = p.split('=');
-                let (name, image, ready) = (parts.next()?, parts.next()?, parts.next()?);
-                (image.ends_with(&format!(":{tag}")) && ready == "True").then(|| name.to_owned())
-            })
-            .collect()
-    };
-    let holder = || {
-        jsonpath(
-            node,
-            &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
-            "{.spec.holderIdentity}",
-        )
-    };
+    let (_, before_upgrade) = install_chart(cluster, &values("0.1.0"), &[]);
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "two pods of 0.1.0, one leading",
         Duration::from_secs(120),
         || {
-            let current = pods("0.1.0");
-            current.len() == 2 && current.contains(&holder())
+            let current = operator_pods(cluster, "0.1.0");
+            current.len() == 2 && current.contains(&lease_holder(cluster))
         },
     );
     let children = [
@@ -1015,7 +1320,7 @@ fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -
     args.extend(children);
     let versions = || {
         jsonpath(
-            node,
+            cluster,
             &args,
             "{range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion} {end}",
         )
@@ -1025,40 +1330,79 @@ fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -
 
     let next = format!("ghcr.io/chatbot-sav/chatbot-operator:{OPERATOR_NEXT_TAG}");
     import_product_image(
-        node,
+        cluster,
         "chatbot-operator",
         "chatbot-operator",
         "operator/Dockerfile",
         &next,
     );
+    install_chart(cluster, &values(OPERATOR_NEXT_TAG), &before_upgrade);
+    let handover = the_new_version_leads_and_reconciled_everything(cluster, OPERATOR_NEXT_TAG, "0.1.0");
+    assert_eq!(versions(), before, "an operator upgrade rewrote children of shop/sav");
+    handover
+}
+
+/// The operator's pods of image tag `tag` that are Ready.
+fn operator_pods(cluster: &dyn Cluster, tag: &str) -> Vec<String> {
+    let all = jsonpath(
+        cluster,
+        &[
+            "-n",
+            "chatbot-operator",
+            "get",
+            "pods",
+            "-l",
+            "app.kubernetes.io/name=chatbot-monitoring-operator",
+        ],
+        "{range .items[*]}{.metadata.name}={.spec.containers[0].image}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
+    );
+    all.split_whitespace()
+        .filter_map(|p| {
+            let mut parts = p.split('=');
+            let (name, image, ready) = (parts.next()?, parts.next()?, parts.next()?);
+            (image.ends_with(&format!(":{tag}")) && ready == "True").then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// The pod holding the operator's Lease.
+fn lease_holder(cluster: &dyn Cluster) -> String {
+    jsonpath(
+        cluster,
+        &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
+        "{.spec.holderIdentity}",
+    )
+}
+
+/// Waits for a rolling update of the operator from tag `old` to `new`: two pods of `new`, one holding the Lease, none
+/// of `old` left; then for the new leader to have reconciled every resource of the cluster (its own count), and one
+/// verification period more (10 s, after which each resource is looked at again), since the count does not say
+/// which. Returns the time to the new leader.
+fn the_new_version_leads_and_reconciled_everything(cluster: &dyn Cluster, new: &str, old: &str) -> Duration {
     let upgraded = Instant::now();
-    install_chart(node, &values(OPERATOR_NEXT_TAG), &before_upgrade);
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "a pod of the new version leading",
         Duration::from_secs(180),
         || {
-            let current = pods(OPERATOR_NEXT_TAG);
-            current.len() == 2 && current.contains(&holder()) && pods("0.1.0").is_empty()
+            let current = operator_pods(cluster, new);
+            current.len() == 2 && current.contains(&lease_holder(cluster)) && operator_pods(cluster, old).is_empty()
         },
     );
     let handover = upgraded.elapsed();
-    // The new leader has reconciled every resource of the cluster at least once (its own count).
-    let resources = node
+    let resources = cluster
         .kubectl(&["get", "chatbotmonitorings", "-A", "-o", "name"])
         .unwrap()
         .lines()
         .count() as f64;
-    let leader_ip = jsonpath(
-        node,
-        &["-n", "chatbot-operator", "get", "pod", &holder()],
-        "{.status.podIP}",
-    );
+    let leader = cluster
+        .http("chatbot-operator", &format!("pod/{}", lease_holder(cluster)), 8080)
+        .unwrap();
     let reconciled = || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let text = rt.block_on(async {
-            match reqwest::get(format!("http://{leader_ip}:8080/metrics")).await {
+            match reqwest::get(format!("{}/metrics", leader.base)).await {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
             }
@@ -1069,17 +1413,72 @@ fn an_operator_upgrade_hands_its_lease_over_and_rewrites_no_child(node: &Node) -
             .sum::<f64>()
     };
     wait_or_explain(
-        node,
+        cluster,
         "chatbot-operator",
         "every resource reconciled by the new leader",
         Duration::from_secs(120),
         || reconciled() >= resources,
     );
-    // Its count does not say which resources it reconciled: one verification period (10 s, after which each
-    // resource is looked at again) more makes sure shop/sav was among them.
     std::thread::sleep(Duration::from_secs(11));
-    assert_eq!(versions(), before, "an operator upgrade rewrote children of shop/sav");
     handover
+}
+
+/// Alerts switched off on a running resource: the PrometheusRule goes, `PrometheusRuleReady` says `Disabled`, and
+/// Prometheus unloads the rules; switched on again, they come back.
+fn alerts_switched_off_take_the_rules_away(cluster: &dyn Cluster) {
+    let mut off: Value = serde_json::from_str(&notified_resource(false)).unwrap();
+    off["spec"]["alerts"]["enabled"] = json!(false);
+    cluster.kubectl_apply(&off.to_string()).unwrap();
+    let rule_groups = || {
+        let rules = prometheus(cluster, "rules");
+        rules["groups"].as_array().map(|groups| {
+            groups
+                .iter()
+                .filter(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
+                .count()
+        })
+    };
+    let state = || {
+        let rule = cluster
+            .kubectl(&[
+                "-n",
+                "shop",
+                "get",
+                "prometheusrule",
+                "sav",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ])
+            .map(|o| o.trim().to_owned());
+        let reason = jsonpath(
+            cluster,
+            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
+            "{.status.conditions[?(@.type==\"PrometheusRuleReady\")].reason}",
+        );
+        (rule, reason, rule_groups())
+    };
+    let mut last = state();
+    let off = wait_for(
+        "the PrometheusRule gone, Disabled, unloaded",
+        Duration::from_secs(300),
+        || {
+            last = state();
+            matches!(&last, (Ok(rule), reason, Some(0)) if rule.is_empty() && reason == "Disabled")
+        },
+    );
+    assert!(
+        off.is_ok(),
+        "alerts switched off: (PrometheusRules, PrometheusRuleReady's reason, rule groups loaded) = {last:?}"
+    );
+    cluster.kubectl_apply(&notified_resource(false)).unwrap();
+    wait_or_explain(
+        cluster,
+        "shop",
+        "the rules loaded again",
+        Duration::from_secs(180),
+        || rule_groups().is_some_and(|n| n > 0),
+    );
 }
 
 /// A binary of the test crate itself, built as the tests are.
@@ -1095,8 +1494,8 @@ fn e2e_binary(name: &str) -> PathBuf {
 
 /// The Prometheus Operator as its own bundle installs it (ServiceAccount, ClusterRole and binding, Deployment in
 /// `default`), a pod from its image, with one flag added: the status of the configuration resources (`bindings`).
-fn install_the_prometheus_operator(node: &Node, assets: &NodeAssets) {
-    let mut files: Vec<_> = std::fs::read_dir(&assets.prometheus_operator_bundle)
+fn install_the_prometheus_operator(cluster: &dyn Cluster, assets: &PrometheusOperatorAssets) {
+    let mut files: Vec<_> = std::fs::read_dir(&assets.bundle)
         .unwrap()
         .flatten()
         .map(|f| f.path())
@@ -1110,17 +1509,18 @@ fn install_the_prometheus_operator(node: &Node, assets: &NodeAssets) {
                 .unwrap()
                 .push(json!("--feature-gates=StatusForConfigurationResources=true"));
         }
-        node.kubectl_apply(&object.to_string())
+        cluster
+            .kubectl_apply(&object.to_string())
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
     }
     wait_or_explain(
-        node,
+        cluster,
         "default",
         "the Prometheus Operator's pod Ready",
         Duration::from_secs(120),
         || {
             jsonpath(
-                node,
+                cluster,
                 &["-n", "default", "get", "deployment", "prometheus-operator"],
                 "{.status.readyReplicas}",
             ) == "1"
@@ -1129,13 +1529,11 @@ fn install_the_prometheus_operator(node: &Node, assets: &NodeAssets) {
 }
 
 /// Prometheus' API of monitoring/kps, from the host over the node's link (under its route prefix).
-fn prometheus(node: &Node, path: &str) -> Value {
-    let ip = jsonpath(
-        node,
-        &["-n", "monitoring", "get", "pod", "prometheus-kps-0"],
-        "{.status.podIP}",
-    );
-    let url = format!("http://{ip}:9090/prom/api/v1/{path}");
+fn prometheus(cluster: &dyn Cluster, path: &str) -> Value {
+    let Ok(http) = cluster.http("monitoring", "pod/prometheus-kps-0", 9090) else {
+        return Value::Null;
+    };
+    let url = format!("{}/prom/api/v1/{path}", http.base);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         match reqwest::get(&url).await {
@@ -1151,8 +1549,8 @@ fn prometheus(node: &Node, path: &str) -> Value {
 
 /// The pods of the chatbot's active targets in Prometheus with their health (`up`), or `None` when Prometheus
 /// could not be asked (so that "no target" is never read from an error).
-fn chatbot_targets(node: &Node) -> Option<Vec<(String, String)>> {
-    let answer = prometheus(node, "targets?state=active");
+fn chatbot_targets(cluster: &dyn Cluster) -> Option<Vec<(String, String)>> {
+    let answer = prometheus(cluster, "targets?state=active");
     let targets = answer["activeTargets"].as_array()?;
     Some(
         targets
@@ -1170,23 +1568,24 @@ fn chatbot_targets(node: &Node) -> Option<Vec<(String, String)>> {
 
 /// Day two: the chatbot's pod killed is replaced and scraped again; the resource deleted, everything it made is
 /// garbage-collected and the Prometheus Operator's generated configuration forgets the chatbot's target and rules.
-fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &Node) {
+fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(cluster: &dyn Cluster) {
     let selector = "app.kubernetes.io/instance=sav";
     let old = jsonpath(
-        node,
+        cluster,
         &["-n", "shop", "get", "pods", "-l", selector],
         "{.items[0].metadata.name}",
     );
-    node.kubectl(&["-n", "shop", "delete", "pod", &old, "--wait=false"])
+    cluster
+        .kubectl(&["-n", "shop", "delete", "pod", &old, "--wait=false"])
         .unwrap();
     wait_or_explain(
-        node,
+        cluster,
         "shop",
         "a new chatbot pod Ready",
         Duration::from_secs(120),
         || {
             let pods = jsonpath(
-                node,
+                cluster,
                 &["-n", "shop", "get", "pods", "-l", selector],
                 "{range .items[*]}{.metadata.name}={.status.conditions[?(@.type==\"Ready\")].status} {end}",
             );
@@ -1194,16 +1593,17 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &
                 .any(|p| !p.starts_with(&old) && p.ends_with("=True"))
         },
     );
-    wait_or_explain(node, "shop", "the new pod scraped", Duration::from_secs(120), || {
+    wait_or_explain(cluster, "shop", "the new pod scraped", Duration::from_secs(120), || {
         jsonpath(
-            node,
+            cluster,
             &["-n", "shop", "get", "chatbotmonitoring", "sav"],
             "{.status.conditions[?(@.type==\"Scraped\")].message}",
         ) == "1/1 up"
-            && chatbot_targets(node).is_some_and(|t| t.len() == 1 && t[0].0 != old && t[0].1 == "up")
+            && chatbot_targets(cluster).is_some_and(|t| t.len() == 1 && t[0].0 != old && t[0].1 == "up")
     });
 
-    node.kubectl(&["-n", "shop", "delete", "chatbotmonitoring", "sav"])
+    cluster
+        .kubectl(&["-n", "shop", "delete", "chatbotmonitoring", "sav"])
         .unwrap();
     let children = [
         "deployment/sav",
@@ -1214,27 +1614,28 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(node: &
         "configmap/sav-dashboard-overview",
     ];
     wait_or_explain(
-        node,
+        cluster,
         "shop",
         "every child garbage-collected",
         Duration::from_secs(120),
         || {
             children.iter().all(|c| {
-                node.kubectl(&["-n", "shop", "get", c, "--ignore-not-found", "-o", "name"])
+                cluster
+                    .kubectl(&["-n", "shop", "get", c, "--ignore-not-found", "-o", "name"])
                     .is_ok_and(|o| o.trim().is_empty())
             })
         },
     );
     wait_or_explain(
-        node,
+        cluster,
         "monitoring",
         "Prometheus forgets the chatbot",
         Duration::from_secs(180),
         || {
-            let rules = prometheus(node, "rules");
+            let rules = prometheus(cluster, "rules");
             let groups = rules["groups"].as_array().cloned().unwrap_or_default();
             rules.is_object()
-                && chatbot_targets(node).is_some_and(|t| t.is_empty())
+                && chatbot_targets(cluster).is_some_and(|t| t.is_empty())
                 && !groups
                     .iter()
                     .any(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
