@@ -30,6 +30,10 @@ pub trait Cluster {
     /// The node agent's last log lines, for a failure's message.
     fn node_log(&self) -> String;
 
+    /// Drops what pod `from` sends pod `to` (their IPs) where the node forwards it, until the value returned is
+    /// dropped: a network partition between two pods, both still running and Ready to their kubelet.
+    fn cut_off(&self, from: &str, to: &str) -> anyhow::Result<CutOff>;
+
     /// `kubectl` as the administrator.
     fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
         run_ok(self.kubectl_command().args(args))
@@ -72,9 +76,8 @@ impl Http {
             .spawn()
             .context("starting kubectl port-forward")?;
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("piped"))
-            .read_line(&mut line)
-            .context("reading kubectl port-forward")?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        stdout.read_line(&mut line).context("reading kubectl port-forward")?;
         // "Forwarding from 127.0.0.1:40123 -> 8000"
         let local = line
             .split_whitespace()
@@ -90,6 +93,11 @@ impl Http {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         };
+        // kubectl goes on writing a line per connection: read to the end, as a closed pipe would kill it (SIGPIPE
+        // on its standard output) and a full one would stall it.
+        let stderr = child.stderr.take().expect("piped");
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        std::thread::spawn(move || std::io::copy(&mut BufReader::new(stderr), &mut std::io::sink()));
         Ok(Http {
             base: format!("http://127.0.0.1:{local}"),
             forward: Some(child),
@@ -103,6 +111,33 @@ impl Drop for Http {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A rule of the node's `iptables` FORWARD chain, deleted when dropped; `iptables` is the command that runs the
+/// node's own (`-I` or `-D` and the rule are added).
+pub struct CutOff {
+    iptables: Box<dyn Fn() -> Command>,
+    rule: Vec<String>,
+}
+
+impl CutOff {
+    pub fn new(iptables: impl Fn() -> Command + 'static, from: &str, to: &str) -> anyhow::Result<CutOff> {
+        let rule: Vec<String> = ["FORWARD", "-s", from, "-d", to, "-j", "DROP"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        run_ok(iptables().arg("-I").args(&rule))?;
+        Ok(CutOff {
+            iptables: Box::new(iptables),
+            rule,
+        })
+    }
+}
+
+impl Drop for CutOff {
+    fn drop(&mut self) {
+        let _ = run_ok((self.iptables)().arg("-D").args(&self.rule));
     }
 }
 

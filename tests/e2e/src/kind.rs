@@ -5,11 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cluster::{Cluster, Http, Postgres, installed, run_ok, wait_for};
+use crate::cluster::{Cluster, CutOff, Http, Postgres, installed, run_ok, wait_for};
 
 /// The variable naming the kind cluster to run on.
 pub const CLUSTER_VAR: &str = "E2E_KIND_CLUSTER";
@@ -42,14 +43,14 @@ impl Kind {
 }
 
 /// PostgreSQL from its official image, in a namespace of its own (the image runs as root, which the suite's
-/// `restricted` namespaces refuse).
+/// `restricted` namespaces refuse), `NAMESPACE` replaced by its name.
 const POSTGRES: &str = "apiVersion: v1
 kind: Namespace
-metadata: {name: e2e-postgres}
+metadata: {name: NAMESPACE}
 ---
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: db, namespace: e2e-postgres}
+metadata: {name: db, namespace: NAMESPACE}
 spec:
   selector: {matchLabels: {app: db}}
   template:
@@ -69,23 +70,23 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: db, namespace: e2e-postgres}
+metadata: {name: db, namespace: NAMESPACE}
 spec:
   selector: {app: db}
   ports: [{port: 5432}]
 ";
 
-/// Deletes PostgreSQL's namespace when the suite is done with it.
-struct PostgresNamespace(Command);
+/// Deletes a PostgreSQL's namespace when the suite is done with it.
+struct PostgresNamespace(Command, String);
 
 impl Drop for PostgresNamespace {
     fn drop(&mut self) {
-        let _ = self
-            .0
-            .args(["delete", "namespace", "e2e-postgres", "--wait=false"])
-            .output();
+        let _ = self.0.args(["delete", "namespace", &self.1, "--wait=false"]).output();
     }
 }
+
+/// Each PostgreSQL gets a namespace of its own: an earlier one's may still be terminating.
+static POSTGRES_SERVERS: AtomicUsize = AtomicUsize::new(0);
 
 impl Cluster for Kind {
     fn kubectl_command(&self) -> Command {
@@ -112,11 +113,12 @@ impl Cluster for Kind {
     }
 
     fn postgres(&self) -> anyhow::Result<Postgres> {
-        self.kubectl_apply(POSTGRES)?;
+        let namespace = format!("e2e-postgres-{}", POSTGRES_SERVERS.fetch_add(1, Ordering::Relaxed));
+        self.kubectl_apply(&POSTGRES.replace("NAMESPACE", &namespace))?;
         wait_for("PostgreSQL Ready", Duration::from_secs(180), || {
             self.kubectl(&[
                 "-n",
-                "e2e-postgres",
+                &namespace,
                 "get",
                 "deployment",
                 "db",
@@ -127,9 +129,23 @@ impl Cluster for Kind {
         })
         .context("PostgreSQL on kind")?;
         Ok(Postgres::new(
-            "postgres://chatbot:chatbot-password@db.e2e-postgres.svc.cluster.local:5432/chatbot".into(),
-            PostgresNamespace(self.kubectl_command()),
+            format!("postgres://chatbot:chatbot-password@db.{namespace}.svc.cluster.local:5432/chatbot"),
+            PostgresNamespace(self.kubectl_command(), namespace),
         ))
+    }
+
+    /// kind's pods have a veth each, routed by the node: traffic between two of them passes its FORWARD chain.
+    fn cut_off(&self, from: &str, to: &str) -> anyhow::Result<CutOff> {
+        let node = format!("{}-control-plane", self.name);
+        CutOff::new(
+            move || {
+                let mut command = Command::new("docker");
+                command.args(["exec", &node, "iptables"]);
+                command
+            },
+            from,
+            to,
+        )
     }
 
     fn node_log(&self) -> String {

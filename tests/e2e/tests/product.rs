@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chatbot_operator::crd::ChatbotMonitoring;
 use chatbot_operator::render::{RenderOptions, render};
-use e2e_tests::cluster::{Cluster, PrometheusOperatorAssets, wait_for};
+use e2e_tests::cluster::{Cluster, Http, PrometheusOperatorAssets, wait_for};
 use e2e_tests::image;
 use e2e_tests::kind::Kind;
 use e2e_tests::node::{Node, NodeAssets};
@@ -110,11 +110,47 @@ fn on_a_real_node() {
     let node = Node::start(&assets).unwrap_or_else(|e| panic!("the node did not start: {e:#}"));
     let up = node.started.elapsed();
     let figures = the_product(&node, &assets.prometheus_operator);
+    kinds_way_to_pods_works_through_this_kubelet(&node);
     eprintln!(
         "figures: node Ready {:.1} s after start; {figures}; {:.0} s in all",
         up.as_secs_f64(),
         node.started.elapsed().as_secs_f64()
     );
+}
+
+/// How the suite reaches pods on kind, a `kubectl port-forward` (which kind's entry cannot run here), proven against
+/// this node's kubelet and containerd: two requests to the receiver pod through one forward (kubectl logs a line per
+/// connection, which must not end it).
+fn kinds_way_to_pods_works_through_this_kubelet(node: &Node) {
+    let receiver = node
+        .kubectl(&[
+            "-n",
+            "shop",
+            "get",
+            "pods",
+            "-l",
+            "app=receiver",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ])
+        .unwrap();
+    let mut kubectl = Command::new("kubectl");
+    kubectl.arg(format!(
+        "--kubeconfig={}",
+        node.run.join("kubeconfig/admin.kubeconfig").display()
+    ));
+    let http = Http::forwarded(kubectl, "shop", &format!("pod/{}", receiver.trim()), 8080).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for _ in 0..2 {
+        let status = rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}/received", http.base))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        assert!(matches!(status, Ok(200)), "through the port forward: {status:?}");
+    }
 }
 
 #[test]
@@ -159,6 +195,8 @@ fn the_product(cluster: &dyn Cluster, prometheus_operator: &PrometheusOperatorAs
     the_routes_and_the_latency_objective_read_as_the_contract_says(cluster);
     let (paged, paged_at) = a_fault_pages_the_teams_receiver_pod(cluster);
     let fault_removed = Instant::now();
+    // While the failed chats leave HighErrorRate's window.
+    let warned = one_pod_of_three_cut_off_warns_and_pages_no_one(cluster);
     a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(cluster);
     two_replicas_on_postgresql_share_their_conversations(cluster);
     let resolved = the_page_resolves_once_the_fault_is_gone(cluster, fault_removed);
@@ -172,7 +210,8 @@ fn the_product(cluster: &dyn Cluster, prometheus_operator: &PrometheusOperatorAs
          resolved {:.1} s; operator upgrade to the new leader {:.1} s (from the previous release, with a new CRD \
          field: {:.1} s); from the operator chart's install (this \
          scenario installs the Prometheus Operator after it, and checks refused pods and routes between): the \
-         resource Ready {:.1} s, its first sample {:.1} s, the first page {:.1} s",
+         resource Ready {:.1} s, its first sample {:.1} s, the first page {:.1} s; one chatbot pod of three cut off \
+         from Prometheus to ChatbotTargetsDown at the team's chat receiver {:.1} s (partialFor 20s)",
         chatbot_ready.as_secs_f64(),
         operator_ready.as_secs_f64(),
         resource_ready.as_secs_f64(),
@@ -185,6 +224,7 @@ fn the_product(cluster: &dyn Cluster, prometheus_operator: &PrometheusOperatorAs
         (ready_at - installed).as_secs_f64(),
         (first_sample_at - installed).as_secs_f64(),
         (paged_at - installed).as_secs_f64(),
+        warned.as_secs_f64(),
     )
 }
 
@@ -1479,6 +1519,160 @@ fn alerts_switched_off_take_the_rules_away(cluster: &dyn Cluster) {
         Duration::from_secs(180),
         || rule_groups().is_some_and(|n| n > 0),
     );
+}
+
+/// Availability judged by share (`docs/runbooks/ChatbotTargetsDown.md`): the chatbot on three replicas, one pod cut off
+/// from Prometheus by the network while it still runs and passes its probes. The resource says `Scraped` 2/3, naming
+/// the pod's target; after `partialFor` (20 s here) `ChatbotTargetsDown` reaches the team's chat receiver (warning),
+/// `ChatbotDown` pages no one; the partition healed, the warning resolves. Several replicas need PostgreSQL (SQLite lives in each pod, which
+/// the CRD enforces); back to one replica on SQLite afterwards. Returns the time from the cut to the warning.
+fn one_pod_of_three_cut_off_warns_and_pages_no_one(cluster: &dyn Cluster) -> Duration {
+    let pg = cluster
+        .postgres()
+        .unwrap_or_else(|e| panic!("PostgreSQL for the cluster's pods: {e:#}"));
+    cluster
+        .kubectl_apply(
+            &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+                    "stringData": {"url": pg.url}})
+            .to_string(),
+        )
+        .unwrap();
+    let mut three: Value = serde_json::from_str(&notified_resource(false)).unwrap();
+    three["spec"]["chatbot"]["replicas"] = json!(3);
+    three["spec"]["chatbot"]["database"] =
+        json!({"type": "postgres", "postgres": {"urlSecretRef": {"name": "db", "key": "url"}}});
+    three["spec"]["monitoring"] = json!({"interval": "5s", "scrapeTimeout": "3s"});
+    three["spec"]["alerts"]["availability"] = json!({"partialFor": "20s"});
+    cluster.kubectl_apply(&three.to_string()).unwrap();
+    let scraped = || {
+        jsonpath(
+            cluster,
+            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
+            "{.status.conditions[?(@.type==\"Scraped\")].message}",
+        )
+    };
+    // Settled: three pods (the rollout's old one gone), all scraped, Prometheus running the rule with this `for`, and
+    // no availability alert left from the rollout, so that what follows comes from the cut alone.
+    let pods = || {
+        jsonpath(
+            cluster,
+            &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+            "{.items[*].metadata.name}",
+        )
+    };
+    let rule_for = || {
+        prometheus(cluster, "rules")["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
+            .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+            .find(|r| r["name"] == "ChatbotTargetsDown")
+            .and_then(|r| r["duration"].as_f64())
+    };
+    let availability_alerts = || {
+        prometheus(cluster, "alerts")["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| {
+                a["labels"]["namespace"] == "shop"
+                    && a["labels"]["job"] == "sav"
+                    && a["labels"]["alertname"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("ChatbotTarget") || n == "ChatbotDown")
+            })
+            .map(|a| format!("{}={}", a["labels"]["alertname"], a["state"]))
+            .collect::<Vec<_>>()
+    };
+    let state = || (scraped(), pods(), rule_for(), availability_alerts());
+    let mut last = state();
+    let settled = wait_for("settled", Duration::from_secs(300), || {
+        last = state();
+        let (scraped, pods, rule_for, alerts) = &last;
+        scraped == "3/3 up" && pods.split_whitespace().count() == 3 && *rule_for == Some(20.0) && alerts.is_empty()
+    });
+    assert!(
+        settled.is_ok(),
+        "three pods scraped, partialFor 20s loaded, no availability alert of shop/sav, within 300 s: (Scraped, pods, \
+         ChatbotTargetsDown's for, alerts) = {last:?}"
+    );
+    let seen = received(cluster).len();
+    // The receiver's notifications after the cut (none when it could not be asked).
+    let since_cut = || received(cluster).get(seen..).map(<[_]>::to_vec).unwrap_or_default();
+    let victim = jsonpath(
+        cluster,
+        &["-n", "shop", "get", "pods", "-l", "app.kubernetes.io/instance=sav"],
+        "{.items[0].metadata.name} {.items[0].status.podIP}",
+    );
+    let (victim, victim_ip) = victim.split_once(' ').unwrap();
+    let prometheus_ip = jsonpath(
+        cluster,
+        &["-n", "monitoring", "get", "pod", "prometheus-kps-0"],
+        "{.status.podIP}",
+    );
+    let cut = Instant::now();
+    let partition = cluster.cut_off(&prometheus_ip, victim_ip).unwrap();
+    let mut warning = None;
+    while warning.is_none() && cut.elapsed() < Duration::from_secs(180) {
+        warning = notified(&since_cut(), "/chat", "ChatbotTargetsDown", "firing").map(|_| cut.elapsed());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let Some(warned) = warning else {
+        panic!(
+            "no ChatbotTargetsDown at the chat receiver within 180 s of cutting {victim} off; Scraped: {}; received: {:?}",
+            scraped(),
+            since_cut()
+        );
+    };
+    assert!(
+        warned >= Duration::from_secs(20),
+        "ChatbotTargetsDown {warned:?} after the cut, before its partialFor of 20 s"
+    );
+    let message = scraped();
+    assert!(
+        // Within 3 min of the rollout to three replicas it is said Pending, with the same count.
+        message.contains("2/3 up; ") && message.contains(&format!("http://{victim_ip}:")),
+        "Scraped: {message}"
+    );
+    let received_so_far = since_cut();
+    for path in ["/paging", "/chat"] {
+        assert!(
+            notified(&received_so_far, path, "ChatbotDown", "firing").is_none(),
+            "one pod of three down is not the chatbot down: {received_so_far:?}"
+        );
+    }
+    drop(partition);
+    let resolved = wait_for("ChatbotTargetsDown resolved", Duration::from_secs(180), || {
+        notified(&since_cut(), "/chat", "ChatbotTargetsDown", "resolved").is_some()
+    });
+    if resolved.is_err() {
+        let targets: Vec<Value> = prometheus(cluster, "targets?state=active")["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["labels"]["namespace"] == "shop" && t["labels"]["job"] == "sav")
+            .map(|t| json!([t["labels"]["pod"], t["health"], t["lastError"], t["lastScrape"]]))
+            .collect();
+        panic!(
+            "ChatbotTargetsDown not resolved at the chat receiver within 180 s of healing the partition; targets: \
+             {targets:?}; alerts: {}; Scraped: {}; received: {:?}",
+            prometheus(cluster, "alerts"),
+            scraped(),
+            received(cluster)
+        );
+    }
+    cluster.kubectl_apply(&notified_resource(false)).unwrap();
+    wait_or_explain(
+        cluster,
+        "shop",
+        "back to one pod scraped",
+        Duration::from_secs(180),
+        || scraped() == "1/1 up",
+    );
+    // Gone after the pods that used it.
+    drop(pg);
+    warned
 }
 
 /// A binary of the test crate itself, built as the tests are.

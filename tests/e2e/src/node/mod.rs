@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail};
 
 use config::{ADDRESSES, Addresses};
 
-use crate::cluster::{Cluster, Http, Postgres, PrometheusOperatorAssets, installed, run_ok, wait_for};
+use crate::cluster::{Cluster, CutOff, Http, Postgres, PrometheusOperatorAssets, installed, run_ok, wait_for};
 
 /// The network namespace the node lives in.
 pub const NETNS: &str = "cbnode";
@@ -547,6 +547,11 @@ impl Cluster for Node {
             clients: Some(self.addresses.pod_cidr.into()),
         })?;
         Ok(Postgres::new(server.client_url(), server))
+    }
+
+    /// Pods share the node's bridge, whose frames pass the namespace's iptables (`bridge-nf-call-iptables`).
+    fn cut_off(&self, from: &str, to: &str) -> anyhow::Result<CutOff> {
+        CutOff::new(|| in_netns("iptables"), from, to)
     }
 
     fn node_log(&self) -> String {
