@@ -87,6 +87,24 @@ fn jsonpath(cluster: &dyn Cluster, args: &[&str], path: &str) -> String {
     cluster.kubectl(&all).unwrap_or_default().trim().to_owned()
 }
 
+/// `field` (`status`, `reason`, `message`) of condition `type_` of the ChatbotMonitoring `namespace/name`.
+fn condition(cluster: &dyn Cluster, namespace: &str, name: &str, type_: &str, field: &str) -> String {
+    jsonpath(
+        cluster,
+        &["-n", namespace, "get", "chatbotmonitoring", name],
+        &format!("{{.status.conditions[?(@.type==\"{type_}\")].{field}}}"),
+    )
+}
+
+/// Condition `type_`'s status and reason, as `True/Available`.
+fn status_reason(cluster: &dyn Cluster, namespace: &str, name: &str, type_: &str) -> String {
+    format!(
+        "{}/{}",
+        condition(cluster, namespace, name, type_, "status"),
+        condition(cluster, namespace, name, type_, "reason")
+    )
+}
+
 /// Waits, and on a timeout fails with what the namespace's pods and the component logs say.
 fn wait_or_explain(cluster: &dyn Cluster, ns: &str, what: &str, timeout: Duration, check: impl FnMut() -> bool) {
     if let Err(e) = wait_for(what, timeout, check) {
@@ -345,14 +363,7 @@ fn the_operator_chart_installs_and_its_pod_becomes_ready_and_leader(cluster: &dy
         "chatbot-operator",
         "the Lease held",
         Duration::from_secs(30),
-        || {
-            let holder = jsonpath(
-                cluster,
-                &["-n", "chatbot-operator", "get", "lease", "chatbot-operator-leader"],
-                "{.spec.holderIdentity}",
-            );
-            holder.starts_with(&deployment)
-        },
+        || lease_holder(cluster).starts_with(&deployment),
     );
     // Back to one replica without leader election (strategy Recreate), applied server-side by the same manager, as
     // `helm upgrade` does with Helm 4: refused before the chart wrote its strategy whole (issue 23, defect 1).
@@ -545,13 +556,7 @@ fn an_upgrade_from_the_previous_release_brings_a_new_crd_field(cluster: &dyn Clu
     };
     let spec = json!({"chatbot": {"imagePullPolicy": "Never"}, "monitoring": {"prometheus": {"mode": "none"}}});
     cluster.kubectl_apply(&resource(spec.clone())).unwrap();
-    let deployment_ready = || {
-        jsonpath(
-            cluster,
-            &["-n", "legacy", "get", "chatbotmonitoring", "sav"],
-            "{.status.conditions[?(@.type==\"DeploymentReady\")].status}",
-        ) == "True"
-    };
+    let deployment_ready = || condition(cluster, "legacy", "sav", "DeploymentReady", "status") == "True";
     wait_or_explain(
         cluster,
         "legacy",
@@ -683,21 +688,12 @@ fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(c
             .to_string(),
         )
         .unwrap();
-    let condition = |name: &str, type_: &str| {
-        jsonpath(
-            cluster,
-            &["-n", "shop", "get", "chatbotmonitoring", name],
-            &format!(
-                "{{.status.conditions[?(@.type==\"{type_}\")].status}}/{{.status.conditions[?(@.type==\"{type_}\")].reason}}"
-            ),
-        )
-    };
     wait_or_explain(
         cluster,
         "shop",
         "DeploymentReady True",
         Duration::from_secs(120),
-        || condition("sav", "DeploymentReady") == "True/Available",
+        || status_reason(cluster, "shop", "sav", "DeploymentReady") == "True/Available",
     );
     let to_ready = applied.elapsed();
 
@@ -715,13 +711,9 @@ fn a_chatbot_monitoring_runs_its_chatbot_and_says_why_refused_pods_are_refused(c
         "shop",
         "DeploymentReady PodCreationFailed",
         Duration::from_secs(120),
-        || condition("escalating", "DeploymentReady") == "False/PodCreationFailed",
+        || status_reason(cluster, "shop", "escalating", "DeploymentReady") == "False/PodCreationFailed",
     );
-    let message = jsonpath(
-        cluster,
-        &["-n", "shop", "get", "chatbotmonitoring", "escalating"],
-        "{.status.conditions[?(@.type==\"DeploymentReady\")].message}",
-    );
+    let message = condition(cluster, "shop", "escalating", "DeploymentReady", "message");
     assert!(
         message.contains("violates PodSecurity \"restricted:latest\"") && message.contains("allowPrivilegeEscalation"),
         "{message}"
@@ -1092,13 +1084,7 @@ fn a_fault_pages_the_teams_receiver_pod(cluster: &dyn Cluster) -> (Duration, Ins
     cluster.import_image(&archive).unwrap();
     cluster.kubectl_apply(RECEIVER).unwrap();
     cluster.kubectl_apply(&notified_resource(true)).unwrap();
-    let status = |type_: &str| {
-        jsonpath(
-            cluster,
-            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
-            &format!("{{.status.conditions[?(@.type==\"{type_}\")].status}}"),
-        )
-    };
+    let status = |type_: &str| condition(cluster, "shop", "sav", type_, "status");
     wait_or_explain(cluster, "shop", "Routed True", Duration::from_secs(240), || {
         status("Routed") == "True"
     });
@@ -1198,20 +1184,13 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(cluster: &dyn C
                          "monitoring": {"prometheus": {"mode": "none"}}}})
         .to_string(),
     );
-    let condition = || {
-        jsonpath(
-            cluster,
-            &["-n", "team", "get", "chatbotmonitoring", "helpdesk"],
-            "{.status.conditions[?(@.type==\"DeploymentReady\")].status}/\
-             {.status.conditions[?(@.type==\"DeploymentReady\")].reason}",
-        )
-    };
+    let deployment_ready = || status_reason(cluster, "team", "helpdesk", "DeploymentReady");
     wait_or_explain(
         cluster,
         "team",
         "DeploymentReady False/SecretMissing",
         Duration::from_secs(120),
-        || condition() == "False/SecretMissing",
+        || deployment_ready() == "False/SecretMissing",
     );
     as_alice(
         "apiVersion: v1\nkind: Secret\nmetadata: {name: agents, namespace: team}\n\
@@ -1222,7 +1201,7 @@ fn a_team_with_edit_runs_its_chatbot_and_its_agents_read_tickets(cluster: &dyn C
         "team",
         "DeploymentReady True",
         Duration::from_secs(120),
-        || condition() == "True/Available",
+        || deployment_ready() == "True/Available",
     );
     let pod = jsonpath(
         cluster,
@@ -1469,15 +1448,7 @@ fn alerts_switched_off_take_the_rules_away(cluster: &dyn Cluster) {
     let mut off: Value = serde_json::from_str(&notified_resource(false)).unwrap();
     off["spec"]["alerts"]["enabled"] = json!(false);
     cluster.kubectl_apply(&off.to_string()).unwrap();
-    let rule_groups = || {
-        let rules = prometheus(cluster, "rules");
-        rules["groups"].as_array().map(|groups| {
-            groups
-                .iter()
-                .filter(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
-                .count()
-        })
-    };
+    let rule_groups = || sav_rule_groups(cluster).map(|groups| groups.len());
     let state = || {
         let rule = cluster
             .kubectl(&[
@@ -1491,11 +1462,7 @@ fn alerts_switched_off_take_the_rules_away(cluster: &dyn Cluster) {
                 "name",
             ])
             .map(|o| o.trim().to_owned());
-        let reason = jsonpath(
-            cluster,
-            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
-            "{.status.conditions[?(@.type==\"PrometheusRuleReady\")].reason}",
-        );
+        let reason = condition(cluster, "shop", "sav", "PrometheusRuleReady", "reason");
         (rule, reason, rule_groups())
     };
     let mut last = state();
@@ -1544,13 +1511,7 @@ fn one_pod_of_three_cut_off_warns_and_pages_no_one(cluster: &dyn Cluster) -> Dur
     three["spec"]["monitoring"] = json!({"interval": "5s", "scrapeTimeout": "3s"});
     three["spec"]["alerts"]["availability"] = json!({"partialFor": "20s"});
     cluster.kubectl_apply(&three.to_string()).unwrap();
-    let scraped = || {
-        jsonpath(
-            cluster,
-            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
-            "{.status.conditions[?(@.type==\"Scraped\")].message}",
-        )
-    };
+    let scraped = || condition(cluster, "shop", "sav", "Scraped", "message");
     // Settled: three pods (the rollout's old one gone), all scraped, Prometheus running the rule with this `for`, and
     // no availability alert left from the rollout, so that what follows comes from the cut alone.
     let pods = || {
@@ -1561,11 +1522,9 @@ fn one_pod_of_three_cut_off_warns_and_pages_no_one(cluster: &dyn Cluster) -> Dur
         )
     };
     let rule_for = || {
-        prometheus(cluster, "rules")["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
+        sav_rule_groups(cluster)
+            .unwrap_or_default()
+            .iter()
             .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
             .find(|r| r["name"] == "ChatbotTargetsDown")
             .and_then(|r| r["duration"].as_f64())
@@ -1741,6 +1700,18 @@ fn prometheus(cluster: &dyn Cluster, path: &str) -> Value {
     })
 }
 
+/// The rule groups Prometheus loaded from the PrometheusRule of shop/sav, or `None` when Prometheus could not be
+/// asked (so that "no rules" is never read from an error).
+fn sav_rule_groups(cluster: &dyn Cluster) -> Option<Vec<Value>> {
+    let groups = prometheus(cluster, "rules")["groups"].as_array()?.clone();
+    Some(
+        groups
+            .into_iter()
+            .filter(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
+            .collect(),
+    )
+}
+
 /// The pods of the chatbot's active targets in Prometheus with their health (`up`), or `None` when Prometheus
 /// could not be asked (so that "no target" is never read from an error).
 fn chatbot_targets(cluster: &dyn Cluster) -> Option<Vec<(String, String)>> {
@@ -1788,11 +1759,7 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(cluster
         },
     );
     wait_or_explain(cluster, "shop", "the new pod scraped", Duration::from_secs(120), || {
-        jsonpath(
-            cluster,
-            &["-n", "shop", "get", "chatbotmonitoring", "sav"],
-            "{.status.conditions[?(@.type==\"Scraped\")].message}",
-        ) == "1/1 up"
+        condition(cluster, "shop", "sav", "Scraped", "message") == "1/1 up"
             && chatbot_targets(cluster).is_some_and(|t| t.len() == 1 && t[0].0 != old && t[0].1 == "up")
     });
 
@@ -1826,13 +1793,8 @@ fn a_killed_pod_is_replaced_and_a_deleted_resource_leaves_nothing_behind(cluster
         "Prometheus forgets the chatbot",
         Duration::from_secs(180),
         || {
-            let rules = prometheus(cluster, "rules");
-            let groups = rules["groups"].as_array().cloned().unwrap_or_default();
-            rules.is_object()
+            sav_rule_groups(cluster).is_some_and(|groups| groups.is_empty())
                 && chatbot_targets(cluster).is_some_and(|t| t.is_empty())
-                && !groups
-                    .iter()
-                    .any(|g| g["file"].as_str().is_some_and(|f| f.contains("shop-sav-")))
         },
     );
 }
